@@ -1,0 +1,275 @@
+/*
+ * config.c - parsing and validation of sparkd's settings.
+ *
+ * One table lists every setting with its environment variable and flag, so
+ * that the two sources can never disagree on names, and every error names
+ * the source it came from ("SPARK_PORT" or "--port").
+ */
+#include "config.h"
+
+#include "log.h"
+#include "spark_build.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef enum { K_STRING, K_PORT, K_INSTANCE, K_DIR, K_LOG_LEVEL, K_BOOL, K_CONNINFO, K_SECONDS } kind;
+
+typedef struct {
+    const char *env;
+    const char *flag;
+    kind kind;
+    size_t offset;
+    const char *help;
+} setting;
+
+#define AT(field) offsetof(spark_config, field)
+
+static const setting settings[] = {
+    {"DATABASE_URL", "--database-url", K_CONNINFO, AT(database_url),
+     "PostgreSQL conninfo or URI (required)"},
+    {"SPARK_HOST", "--host", K_STRING, AT(host), "interface to listen on (default: all)"},
+    {"SPARK_PORT", "--port", K_PORT, AT(port), "port to listen on (default: 8080)"},
+    {"SPARK_INSTANCE", "--instance", K_INSTANCE, AT(instance),
+     "instance id for logs, metrics, presence (default: host-pid)"},
+    {"SPARK_WEB_ROOT", "--web-root", K_DIR, AT(web_root), "static files (default: ./web)"},
+    {"SPARK_MIGRATIONS_DIR", "--migrations", K_DIR, AT(migrations_dir),
+     "schema migrations (default: ./migrations)"},
+    {"SPARK_SQL_DIR", "--sql", K_DIR, AT(sql_dir), "views and functions (default: ./sql)"},
+    {"SPARK_LOG_LEVEL", "--log-level", K_LOG_LEVEL, AT(log_level),
+     "debug, info, warn or error (default: info)"},
+    {"SPARK_SIGNING_KEY", NULL, K_STRING, AT(signing_key), "key that signs session tokens"},
+    {"SPARK_VERIFY_KEYS", NULL, K_STRING, AT(verify_keys), "keys that verify session tokens"},
+    {"SPARK_ALLOWED_ORIGINS", "--allowed-origins", K_STRING, AT(allowed_origins),
+     "origins allowed to open cookie-authenticated sockets"},
+    {"SPARK_DEMO_LOGIN", "--demo-login", K_BOOL, AT(demo_login),
+     "1 to serve the demo /login page (default: 0)"},
+    {"SPARK_SHUTDOWN_TIMEOUT", "--shutdown-timeout", K_SECONDS, AT(shutdown_timeout_ms),
+     "seconds a graceful stop may take (default: 10)"},
+};
+
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+void spark_config_usage(FILE *out) {
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        char flag[40] = "";
+        if (settings[i].flag) snprintf(flag, sizeof flag, "%s", settings[i].flag);
+        fprintf(out, "  %-20s %-22s %s\n", flag, settings[i].env, settings[i].help);
+    }
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out) {
+    if (!*s || isspace((unsigned char)*s)) return -1;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out) {
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off", ""};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        if (strcasecmp(s, yes[i]) == 0) return *out = true, 0;
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        if (strcasecmp(s, no[i]) == 0) return *out = false, 0;
+    return -1;
+}
+
+static bool valid_instance(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("._-", *s)) return false;
+    return true;
+}
+
+static bool is_directory(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Stores one value into the field its setting names, after validating it.
+ * `source` is the variable or flag the value came from, for the message. */
+static int apply(spark_config *cfg, const setting *s, const char *source, const char *value,
+                 char *err, size_t errlen) {
+    void *field = (char *)cfg + s->offset;
+    long n;
+    switch (s->kind) {
+    case K_PORT:
+        if (parse_int(value, 1, 65535, &n))
+            return fail(err, errlen, "%s: \"%.64s\" is not a port number (1-65535)", source, value);
+        *(int *)field = (int)n;
+        return 0;
+    case K_SECONDS:
+        if (parse_int(value, 0, 3600, &n))
+            return fail(err, errlen, "%s: \"%.64s\" is not a number of seconds (0-3600)", source,
+                        value);
+        *(int *)field = (int)n * 1000;
+        return 0;
+    case K_LOG_LEVEL:
+        n = spark_log_level_parse(value);
+        if (n < 0)
+            return fail(err, errlen, "%s: \"%.64s\" is not a log level (debug, info, warn, error)",
+                        source, value);
+        *(int *)field = (int)n;
+        return 0;
+    case K_BOOL:
+        if (parse_bool(value, (bool *)field))
+            return fail(err, errlen, "%s: \"%.64s\" is not a boolean (1 or 0)", source, value);
+        return 0;
+    case K_INSTANCE:
+        if (!valid_instance(value))
+            return fail(err, errlen,
+                        "%s: \"%.64s\" is not an instance id (1-64 of A-Z a-z 0-9 . _ -)", source,
+                        value);
+        break;
+    case K_CONNINFO: {
+        char *why = NULL;
+        PQconninfoOption *opts = PQconninfoParse(value, &why);
+        if (!opts) {
+            /* libpq's message may quote the value; it holds no password
+             * when parsing failed before reaching one, but stay safe and
+             * report only the reason's first line. */
+            int r = fail(err, errlen, "%s: not a valid PostgreSQL connection string: %.*s", source,
+                         why ? (int)strcspn(why, "\n") : 7, why ? why : "unknown");
+            PQfreemem(why);
+            return r;
+        }
+        PQconninfoFree(opts);
+        break;
+    }
+    case K_STRING:
+    case K_DIR:
+        if (!*value) return fail(err, errlen, "%s: must not be empty", source);
+        if (strlen(value) > 4096) return fail(err, errlen, "%s: longer than 4096 bytes", source);
+        break;
+    }
+    char **slot = (char **)field;
+    free(*slot);
+    *slot = strdup(value);
+    if (!*slot) return fail(err, errlen, "%s: out of memory", source);
+    return 0;
+}
+
+static const setting *find_flag(const char *arg, size_t len) {
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (settings[i].flag && strlen(settings[i].flag) == len &&
+            strncmp(settings[i].flag, arg, len) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+static int set_default(char **slot, const char *value) {
+    if (*slot) return 0;
+    *slot = strdup(value);
+    return *slot ? 0 : -1;
+}
+
+/* A data directory defaults to ./NAME when the working directory has one
+ * (a source checkout), else to the installed copy. */
+static int default_dir(char **slot, const char *name) {
+    if (*slot) return 0;
+    if (is_directory(name)) return set_default(slot, name);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", SPARK_DATADIR, name);
+    return set_default(slot, is_directory(path) ? path : name);
+}
+
+static int apply_defaults(spark_config *cfg) {
+    char host[64] = "sparkd", id[80];
+    if (gethostname(host, sizeof host) != 0) strcpy(host, "sparkd");
+    host[sizeof host - 1] = '\0';
+    snprintf(id, sizeof id, "%s-%ld", host, (long)getpid());
+    for (char *p = id; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._-", *p)) *p = '-';
+    if (strlen(id) > 64) id[64] = '\0';
+    if (set_default(&cfg->instance, id)) return -1;
+    if (default_dir(&cfg->web_root, "web")) return -1;
+    if (default_dir(&cfg->migrations_dir, "migrations")) return -1;
+    if (default_dir(&cfg->sql_dir, "sql")) return -1;
+    return 0;
+}
+
+static int check_required(const spark_config *cfg, spark_command cmd, char *err, size_t errlen) {
+    if (!cfg->database_url)
+        return fail(err, errlen, "DATABASE_URL: not set (a PostgreSQL conninfo or URI is required)");
+    if (cmd == SPARK_CMD_SERVE && !is_directory(cfg->web_root))
+        return fail(err, errlen, "SPARK_WEB_ROOT: \"%.200s\" is not a directory", cfg->web_root);
+    if (cmd == SPARK_CMD_MIGRATE && !is_directory(cfg->migrations_dir))
+        return fail(err, errlen, "SPARK_MIGRATIONS_DIR: \"%.200s\" is not a directory",
+                    cfg->migrations_dir);
+    if (cmd == SPARK_CMD_MIGRATE && !is_directory(cfg->sql_dir))
+        return fail(err, errlen, "SPARK_SQL_DIR: \"%.200s\" is not a directory", cfg->sql_dir);
+    return 0;
+}
+
+static const char *system_env(const char *name) { return getenv(name); }
+
+int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **argv,
+                      spark_env_fn env, char *err, size_t errlen) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->port = 8080;
+    cfg->log_level = SPARK_LOG_INFO;
+    cfg->shutdown_timeout_ms = 10000;
+    if (!env) env = system_env;
+
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const char *value = env(settings[i].env);
+        if (value && apply(cfg, &settings[i], settings[i].env, value, err, errlen)) goto bad;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *eq = strchr(arg, '=');
+        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const setting *s = strncmp(arg, "--", 2) == 0 ? find_flag(arg, name_len) : NULL;
+        if (!s) {
+            fail(err, errlen, "%.64s: unknown option (see sparkd --help)", arg);
+            goto bad;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value) {
+            fail(err, errlen, "%s: needs a value", s->flag);
+            goto bad;
+        }
+        if (apply(cfg, s, s->flag, value, err, errlen)) goto bad;
+    }
+    if (apply_defaults(cfg)) {
+        fail(err, errlen, "out of memory");
+        goto bad;
+    }
+    if (check_required(cfg, cmd, err, errlen)) goto bad;
+    return 0;
+bad:
+    spark_config_free(cfg);
+    return -1;
+}
+
+void spark_config_free(spark_config *cfg) {
+    char **strings[] = {&cfg->database_url, &cfg->host,        &cfg->instance,
+                        &cfg->web_root,     &cfg->migrations_dir, &cfg->sql_dir,
+                        &cfg->signing_key,  &cfg->verify_keys, &cfg->allowed_origins};
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) {
+        free(*strings[i]);
+        *strings[i] = NULL;
+    }
+}

@@ -1,0 +1,52 @@
+/*
+ * config.h - sparkd's configuration: environment variables, overridden by
+ * command-line flags, validated up front.
+ *
+ * Loading never exits: it returns an error line that names the variable (or
+ * flag) at fault, so the caller prints it and exits 2, and tests can check
+ * every rule without forking.
+ */
+#ifndef SPARK_CONFIG_H
+#define SPARK_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum {
+    SPARK_CMD_SERVE,
+    SPARK_CMD_MIGRATE,
+} spark_command;
+
+typedef struct spark_config {
+    char *database_url;     /* libpq conninfo or URI; required */
+    char *host;             /* interface to bind; NULL means all */
+    int port;               /* 1..65535, default 8080 */
+    char *instance;         /* id in logs, metrics, presence */
+    char *web_root;         /* static files */
+    char *migrations_dir;   /* numbered, forward-only schema changes */
+    char *sql_dir;          /* views and functions, re-applied */
+    int log_level;          /* spark_log_level */
+    char *signing_key;      /* issues tokens; optional */
+    char *verify_keys;      /* verifies tokens; optional */
+    char *allowed_origins;  /* Origin allow-list for cookie auth */
+    bool demo_login;        /* /login issues session cookies */
+    int shutdown_timeout_ms;/* bound on a graceful stop */
+} spark_config;
+
+/* Looks up an environment variable; returns NULL when unset. */
+typedef const char *(*spark_env_fn)(const char *name);
+
+/* Fills `cfg` from `env` (getenv when NULL) and then from argv[0..argc),
+ * the flags that follow the command. Returns 0, or -1 with one line
+ * describing the first bad value in `err`. On success the caller owns
+ * cfg's strings and releases them with spark_config_free(). */
+int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **argv,
+                      spark_env_fn env, char *err, size_t errlen);
+
+void spark_config_free(spark_config *cfg);
+
+/* Prints every setting (flag, variable, meaning), one per line, for --help. */
+void spark_config_usage(FILE *out);
+
+#endif

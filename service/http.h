@@ -1,0 +1,40 @@
+/*
+ * http.h - the HTTP side of the server: exact-path routes answered by C
+ * handlers, and static files from the web root for everything else.
+ *
+ * A handler runs inside the event loop, must not block, and answers with
+ * spark_http_respond() before it returns. Bodies are copied; the request is
+ * valid only during the handler call.
+ */
+#ifndef SPARK_HTTP_H
+#define SPARK_HTTP_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct spark_http spark_http;
+typedef struct spark_http_request spark_http_request;
+typedef void (*spark_http_handler)(spark_http_request *req, void *ud);
+
+/* Serves static files below `web_root` (resolved now; must exist). Returns
+ * NULL if it cannot be resolved or on allocation failure. */
+spark_http *spark_http_new(const char *web_root);
+void spark_http_free(spark_http *http);
+
+/* Routes GET requests for exactly `path` to `handler`. Returns 0 or -1. */
+int spark_http_get(spark_http *http, const char *path, spark_http_handler handler, void *ud);
+
+/* While not accepting (a graceful stop), every request gets 503. */
+void spark_http_set_accepting(spark_http *http, bool accepting);
+
+/* The lws protocol (list entry 0) serving HTTP for this spark_http. */
+struct lws_protocols spark_http_protocol(spark_http *http);
+
+const char *spark_http_request_path(const spark_http_request *req);
+
+/* Answers the request. `body` (len bytes) is copied. */
+void spark_http_respond(spark_http_request *req, int status, const char *content_type,
+                        const char *body, size_t len);
+
+#endif

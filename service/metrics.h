@@ -1,0 +1,43 @@
+/*
+ * metrics.h - process-wide counters and gauges, rendered as Prometheus text.
+ *
+ * The event loop is single-threaded, so the counters are plain integers that
+ * any module bumps with spark_metric_add(). Gauges that mirror live state
+ * (database up, listener up) are read at render time through the source
+ * callback given to spark_metrics_render().
+ */
+#ifndef SPARK_METRICS_H
+#define SPARK_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    SPARK_M_HTTP_REQUESTS,      /* HTTP requests answered */
+    SPARK_M_WS_CONNECTIONS,     /* WebSocket connections open now (gauge) */
+    SPARK_M_WS_ACCEPTED,        /* WebSocket connections accepted */
+    SPARK_M_WS_MESSAGES_IN,     /* WebSocket messages received */
+    SPARK_M_WS_MESSAGES_OUT,    /* WebSocket messages sent */
+    SPARK_M_DB_QUERIES,         /* queries completed */
+    SPARK_M_DB_QUERY_ERRORS,    /* queries that failed */
+    SPARK_M_NOTIFICATIONS,      /* notifications received by the bus */
+    SPARK_M_DB_RECONNECTS,      /* PostgreSQL connections re-established */
+    SPARK_M_DB_CONNECT_FAILURES,/* PostgreSQL connection attempts that failed */
+    SPARK_M_COUNT
+} spark_metric;
+
+void spark_metric_add(spark_metric m, int64_t delta);
+int64_t spark_metric_get(spark_metric m);
+
+/* Live gauges that the renderer asks for: 1/0 for up/down. */
+typedef struct {
+    int database_up;
+    int listener_up;
+    double uptime_seconds;
+} spark_metrics_live;
+
+/* Renders all metrics as Prometheus text into a malloc'd string; the caller
+ * frees it. Returns NULL on allocation failure. */
+char *spark_metrics_render(const spark_metrics_live *live, const char *instance, size_t *len);
+
+#endif

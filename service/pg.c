@@ -1,0 +1,463 @@
+/*
+ * pg.c - an asynchronous PostgreSQL connection driven by the lws event loop.
+ *
+ * libpq runs non-blocking; lws watches a dup() of libpq's socket as a raw
+ * file descriptor (lws closes the descriptors it adopts, and libpq must keep
+ * its own). PQconnectPoll may switch sockets while it tries addresses, so the
+ * watched descriptor is compared with libpq's by identity (device, inode)
+ * after every poll: a new socket can reuse the old one's number.
+ *
+ * Queries run strictly one at a time in FIFO order. A lost connection fails
+ * everything queued, since a statement in flight may or may not have
+ * committed and only its caller knows whether retrying is safe.
+ */
+#include "pg.h"
+
+#include "log.h"
+#include "metrics.h"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONNECT_TIMEOUT_US (10 * LWS_US_PER_SEC)
+#define PING_INTERVAL_US (5 * LWS_US_PER_SEC)
+#define PING_TIMEOUT_US (10 * LWS_US_PER_SEC)
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 5000
+
+typedef struct query {
+    struct query *next;
+    spark_pg_result_fn cb;
+    void *ud;
+    bool is_ping;
+    int nparams;
+    char *sql;
+    char **params;
+} query;
+
+struct spark_pg {
+    struct lws_context *context;
+    struct lws_vhost *vhost;
+    char *conninfo;
+    char name[16];
+    spark_pg_events events;
+    void *ud;
+
+    spark_pg_state state;
+    PGconn *conn;
+    PostgresPollingStatusType poll; /* what PQconnectPoll last asked for */
+    struct lws *wsi;                /* watches our dup of PQsocket() */
+    dev_t sock_dev;
+    ino_t sock_ino;
+
+    query *head, *tail; /* head is in flight once `sent` */
+    bool sent;
+    PGresult *result;  /* last result of the query in flight */
+    char *error;       /* its first error */
+    size_t pending;    /* user queries queued or in flight */
+    lws_usec_t ping_sent_at;
+
+    unsigned attempt; /* failed attempts since the last success */
+    bool ever_up;
+    lws_sorted_usec_list_t retry_timer, connect_timer, ping_timer;
+};
+
+static void connection_lost(spark_pg *pg, const char *why);
+static void begin_connect(spark_pg *pg);
+
+static void schedule(spark_pg *pg, lws_sorted_usec_list_t *timer, sul_cb_t cb, lws_usec_t us) {
+    lws_sul_schedule(pg->context, 0, timer, cb, us);
+}
+
+/* ---- queries ---------------------------------------------------------- */
+
+static void query_free(query *q) {
+    for (int i = 0; i < q->nparams; i++) free(q->params[i]);
+    free(q->params);
+    free(q->sql);
+    free(q);
+}
+
+static query *query_new(const char *sql, int nparams, const char *const *params) {
+    query *q = calloc(1, sizeof *q);
+    if (!q) return NULL;
+    q->sql = strdup(sql);
+    q->params = nparams ? calloc((size_t)nparams, sizeof *q->params) : NULL;
+    if (!q->sql || (nparams && !q->params)) goto oom;
+    q->nparams = nparams;
+    for (int i = 0; i < nparams; i++)
+        if (params[i] && !(q->params[i] = strdup(params[i]))) goto oom;
+    return q;
+oom:
+    query_free(q);
+    return NULL;
+}
+
+static void enqueue(spark_pg *pg, query *q) {
+    if (pg->tail)
+        pg->tail->next = q;
+    else
+        pg->head = q;
+    pg->tail = q;
+    if (!q->is_ping) pg->pending++;
+}
+
+static query *dequeue(spark_pg *pg) {
+    query *q = pg->head;
+    pg->head = q->next;
+    if (!pg->head) pg->tail = NULL;
+    pg->sent = false;
+    if (!q->is_ping) pg->pending--;
+    return q;
+}
+
+static void flush_output(spark_pg *pg) {
+    int r = PQflush(pg->conn);
+    if (r == 1)
+        lws_callback_on_writable(pg->wsi);
+    else if (r < 0)
+        connection_lost(pg, PQerrorMessage(pg->conn));
+}
+
+static void send_next(spark_pg *pg) {
+    if (pg->state != SPARK_PG_UP || !pg->head || pg->sent) return;
+    query *q = pg->head;
+    if (!PQsendQueryParams(pg->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
+                           NULL, NULL, 0)) {
+        connection_lost(pg, PQerrorMessage(pg->conn));
+        return;
+    }
+    pg->sent = true;
+    if (q->is_ping) pg->ping_sent_at = lws_now_usecs();
+    flush_output(pg);
+}
+
+/* Delivers the outcome of the query at the head, then sends the next. */
+static void complete_head(spark_pg *pg) {
+    query *q = dequeue(pg);
+    PGresult *res = pg->result;
+    char *error = pg->error;
+    pg->result = NULL;
+    pg->error = NULL;
+    if (!q->is_ping) {
+        spark_metric_add(error ? SPARK_M_DB_QUERY_ERRORS : SPARK_M_DB_QUERIES, 1);
+        if (q->cb) q->cb(q->ud, error ? NULL : res, error);
+    }
+    PQclear(res);
+    free(error);
+    query_free(q);
+    send_next(pg);
+}
+
+static void collect_results(spark_pg *pg) {
+    while (pg->state == SPARK_PG_UP && pg->head && pg->sent && !PQisBusy(pg->conn)) {
+        PGresult *res = PQgetResult(pg->conn);
+        if (!res) {
+            complete_head(pg);
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY &&
+            !pg->error)
+            pg->error = strdup(PQresultErrorMessage(res));
+        PQclear(pg->result);
+        pg->result = res;
+    }
+}
+
+static void deliver_notifications(spark_pg *pg) {
+    PGnotify *n;
+    while (pg->state == SPARK_PG_UP && (n = PQnotifies(pg->conn))) {
+        if (pg->events.on_notify) pg->events.on_notify(pg->ud, n->relname, n->extra);
+        PQfreemem(n);
+    }
+}
+
+/* Drops everything queued. With `why`, callers hear of the failure. */
+static void drain_queue(spark_pg *pg, const char *why) {
+    PQclear(pg->result);
+    pg->result = NULL;
+    free(pg->error);
+    pg->error = NULL;
+    while (pg->head) {
+        query *q = dequeue(pg);
+        if (why && q->cb && !q->is_ping) {
+            spark_metric_add(SPARK_M_DB_QUERY_ERRORS, 1);
+            q->cb(q->ud, NULL, why);
+        }
+        query_free(q);
+    }
+}
+
+/* ---- the watched socket ---------------------------------------------- */
+
+static void unwatch_socket(spark_pg *pg) {
+    if (!pg->wsi) return;
+    lws_set_opaque_user_data(pg->wsi, NULL);
+    lws_set_timeout(pg->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    pg->wsi = NULL;
+}
+
+/* Makes sure lws watches libpq's current socket. Returns 0 or -1. */
+static int watch_socket(spark_pg *pg) {
+    int fd = PQsocket(pg->conn);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) return -1;
+    if (pg->wsi && st.st_dev == pg->sock_dev && st.st_ino == pg->sock_ino) return 0;
+    unwatch_socket(pg);
+    lws_sock_file_fd_type u;
+    u.filefd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (u.filefd < 0) return -1;
+    pg->wsi = lws_adopt_descriptor_vhost(pg->vhost, LWS_ADOPT_RAW_FILE_DESC, u,
+                                         spark_pg_protocol.name, NULL);
+    if (!pg->wsi) {
+        close(u.filefd);
+        return -1;
+    }
+    lws_set_opaque_user_data(pg->wsi, pg);
+    pg->sock_dev = st.st_dev;
+    pg->sock_ino = st.st_ino;
+    return 0;
+}
+
+/* ---- connection lifecycle -------------------------------------------- */
+
+static void ping_due(lws_sorted_usec_list_t *sul) {
+    spark_pg *pg = lws_container_of(sul, spark_pg, ping_timer);
+    if (pg->state != SPARK_PG_UP) return;
+    if (pg->head && pg->head->is_ping && pg->sent &&
+        lws_now_usecs() - pg->ping_sent_at > PING_TIMEOUT_US) {
+        connection_lost(pg, "no answer to ping");
+        return;
+    }
+    if (!pg->head) {
+        query *q = query_new("SELECT 1", 0, NULL);
+        if (q) {
+            q->is_ping = true;
+            enqueue(pg, q);
+            send_next(pg);
+        }
+    }
+    if (pg->state == SPARK_PG_UP) schedule(pg, &pg->ping_timer, ping_due, PING_INTERVAL_US);
+}
+
+static void became_up(spark_pg *pg) {
+    lws_sul_cancel(&pg->connect_timer);
+    if (PQsetnonblocking(pg->conn, 1) != 0) {
+        connection_lost(pg, PQerrorMessage(pg->conn));
+        return;
+    }
+    pg->state = SPARK_PG_UP;
+    if (pg->ever_up) spark_metric_add(SPARK_M_DB_RECONNECTS, 1);
+    spark_log(SPARK_LOG_INFO, pg->ever_up ? "pg.reconnected" : "pg.connected", NULL,
+              "conn=%s attempts=%u server_version=%d", pg->name, pg->attempt + 1,
+              PQserverVersion(pg->conn));
+    pg->ever_up = true;
+    pg->attempt = 0;
+    schedule(pg, &pg->ping_timer, ping_due, PING_INTERVAL_US);
+    if (pg->events.on_up) pg->events.on_up(pg->ud);
+    send_next(pg);
+}
+
+static void advance_connect(spark_pg *pg) {
+    pg->poll = PQconnectPoll(pg->conn);
+    if (pg->poll == PGRES_POLLING_FAILED) {
+        connection_lost(pg, PQerrorMessage(pg->conn));
+        return;
+    }
+    if (watch_socket(pg)) {
+        connection_lost(pg, "cannot watch the connection's socket");
+        return;
+    }
+    if (pg->poll == PGRES_POLLING_OK)
+        became_up(pg);
+    else if (pg->poll == PGRES_POLLING_WRITING)
+        lws_callback_on_writable(pg->wsi);
+}
+
+static unsigned backoff_ms(unsigned attempt) {
+    unsigned ceiling = BACKOFF_MAX_MS;
+    if (attempt < 16 && (BACKOFF_FIRST_MS << attempt) < BACKOFF_MAX_MS)
+        ceiling = BACKOFF_FIRST_MS << attempt;
+    /* "Equal jitter": half fixed, half random, so instances that lost the
+     * same server do not reconnect in lockstep. */
+    return ceiling / 2 + randombytes_uniform(ceiling / 2 + 1);
+}
+
+static void retry_due(lws_sorted_usec_list_t *sul) {
+    begin_connect(lws_container_of(sul, spark_pg, retry_timer));
+}
+
+static void connect_timed_out(lws_sorted_usec_list_t *sul) {
+    connection_lost(lws_container_of(sul, spark_pg, connect_timer), "connection timed out");
+}
+
+static void connection_lost(spark_pg *pg, const char *why) {
+    if (pg->state == SPARK_PG_DOWN) return;
+    bool was_up = pg->state == SPARK_PG_UP;
+    /* libpq's message lives in the PGconn we are about to finish. */
+    char reason[512];
+    snprintf(reason, sizeof reason, "%s", why && *why ? why : "connection lost");
+    reason[strcspn(reason, "\n")] = '\0';
+
+    lws_sul_cancel(&pg->connect_timer);
+    lws_sul_cancel(&pg->ping_timer);
+    unwatch_socket(pg);
+    PQfinish(pg->conn);
+    pg->conn = NULL;
+    pg->state = SPARK_PG_DOWN;
+
+    unsigned delay = backoff_ms(pg->attempt++);
+    if (was_up) {
+        spark_log(SPARK_LOG_WARN, "pg.lost", reason, "conn=%s retry_ms=%u", pg->name, delay);
+    } else {
+        spark_metric_add(SPARK_M_DB_CONNECT_FAILURES, 1);
+        spark_log(SPARK_LOG_WARN, "pg.connect_failed", reason, "conn=%s attempt=%u retry_ms=%u",
+                  pg->name, pg->attempt, delay);
+    }
+    schedule(pg, &pg->retry_timer, retry_due, (lws_usec_t)delay * LWS_US_PER_MS);
+    drain_queue(pg, was_up ? reason : NULL);
+    if (was_up && pg->events.on_down) pg->events.on_down(pg->ud, reason);
+}
+
+static void notice_to_log(void *arg, const char *message) {
+    spark_pg *pg = arg;
+    spark_log(SPARK_LOG_DEBUG, "pg.notice", message, "conn=%s", pg->name);
+}
+
+static void begin_connect(spark_pg *pg) {
+    /* Our defaults come first so that the user's conninfo, expanded from
+     * "dbname", overrides them. */
+    const char *keys[] = {"fallback_application_name", "keepalives", "keepalives_idle",
+                          "keepalives_interval",       "keepalives_count", "dbname", NULL};
+    const char *values[] = {"sparkd", "1", "10", "5", "3", pg->conninfo, NULL};
+    pg->state = SPARK_PG_CONNECTING;
+    pg->conn = PQconnectStartParams(keys, values, 1);
+    if (!pg->conn || PQstatus(pg->conn) == CONNECTION_BAD) {
+        connection_lost(pg, pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
+        return;
+    }
+    PQsetNoticeProcessor(pg->conn, notice_to_log, pg);
+    schedule(pg, &pg->connect_timer, connect_timed_out, CONNECT_TIMEOUT_US);
+    pg->poll = PGRES_POLLING_WRITING; /* libpq's rule for the first poll */
+    if (watch_socket(pg)) {
+        connection_lost(pg, "cannot watch the connection's socket");
+        return;
+    }
+    lws_callback_on_writable(pg->wsi);
+}
+
+/* ---- lws protocol ------------------------------------------------------ */
+
+static void on_readable(spark_pg *pg) {
+    if (pg->state == SPARK_PG_CONNECTING) {
+        if (pg->poll == PGRES_POLLING_READING) advance_connect(pg);
+        return;
+    }
+    if (pg->state != SPARK_PG_UP) return;
+    if (!PQconsumeInput(pg->conn)) {
+        connection_lost(pg, PQerrorMessage(pg->conn));
+        return;
+    }
+    collect_results(pg);
+    deliver_notifications(pg);
+    if (pg->state == SPARK_PG_UP) flush_output(pg);
+}
+
+static void on_writable(spark_pg *pg) {
+    if (pg->state == SPARK_PG_CONNECTING) {
+        if (pg->poll == PGRES_POLLING_WRITING) advance_connect(pg);
+        return;
+    }
+    if (pg->state == SPARK_PG_UP) flush_output(pg);
+}
+
+static int pg_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len) {
+    (void)user, (void)in, (void)len;
+    spark_pg *pg = lws_get_opaque_user_data(wsi);
+    if (!pg || pg->wsi != wsi) return 0; /* adopting, or a socket we let go */
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        on_readable(pg);
+        break;
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        on_writable(pg);
+        break;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        pg->wsi = NULL; /* lws is closing it */
+        connection_lost(pg, "connection closed");
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+const struct lws_protocols spark_pg_protocol = {"spark-pg", pg_callback, 0, 0, 0, NULL, 0};
+
+/* ---- public ------------------------------------------------------------ */
+
+spark_pg *spark_pg_new(struct lws_context *context, struct lws_vhost *vhost, const char *conninfo, const char *name,
+                       const spark_pg_events *events, void *ud) {
+    spark_pg *pg = calloc(1, sizeof *pg);
+    if (!pg) return NULL;
+    pg->conninfo = strdup(conninfo);
+    if (!pg->conninfo) {
+        free(pg);
+        return NULL;
+    }
+    pg->context = context;
+    pg->vhost = vhost;
+    snprintf(pg->name, sizeof pg->name, "%s", name);
+    if (events) pg->events = *events;
+    pg->ud = ud;
+    return pg;
+}
+
+void spark_pg_start(spark_pg *pg) {
+    if (pg->state == SPARK_PG_DOWN) begin_connect(pg);
+}
+
+spark_pg_state spark_pg_get_state(const spark_pg *pg) { return pg->state; }
+
+const char *spark_pg_state_name(spark_pg_state state) {
+    switch (state) {
+    case SPARK_PG_UP:
+        return "up";
+    case SPARK_PG_CONNECTING:
+        return "connecting";
+    default:
+        return "down";
+    }
+}
+
+size_t spark_pg_pending(const spark_pg *pg) { return pg->pending; }
+
+int spark_pg_query(spark_pg *pg, const char *sql, int nparams, const char *const *params,
+                   spark_pg_result_fn cb, void *ud) {
+    if (pg->state != SPARK_PG_UP) return -1;
+    query *q = query_new(sql, nparams, params);
+    if (!q) return -1;
+    q->cb = cb;
+    q->ud = ud;
+    enqueue(pg, q);
+    send_next(pg);
+    return 0;
+}
+
+void spark_pg_free(spark_pg *pg) {
+    if (!pg) return;
+    lws_sul_cancel(&pg->retry_timer);
+    lws_sul_cancel(&pg->connect_timer);
+    lws_sul_cancel(&pg->ping_timer);
+    drain_queue(pg, NULL);
+    unwatch_socket(pg);
+    PQfinish(pg->conn);
+    free(pg->conninfo);
+    free(pg);
+}

@@ -1,0 +1,64 @@
+/*
+ * pg.h - one asynchronous PostgreSQL connection inside the event loop.
+ *
+ * A spark_pg connects without blocking (PQconnectStart/Poll), watches its
+ * socket through libwebsockets, runs queued queries one after another, hands
+ * notifications to its owner, pings when idle to notice a dead link, and
+ * reconnects with exponential backoff and jitter whenever the link is lost.
+ *
+ * Ownership: the creator owns the spark_pg and frees it with spark_pg_free()
+ * before destroying the lws context. Strings passed in are copied.
+ *
+ * Names are resolved by libpq inside PQconnectStart; give a unix socket
+ * path or an address (hostaddr) where even that brief wait matters.
+ */
+#ifndef SPARK_PG_H
+#define SPARK_PG_H
+
+#include <libpq-fe.h>
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct spark_pg spark_pg;
+
+/* A query's outcome: on success `res` is its last result (borrowed: freed
+ * when the callback returns) and `error` is NULL; on failure `res` is NULL
+ * and `error` says why (PostgreSQL's message, or the lost connection). */
+typedef void (*spark_pg_result_fn)(void *ud, const PGresult *res, const char *error);
+
+typedef struct {
+    void (*on_up)(void *ud);                     /* connected: queries may be sent */
+    void (*on_down)(void *ud, const char *why);  /* lost: queries failed, retry scheduled */
+    void (*on_notify)(void *ud, const char *channel, const char *payload);
+} spark_pg_events;
+
+typedef enum { SPARK_PG_DOWN, SPARK_PG_CONNECTING, SPARK_PG_UP } spark_pg_state;
+
+/* The raw-descriptor protocol that watches PostgreSQL sockets; it must be in
+ * the protocol list of the vhost given to spark_pg_new(). */
+extern const struct lws_protocols spark_pg_protocol;
+
+/* `name` labels the connection in logs ("db", "bus"). `events` may be NULL. */
+spark_pg *spark_pg_new(struct lws_context *context, struct lws_vhost *vhost,
+                       const char *conninfo, const char *name, const spark_pg_events *events,
+                       void *ud);
+
+/* Begins connecting; on failure keeps retrying until spark_pg_free(). */
+void spark_pg_start(spark_pg *pg);
+
+spark_pg_state spark_pg_get_state(const spark_pg *pg);
+const char *spark_pg_state_name(spark_pg_state state);
+
+/* Queries queued or in flight, not counting internal pings. */
+size_t spark_pg_pending(const spark_pg *pg);
+
+/* Queues one statement with text parameters ($1...). Returns 0, or -1 when
+ * the connection is not up (the callback is then never called). */
+int spark_pg_query(spark_pg *pg, const char *sql, int nparams, const char *const *params,
+                   spark_pg_result_fn cb, void *ud);
+
+/* Closes the connection. Queued queries are dropped without callbacks. */
+void spark_pg_free(spark_pg *pg);
+
+#endif

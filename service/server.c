@@ -1,0 +1,264 @@
+/*
+ * server.c - the single-threaded event loop of one sparkd instance.
+ *
+ * Owns the lws context and the two PostgreSQL connections every instance
+ * has: "db" for queries and "bus" for LISTEN. Nothing here blocks: HTTP,
+ * WebSocket and PostgreSQL traffic all wait in lws's one poll().
+ *
+ * Shutdown is a small state machine. SIGTERM/SIGINT only set a flag and
+ * wake the loop (lws_cancel_service is the one lws call that is safe there);
+ * the loop then stops accepting work, lets queued queries finish, and
+ * leaves when nothing is in flight or the shutdown timeout has passed.
+ */
+#include "server.h"
+
+#include "bus.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "pg.h"
+#include "spark_build.h"
+
+#include <json-c/json.h>
+#include <libwebsockets.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <time.h>
+
+#define DRAIN_POLL_US (20 * LWS_US_PER_MS)
+#define FD_LIMIT_CAP 100000
+
+typedef struct {
+    const spark_config *cfg;
+    struct lws_context *ctx;
+    spark_http *http;
+    spark_pg *db;
+    spark_bus *bus;
+    lws_usec_t started_at;
+    lws_usec_t drain_deadline;
+    bool draining, stopped;
+    lws_sorted_usec_list_t drain_timer;
+} server;
+
+static volatile sig_atomic_t stop_requested;
+static struct lws_context *signal_context;
+static server *the_server; /* for the control protocol's wake-ups */
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+    if (signal_context) lws_cancel_service(signal_context);
+}
+
+static void install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---- health and metrics ------------------------------------------------ */
+
+static bool is_healthy(const server *s) {
+    return !s->draining && spark_pg_get_state(s->db) == SPARK_PG_UP &&
+           spark_bus_is_listening(s->bus);
+}
+
+static double uptime_seconds(const server *s) {
+    return (double)(lws_now_usecs() - s->started_at) / LWS_US_PER_SEC;
+}
+
+static void healthz(spark_http_request *req, void *ud) {
+    server *s = ud;
+    bool healthy = is_healthy(s);
+    json_object *root = json_object_new_object(), *db = json_object_new_object(),
+                *listener = json_object_new_object(), *channels = json_object_new_array();
+    json_object_object_add(root, "status",
+                           json_object_new_string(s->draining ? "stopping"
+                                                  : healthy   ? "ok"
+                                                              : "unavailable"));
+    json_object_object_add(root, "instance", json_object_new_string(s->cfg->instance));
+    json_object_object_add(root, "version", json_object_new_string(SPARK_VERSION));
+    json_object_object_add(root, "uptime_seconds", json_object_new_double(uptime_seconds(s)));
+    json_object_object_add(
+        db, "state", json_object_new_string(spark_pg_state_name(spark_pg_get_state(s->db))));
+    json_object_object_add(db, "pending_queries",
+                           json_object_new_int64((int64_t)spark_pg_pending(s->db)));
+    json_object_object_add(root, "database", db);
+    json_object_object_add(listener, "state", json_object_new_string(spark_bus_state(s->bus)));
+    for (size_t i = 0; i < spark_bus_channel_count(s->bus); i++)
+        json_object_array_add(channels, json_object_new_string(spark_bus_channel(s->bus, i)));
+    json_object_object_add(listener, "channels", channels);
+    json_object_object_add(listener, "notifications",
+                           json_object_new_int64(spark_metric_get(SPARK_M_NOTIFICATIONS)));
+    json_object_object_add(root, "listener", listener);
+
+    size_t len;
+    const char *text = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &len);
+    spark_http_respond(req, healthy ? 200 : 503, "application/json", text, len);
+    json_object_put(root);
+}
+
+static void metrics(spark_http_request *req, void *ud) {
+    server *s = ud;
+    spark_metrics_live live = {
+        .database_up = spark_pg_get_state(s->db) == SPARK_PG_UP,
+        .listener_up = spark_bus_is_listening(s->bus),
+        .uptime_seconds = uptime_seconds(s),
+    };
+    size_t len = 0;
+    char *text = spark_metrics_render(&live, s->cfg->instance, &len);
+    if (!text) {
+        spark_http_respond(req, 500, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    spark_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
+/* ---- the bus's own subscription ----------------------------------------- */
+
+/* Changes announced on the "spark" channel. The component and channel
+ * modules subscribe for their own handling; the server logs them. */
+static void on_spark_notify(void *ud, const char *channel, const char *payload) {
+    (void)ud;
+    spark_log(SPARK_LOG_DEBUG, "notify", payload, "channel=%s", channel);
+}
+
+/* ---- graceful stop ------------------------------------------------------ */
+
+static void drain_check(lws_sorted_usec_list_t *sul) {
+    server *s = lws_container_of(sul, server, drain_timer);
+    size_t pending = spark_pg_pending(s->db);
+    bool timed_out = lws_now_usecs() >= s->drain_deadline;
+    if (pending == 0 || timed_out) {
+        if (timed_out && pending)
+            spark_log(SPARK_LOG_WARN, "shutdown.timeout", NULL, "pending_queries=%zu", pending);
+        s->stopped = true;
+        return;
+    }
+    lws_sul_schedule(s->ctx, 0, &s->drain_timer, drain_check, DRAIN_POLL_US);
+}
+
+static void begin_drain(server *s) {
+    if (s->draining) return;
+    s->draining = true;
+    spark_http_set_accepting(s->http, false);
+    s->drain_deadline = lws_now_usecs() + (lws_usec_t)s->cfg->shutdown_timeout_ms * LWS_US_PER_MS;
+    spark_log(SPARK_LOG_INFO, "shutdown.begin", NULL, "pending_queries=%zu timeout_ms=%d",
+              spark_pg_pending(s->db), s->cfg->shutdown_timeout_ms);
+    drain_check(&s->drain_timer);
+}
+
+static int control_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                            void *in, size_t len) {
+    (void)wsi, (void)user, (void)in, (void)len;
+    if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED && stop_requested && the_server)
+        begin_drain(the_server);
+    return 0;
+}
+
+/* ---- startup ------------------------------------------------------------ */
+
+/* lws sizes its tables by the descriptor limit: raise the soft limit to the
+ * hard one, but cap what lws allocates for. */
+static unsigned int raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max > FD_LIMIT_CAP ? FD_LIMIT_CAP : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur > FD_LIMIT_CAP ? FD_LIMIT_CAP : (unsigned int)rl.rlim_cur;
+}
+
+static int create_context(server *s, struct lws_protocols *protocols) {
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = s->cfg->port;
+    info.iface = s->cfg->host;
+    info.protocols = protocols;
+    info.vhost_name = "sparkd";
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.fd_limit_per_thread = raise_fd_limit();
+    info.user = s;
+    s->ctx = lws_create_context(&info);
+    if (!s->ctx) return -1;
+    /* An explicit vhost, so that a failure to bind is reported here. */
+    if (!lws_create_vhost(s->ctx, &info)) return -1;
+    return 0;
+}
+
+static int start(server *s, struct lws_protocols *protocols) {
+    s->http = spark_http_new(s->cfg->web_root);
+    if (!s->http) {
+        spark_log(SPARK_LOG_ERROR, "start.failed", "cannot resolve the web root", "web_root=%s",
+                  s->cfg->web_root);
+        return -1;
+    }
+    if (spark_http_get(s->http, "/healthz", healthz, s) ||
+        spark_http_get(s->http, "/metrics", metrics, s))
+        return -1;
+    protocols[0] = spark_http_protocol(s->http);
+    if (create_context(s, protocols)) {
+        spark_log(SPARK_LOG_ERROR, "start.failed", "cannot listen (is the port in use?)",
+                  "port=%d", s->cfg->port);
+        return -1;
+    }
+    struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "sparkd");
+    s->db = spark_pg_new(s->ctx, vh, s->cfg->database_url, "db", NULL, NULL);
+    s->bus = spark_bus_new(s->ctx, vh, s->cfg->database_url);
+    if (!s->db || !s->bus ||
+        spark_bus_subscribe(s->bus, "spark", on_spark_notify, NULL, s))
+        return -1;
+    spark_pg_start(s->db);
+    spark_bus_start(s->bus);
+    return 0;
+}
+
+static void stop(server *s) {
+    lws_sul_cancel(&s->drain_timer);
+    /* PostgreSQL connections first: their sockets live in the context. */
+    spark_bus_free(s->bus);
+    spark_pg_free(s->db);
+    if (s->ctx) lws_context_destroy(s->ctx);
+    spark_http_free(s->http);
+}
+
+int spark_serve(const spark_config *cfg) {
+    server s = {.cfg = cfg, .started_at = lws_now_usecs()};
+    struct lws_protocols protocols[] = {
+        {0}, /* http, filled in by start() */
+        spark_pg_protocol,
+        {"spark-control", control_callback, 0, 0, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
+    };
+    spark_log_capture_lws();
+    install_signal_handlers();
+    the_server = &s;
+    if (start(&s, protocols)) {
+        stop(&s);
+        the_server = NULL;
+        return 1;
+    }
+    signal_context = s.ctx;
+    spark_log(SPARK_LOG_INFO, "start", NULL, "version=%s port=%d pid=%ld", SPARK_VERSION,
+              cfg->port, (long)getpid());
+    if (stop_requested) begin_drain(&s); /* a signal that came during startup */
+
+    while (!s.stopped && lws_service(s.ctx, 0) >= 0)
+        ;
+
+    signal_context = NULL;
+    stop(&s);
+    the_server = NULL;
+    spark_log(SPARK_LOG_INFO, "stop", NULL, "uptime_s=%.1f",
+              (double)(lws_now_usecs() - s.started_at) / LWS_US_PER_SEC);
+    return 0;
+}

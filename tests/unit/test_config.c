@@ -1,0 +1,195 @@
+/*
+ * test_config.c - configuration parsing: defaults, environment, flags
+ * overriding the environment, and a clear error naming the culprit for
+ * every kind of bad value.
+ */
+#include "config.h"
+#include "log.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A fake environment: NULL-terminated name/value pairs; a later pair
+ * overrides an earlier one of the same name. */
+static const char *const *fake_env;
+
+static const char *lookup(const char *name) {
+    const char *found = NULL;
+    for (const char *const *p = fake_env; p && *p; p += 2)
+        if (strcmp(p[0], name) == 0) found = p[1];
+    return found;
+}
+
+static spark_config cfg;
+static char err[512];
+
+static int load(spark_command cmd, const char *const *env, int argc, const char **argv) {
+    fake_env = env;
+    err[0] = '\0';
+    return spark_config_load(&cfg, cmd, argc, (char **)argv, lookup, err, sizeof err);
+}
+
+static const char *const minimal[] = {"DATABASE_URL", "postgresql:///spark",
+                                      "SPARK_WEB_ROOT", ".", NULL};
+
+START_TEST(defaults) {
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, minimal, 0, NULL), 0);
+    ck_assert_str_eq(cfg.database_url, "postgresql:///spark");
+    ck_assert_int_eq(cfg.port, 8080);
+    ck_assert_ptr_null(cfg.host);
+    ck_assert_int_eq(cfg.log_level, SPARK_LOG_INFO);
+    ck_assert(!cfg.demo_login);
+    ck_assert_int_eq(cfg.shutdown_timeout_ms, 10000);
+    ck_assert_ptr_nonnull(cfg.instance);
+    ck_assert_int_gt(strlen(cfg.instance), 0);
+    spark_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(environment_is_read) {
+    const char *const env[] = {"DATABASE_URL", "host=/tmp dbname=x", "SPARK_PORT", "9001",
+                               "SPARK_HOST", "127.0.0.1", "SPARK_INSTANCE", "node-a.1",
+                               "SPARK_WEB_ROOT", ".", "SPARK_LOG_LEVEL", "debug",
+                               "SPARK_DEMO_LOGIN", "true", "SPARK_SHUTDOWN_TIMEOUT", "3",
+                               "SPARK_ALLOWED_ORIGINS", "http://a.test", NULL};
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
+    ck_assert_int_eq(cfg.port, 9001);
+    ck_assert_str_eq(cfg.host, "127.0.0.1");
+    ck_assert_str_eq(cfg.instance, "node-a.1");
+    ck_assert_int_eq(cfg.log_level, SPARK_LOG_DEBUG);
+    ck_assert(cfg.demo_login);
+    ck_assert_int_eq(cfg.shutdown_timeout_ms, 3000);
+    ck_assert_str_eq(cfg.allowed_origins, "http://a.test");
+    spark_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(flags_override_environment) {
+    const char *const env[] = {"DATABASE_URL", "dbname=from_env", "SPARK_PORT", "9001",
+                               "SPARK_WEB_ROOT", ".", "SPARK_INSTANCE", "env", NULL};
+    const char *argv[] = {"--port", "9002", "--instance=flag", "--database-url",
+                          "dbname=from_flag", "--log-level", "error"};
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 7, argv), 0);
+    ck_assert_int_eq(cfg.port, 9002);
+    ck_assert_str_eq(cfg.instance, "flag");
+    ck_assert_str_eq(cfg.database_url, "dbname=from_flag");
+    ck_assert_int_eq(cfg.log_level, SPARK_LOG_ERROR);
+    spark_config_free(&cfg);
+}
+END_TEST
+
+/* Each bad value must fail and name its source at the start of the line. */
+static const struct {
+    const char *var, *value, *expect_prefix;
+} bad_env[] = {
+    {"SPARK_PORT", "0", "SPARK_PORT: "},
+    {"SPARK_PORT", "65536", "SPARK_PORT: "},
+    {"SPARK_PORT", "80x", "SPARK_PORT: "},
+    {"SPARK_PORT", "", "SPARK_PORT: "},
+    {"SPARK_PORT", " 80", "SPARK_PORT: "},
+    {"SPARK_LOG_LEVEL", "verbose", "SPARK_LOG_LEVEL: "},
+    {"SPARK_DEMO_LOGIN", "maybe", "SPARK_DEMO_LOGIN: "},
+    {"SPARK_INSTANCE", "has space", "SPARK_INSTANCE: "},
+    {"SPARK_INSTANCE", "", "SPARK_INSTANCE: "},
+    {"SPARK_SHUTDOWN_TIMEOUT", "-1", "SPARK_SHUTDOWN_TIMEOUT: "},
+    {"SPARK_HOST", "", "SPARK_HOST: "},
+    {"DATABASE_URL", "host='unterminated", "DATABASE_URL: "},
+    {"DATABASE_URL", "postgresql://h/db?nosuchoption=1", "DATABASE_URL: "},
+    {"DATABASE_URL", "dbname=x bogus_keyword=1", "DATABASE_URL: "},
+    {"SPARK_WEB_ROOT", "/nonexistent/spark-web", "SPARK_WEB_ROOT: "},
+};
+
+START_TEST(bad_environment_value_names_the_variable) {
+    const char *env[] = {"DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".", NULL, NULL, NULL};
+    /* The bad pair goes last, so it overrides a good default above. */
+    env[4] = bad_env[_i].var;
+    env[5] = bad_env[_i].value;
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), -1);
+    ck_assert_msg(strncmp(err, bad_env[_i].expect_prefix, strlen(bad_env[_i].expect_prefix)) == 0,
+                  "%s=\"%s\" gave \"%s\"", bad_env[_i].var, bad_env[_i].value, err);
+    ck_assert_ptr_null(strchr(err, '\n'));
+}
+END_TEST
+
+START_TEST(bad_flags_name_the_flag) {
+    const char *argv1[] = {"--port", "http"};
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, minimal, 2, argv1), -1);
+    ck_assert_msg(strncmp(err, "--port: ", 8) == 0, "%s", err);
+
+    const char *argv2[] = {"--bogus", "1"};
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, minimal, 2, argv2), -1);
+    ck_assert_msg(strstr(err, "--bogus") && strstr(err, "unknown option"), "%s", err);
+
+    const char *argv3[] = {"--port"};
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, minimal, 1, argv3), -1);
+    ck_assert_msg(strstr(err, "--port") && strstr(err, "needs a value"), "%s", err);
+
+    const char *argv4[] = {"stray"};
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, minimal, 1, argv4), -1);
+    ck_assert_msg(strstr(err, "stray"), "%s", err);
+}
+END_TEST
+
+START_TEST(database_url_is_required) {
+    const char *const env[] = {"SPARK_WEB_ROOT", ".", NULL};
+    ck_assert_int_eq(load(SPARK_CMD_MIGRATE, env, 0, NULL), -1);
+    ck_assert_msg(strncmp(err, "DATABASE_URL: ", 14) == 0, "%s", err);
+}
+END_TEST
+
+START_TEST(migrate_needs_its_directories) {
+    const char *const env[] = {"DATABASE_URL", "dbname=x", "SPARK_MIGRATIONS_DIR",
+                               "/nonexistent/migrations", "SPARK_SQL_DIR", ".", NULL};
+    ck_assert_int_eq(load(SPARK_CMD_MIGRATE, env, 0, NULL), -1);
+    ck_assert_msg(strncmp(err, "SPARK_MIGRATIONS_DIR: ", 22) == 0, "%s", err);
+
+    /* serve does not need them, and migrate does not need a web root */
+    const char *const env2[] = {"DATABASE_URL", "dbname=x", "SPARK_MIGRATIONS_DIR", ".",
+                                "SPARK_SQL_DIR", ".", "SPARK_WEB_ROOT", "/nonexistent", NULL};
+    ck_assert_int_eq(load(SPARK_CMD_MIGRATE, env2, 0, NULL), 0);
+    spark_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(boolean_spellings) {
+    static const char *const yes[] = {"1", "true", "YES", "on"}, *const no[] = {"0", "false",
+                                                                               "No", "off"};
+    for (int i = 0; i < 4; i++) {
+        const char *const env[] = {"DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".",
+                                   "SPARK_DEMO_LOGIN", yes[i], NULL};
+        ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
+        ck_assert(cfg.demo_login);
+        spark_config_free(&cfg);
+        const char *const env2[] = {"DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".",
+                                    "SPARK_DEMO_LOGIN", no[i], NULL};
+        ck_assert_int_eq(load(SPARK_CMD_SERVE, env2, 0, NULL), 0);
+        ck_assert(!cfg.demo_login);
+        spark_config_free(&cfg);
+    }
+}
+END_TEST
+
+static Suite *config_suite(void) {
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("parse");
+    tcase_add_test(tc, defaults);
+    tcase_add_test(tc, environment_is_read);
+    tcase_add_test(tc, flags_override_environment);
+    tcase_add_loop_test(tc, bad_environment_value_names_the_variable, 0,
+                        (int)(sizeof bad_env / sizeof bad_env[0]));
+    tcase_add_test(tc, bad_flags_name_the_flag);
+    tcase_add_test(tc, database_url_is_required);
+    tcase_add_test(tc, migrate_needs_its_directories);
+    tcase_add_test(tc, boolean_spellings);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(config_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
