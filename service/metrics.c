@@ -75,7 +75,7 @@ static void appendf(text_buffer *t, const char *fmt, ...) {
 
 static void append_metric(text_buffer *t, const char *name, const char *type, const char *help,
                           const char *instance, double value) {
-    appendf(t, "# HELP %s %s\n# TYPE %s %s\n%s{instance=\"%s\"} %.17g\n", name, help, name, type,
+    appendf(t, "# HELP %s %s\n# TYPE %s %s\n%s{instance=\"%s\"} %.15g\n", name, help, name, type,
             name, instance, value);
 }
 

@@ -84,7 +84,8 @@ static void healthz(spark_http_request *req, void *ud) {
                                                               : "unavailable"));
     json_object_object_add(root, "instance", json_object_new_string(s->cfg->instance));
     json_object_object_add(root, "version", json_object_new_string(SPARK_VERSION));
-    json_object_object_add(root, "uptime_seconds", json_object_new_double(uptime_seconds(s)));
+    json_object_object_add(root, "uptime_seconds",
+                           json_object_new_int64((int64_t)uptime_seconds(s)));
     json_object_object_add(
         db, "state", json_object_new_string(spark_pg_state_name(spark_pg_get_state(s->db))));
     json_object_object_add(db, "pending_queries",

@@ -1,0 +1,302 @@
+/*
+ * harness.c - process, database and HTTP helpers for the integration
+ * suites (see harness.h).
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char it_sparkd_path[] = SPARKD_PATH;
+const char it_source_dir[] = SOURCE_DIR;
+
+long long it_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+const char *it_admin_url(void) {
+    const char *url = getenv("DATABASE_URL");
+    ck_assert_msg(url && *url, "DATABASE_URL must name the test PostgreSQL");
+    return url;
+}
+
+PGconn *it_connect(const char *conninfo) {
+    PGconn *pg = PQconnectdb(conninfo);
+    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
+    PQclear(PQexec(pg, "SET client_min_messages = warning"));
+    return pg;
+}
+
+PGresult *it_exec(PGconn *pg, const char *sql) {
+    PGresult *r = PQexec(pg, sql);
+    ExecStatusType st = PQresultStatus(r);
+    ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
+                  PQerrorMessage(pg));
+    return r;
+}
+
+const char *it_query_value(PGconn *pg, const char *sql, char *out, size_t cap) {
+    PGresult *r = it_exec(pg, sql);
+    ck_assert_msg(PQntuples(r) > 0, "%s: no rows", sql);
+    snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return out;
+}
+
+/* Rebuilds the admin conninfo with another dbname, as key='value' pairs. */
+static void conninfo_for(const char *dbname, char *out, size_t cap) {
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(it_admin_url(), &why);
+    ck_assert_msg(opts != NULL, "DATABASE_URL: %s", why ? why : "?");
+    size_t at = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        const char *v = strcmp(o->keyword, "dbname") == 0 ? dbname : o->val;
+        if (!v) continue;
+        at += (size_t)snprintf(out + at, cap - at, "%s='", o->keyword);
+        for (const char *p = v; *p && at + 3 < cap; p++) {
+            if (*p == '\'' || *p == '\\') out[at++] = '\\';
+            out[at++] = *p;
+        }
+        at += (size_t)snprintf(out + at, cap - at, "' ");
+    }
+    PQconninfoFree(opts);
+}
+
+const char *it_create_database(char name[64]) {
+    static char conninfo[2048];
+    unsigned r;
+    int fd = open("/dev/urandom", O_RDONLY);
+    ck_assert_int_eq(read(fd, &r, sizeof r), sizeof r);
+    close(fd);
+    snprintf(name, 64, "spark_test_%d_%08x", (int)getpid(), r);
+    PGconn *admin = it_connect(it_admin_url());
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    PQclear(it_exec(admin, sql));
+    PQfinish(admin);
+    conninfo_for(name, conninfo, sizeof conninfo);
+    return conninfo;
+}
+
+const char *it_create_migrated_database(char name[64]) {
+    const char *db = it_create_database(name);
+    const char *args[] = {"migrate", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = it_sparkd(db, args, &out, &err);
+    ck_assert_msg(rc == 0, "migrate failed (%d): %s", rc, err ? err : "");
+    free(out);
+    free(err);
+    return db;
+}
+
+static char *read_all(int fd) {
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    ssize_t n;
+    while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)n;
+        if (cap - len < 2) buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+int it_run(const char *const argv[], const char *const env[], char **out, char **err) {
+    int po[2], pe[2];
+    ck_assert_int_eq(pipe(po), 0);
+    ck_assert_int_eq(pipe(pe), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]), close(pe[0]), close(po[1]), close(pe[1]);
+        for (const char *const *e = env; e && *e; e++) putenv((char *)*e);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    /* Both pipes are small; reading one to EOF first could deadlock on a
+     * chatty child, so read stderr in a second child-free pass via poll. */
+    char *o = NULL, *e = NULL;
+    size_t olen = 0, elen = 0;
+    struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0 && poll(fds, 2, -1) > 0) {
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+            char buf[4096];
+            ssize_t n = read(fds[i].fd, buf, sizeof buf);
+            if (n <= 0) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+                continue;
+            }
+            char **dst = i == 0 ? &o : &e;
+            size_t *dlen = i == 0 ? &olen : &elen;
+            *dst = realloc(*dst, *dlen + (size_t)n + 1);
+            memcpy(*dst + *dlen, buf, (size_t)n);
+            *dlen += (size_t)n;
+            (*dst)[*dlen] = '\0';
+        }
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    if (out) *out = o ? o : strdup(""); else free(o);
+    if (err) *err = e ? e : strdup(""); else free(e);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int it_sparkd(const char *db, const char *const args[], char **out, char **err) {
+    const char *argv[16] = {it_sparkd_path};
+    int n = 1;
+    for (; args[n - 1] && n < 15; n++) argv[n] = args[n - 1];
+    argv[n] = NULL;
+    static char dbenv[2100];
+    snprintf(dbenv, sizeof dbenv, "DATABASE_URL=%s", db ? db : "");
+    static char migrations[1100], sql[1100];
+    snprintf(migrations, sizeof migrations, "SPARK_MIGRATIONS_DIR=%s/migrations", it_source_dir);
+    snprintf(sql, sizeof sql, "SPARK_SQL_DIR=%s/sql", it_source_dir);
+    const char *env[] = {migrations, sql, db ? dbenv : NULL, NULL};
+    if (!db) unsetenv("DATABASE_URL");
+    return it_run(argv, env, out, err);
+}
+
+pid_t it_start_sparkd(const char *db, int port, const char *instance, const char *log_path) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) dup2(fd, 2), dup2(fd, 1);
+        char port_s[16], web[1100];
+        snprintf(port_s, sizeof port_s, "%d", port);
+        snprintf(web, sizeof web, "%s/web", it_source_dir);
+        setenv("DATABASE_URL", db, 1);
+        setenv("SPARK_LOG_LEVEL", "debug", 1);
+        execl(it_sparkd_path, it_sparkd_path, "serve", "--port", port_s, "--host", "127.0.0.1",
+              "--instance", instance, "--web-root", web, "--shutdown-timeout", "5", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+int it_stop_sparkd(pid_t pid, int timeout_ms) {
+    kill(pid, SIGTERM);
+    long long deadline = it_now_ms() + timeout_ms;
+    int status;
+    while (it_now_ms() < deadline) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        pause_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+int it_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+int it_http_get(int port, const char *path, char *body, size_t cap) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (body && cap) body[0] = '\0';
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[1200];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path,
+                     port);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    char *resp = read_all(fd);
+    close(fd);
+    int status = -1;
+    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1) status = -1;
+    const char *b = strstr(resp, "\r\n\r\n");
+    if (body && cap && b) snprintf(body, cap, "%s", b + 4);
+    free(resp);
+    return status;
+}
+
+bool it_wait_status(int port, const char *path, int status, int timeout_ms) {
+    long long deadline = it_now_ms() + timeout_ms;
+    do {
+        if (it_http_get(port, path, NULL, 0) == status) return true;
+        pause_ms(20);
+    } while (it_now_ms() < deadline);
+    return false;
+}
+
+double it_metric(int port, const char *name) {
+    static char body[65536];
+    if (it_http_get(port, "/metrics", body, sizeof body) != 200) return -1;
+    size_t n = strlen(name);
+    for (const char *line = body; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        if (strncmp(line, name, n) == 0 && (line[n] == '{' || line[n] == ' ')) {
+            const char *v = strchr(line, ' ');
+            return v ? strtod(v + 1, NULL) : -1;
+        }
+    }
+    return -1;
+}
+
+bool it_wait_metric(int port, const char *name, double at_least, int timeout_ms) {
+    long long deadline = it_now_ms() + timeout_ms;
+    do {
+        if (it_metric(port, name) >= at_least) return true;
+        pause_ms(20);
+    } while (it_now_ms() < deadline);
+    return false;
+}
+
+int it_pg_ctl(const char *action) {
+    const char *ctl = getenv("SPARK_TEST_PG_CTL"), *dir = getenv("SPARK_TEST_PGDIR");
+    ck_assert_msg(ctl && dir, "SPARK_TEST_PG_CTL and SPARK_TEST_PGDIR must be set");
+    const char *argv[] = {"/bin/bash", ctl, action, dir, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = it_run(argv, NULL, &out, &err);
+    if (rc != 0) fprintf(stderr, "pg %s failed: %s%s\n", action, out, err);
+    free(out);
+    free(err);
+    return rc;
+}

@@ -1,0 +1,77 @@
+/*
+ * harness.h - what the integration suites share: real sparkd processes,
+ * fresh databases on the PostgreSQL that DATABASE_URL names, HTTP over
+ * plain sockets, and waiting on conditions with a deadline (never a bare
+ * sleep).
+ */
+#ifndef SPARK_TEST_HARNESS_H
+#define SPARK_TEST_HARNESS_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* DATABASE_URL; aborts the test if it is unset. */
+const char *it_admin_url(void);
+
+/* Creates an empty database and returns a conninfo string for it (static
+ * storage, valid until the next call). The name is written to `name`. */
+const char *it_create_database(char name[64]);
+
+/* Creates a database and migrates it with sparkd. */
+const char *it_create_migrated_database(char name[64]);
+
+/* Connects synchronously (the tests may block); aborts on failure. */
+PGconn *it_connect(const char *conninfo);
+
+/* Runs `sql` and aborts the test unless it succeeds; returns the result. */
+PGresult *it_exec(PGconn *pg, const char *sql);
+
+/* The first column of the first row of `sql`, copied into `out`. */
+const char *it_query_value(PGconn *pg, const char *sql, char *out, size_t cap);
+
+/* Runs a program to completion, capturing stdout and stderr (malloc'd,
+ * may be NULL). `env` holds extra NAME=VALUE entries. Returns the exit
+ * status, or -1 if it did not exit normally. */
+int it_run(const char *const argv[], const char *const env[], char **out, char **err);
+
+/* Runs sparkd with `args` and DATABASE_URL=`db` (NULL to leave it out). */
+int it_sparkd(const char *db, const char *const args[], char **out, char **err);
+
+/* Starts `sparkd serve` on `port` as `instance`, its log in `log_path`.
+ * The child dies with the test process. */
+pid_t it_start_sparkd(const char *db, int port, const char *instance, const char *log_path);
+
+/* Sends SIGTERM and waits up to `timeout_ms`. Returns the exit status, or
+ * -1 if it did not exit in time (it is then killed). */
+int it_stop_sparkd(pid_t pid, int timeout_ms);
+
+/* A TCP port on 127.0.0.1 that nothing listens on right now. */
+int it_free_port(void);
+
+/* GET http://127.0.0.1:port/path. Returns the status code (or -1 when the
+ * server cannot be reached) and the body in `body` (NUL-terminated). */
+int it_http_get(int port, const char *path, char *body, size_t cap);
+
+/* Polls GET path until it answers `status`. Returns true if it did within
+ * `timeout_ms`. */
+bool it_wait_status(int port, const char *path, int status, int timeout_ms);
+
+/* The value of a Prometheus metric from /metrics, or -1. */
+double it_metric(int port, const char *name);
+
+/* Polls a metric until it is at least `at_least`. */
+bool it_wait_metric(int port, const char *name, double at_least, int timeout_ms);
+
+/* Stops or starts the test PostgreSQL server (SPARK_TEST_PG_CTL). */
+int it_pg_ctl(const char *action);
+
+/* Milliseconds on a monotonic clock. */
+long long it_now_ms(void);
+
+/* Where this test build keeps its files. */
+extern const char it_sparkd_path[];
+extern const char it_source_dir[];
+
+#endif
