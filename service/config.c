@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef enum { K_STRING, K_PORT, K_INSTANCE, K_DIR, K_LOG_LEVEL, K_BOOL, K_CONNINFO, K_SECONDS } kind;
+typedef enum { K_STRING, K_OPTIONAL, K_PORT, K_INSTANCE, K_DIR, K_LOG_LEVEL, K_BOOL, K_CONNINFO, K_SECONDS } kind;
 
 typedef struct {
     const char *env;
@@ -45,9 +45,9 @@ static const setting settings[] = {
     {"SPARK_SQL_DIR", "--sql", K_DIR, AT(sql_dir), "views and functions (default: ./sql)"},
     {"SPARK_LOG_LEVEL", "--log-level", K_LOG_LEVEL, AT(log_level),
      "debug, info, warn or error (default: info)"},
-    {"SPARK_SIGNING_KEY", NULL, K_STRING, AT(signing_key), "key that signs session tokens"},
-    {"SPARK_VERIFY_KEYS", NULL, K_STRING, AT(verify_keys), "keys that verify session tokens"},
-    {"SPARK_ALLOWED_ORIGINS", "--allowed-origins", K_STRING, AT(allowed_origins),
+    {"SPARK_SIGNING_KEY", NULL, K_OPTIONAL, AT(signing_key), "key that signs session tokens"},
+    {"SPARK_VERIFY_KEYS", NULL, K_OPTIONAL, AT(verify_keys), "keys that verify session tokens"},
+    {"SPARK_ALLOWED_ORIGINS", "--allowed-origins", K_OPTIONAL, AT(allowed_origins),
      "origins allowed to open cookie-authenticated sockets"},
     {"SPARK_DEMO_LOGIN", "--demo-login", K_BOOL, AT(demo_login),
      "1 to serve the demo /login page (default: 0)"},
@@ -158,6 +158,14 @@ static int apply(spark_config *cfg, const setting *s, const char *source, const 
         PQconninfoFree(opts);
         break;
     }
+    case K_OPTIONAL:
+        /* Empty means unset, as `${VAR:-}` in a compose file passes it. */
+        if (!*value) {
+            free(*(char **)field);
+            *(char **)field = NULL;
+            return 0;
+        }
+        /* fall through */
     case K_STRING:
     case K_DIR:
         if (!*value) return fail(err, errlen, "%s: must not be empty", source);

@@ -176,10 +176,11 @@ int it_sparkd(const char *db, const char *const args[], char **out, char **err) 
     argv[n] = NULL;
     static char dbenv[2100];
     snprintf(dbenv, sizeof dbenv, "DATABASE_URL=%s", db ? db : "");
-    static char migrations[1100], sql[1100];
+    static char migrations[1100], sql[1100], web[1100];
     snprintf(migrations, sizeof migrations, "SPARK_MIGRATIONS_DIR=%s/migrations", it_source_dir);
     snprintf(sql, sizeof sql, "SPARK_SQL_DIR=%s/sql", it_source_dir);
-    const char *env[] = {migrations, sql, db ? dbenv : NULL, NULL};
+    snprintf(web, sizeof web, "SPARK_WEB_ROOT=%s/web", it_source_dir);
+    const char *env[] = {migrations, sql, web, db ? dbenv : NULL, NULL};
     if (!db) unsetenv("DATABASE_URL");
     return it_run(argv, env, out, err);
 }

@@ -20,6 +20,12 @@ static int port_a, port_b;
 static pid_t pid_a, pid_b;
 static char log_a[128], log_b[128];
 
+/* Logs are kept for a failed test and removed once it has passed. */
+static void passed(void) {
+    unlink(log_a);
+    unlink(log_b);
+}
+
 static void start_two(void) {
     char name[64];
     db = it_create_migrated_database(name);
@@ -57,6 +63,7 @@ START_TEST(a_notify_from_sql_reaches_both_instances) {
 
     ck_assert_int_eq(it_stop_sparkd(pid_a, 8000), 0);
     ck_assert_int_eq(it_stop_sparkd(pid_b, 8000), 0);
+    passed();
 }
 END_TEST
 
@@ -86,6 +93,7 @@ START_TEST(health_metrics_and_static_files) {
 
     ck_assert_int_eq(it_stop_sparkd(pid_a, 8000), 0);
     ck_assert_int_eq(it_stop_sparkd(pid_b, 8000), 0);
+    passed();
 }
 END_TEST
 
@@ -97,6 +105,7 @@ START_TEST(sigterm_stops_promptly_and_cleanly) {
     /* Bounded: the shutdown timeout here is 5 s, and nothing is pending. */
     ck_assert_int_lt(it_now_ms() - t0, 8000);
     ck_assert_int_eq(it_http_get(port_a, "/healthz", NULL, 0), -1);
+    passed();
 }
 END_TEST
 
@@ -127,6 +136,7 @@ START_TEST(a_taken_port_is_a_clear_failure) {
     free(out), free(err);
     it_stop_sparkd(pid_a, 8000);
     it_stop_sparkd(pid_b, 8000);
+    passed();
 }
 END_TEST
 

@@ -13,6 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Removes a temporary migrations directory and what it holds. */
+static void remove_dir(const char *dir) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
 /* Everything in schema spark that a migration could change, as one string. */
 static char *schema_fingerprint(PGconn *pg) {
     PGresult *r = it_exec(
@@ -124,6 +131,7 @@ START_TEST(a_broken_migration_leaves_the_schema_unchanged) {
                      "t");
     free(out), free(err), free(before), free(after);
     PQfinish(pg);
+    remove_dir(dir);
 }
 END_TEST
 
@@ -144,6 +152,7 @@ START_TEST(an_edited_migration_is_refused) {
     ck_assert_msg(strstr(err, "0001_schema.sql") && strstr(err, "changed after it was applied"),
                   "stderr: %s", err);
     free(out), free(err);
+    remove_dir(dir);
 }
 END_TEST
 
@@ -158,6 +167,7 @@ START_TEST(bad_names_and_unreachable_databases_are_clear_errors) {
     ck_assert_int_eq(it_sparkd(db, args, &out, &err), 1);
     ck_assert_msg(strstr(err, "NNNN_description.sql"), "stderr: %s", err);
     free(out), free(err);
+    remove_dir(dir);
 
     const char *args2[] = {"migrate", NULL};
     ck_assert_int_eq(it_sparkd("host=/nonexistent-socket-dir dbname=x", args2, &out, &err), 1);

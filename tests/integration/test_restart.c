@@ -46,6 +46,8 @@ START_TEST(instances_ride_out_a_postgres_restart) {
 
     ck_assert_int_eq(it_stop_sparkd(a, 8000), 0);
     ck_assert_int_eq(it_stop_sparkd(b, 8000), 0);
+    unlink(log_a); /* kept only when the test failed */
+    unlink(log_b);
 }
 END_TEST
 

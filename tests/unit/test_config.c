@@ -131,6 +131,18 @@ START_TEST(bad_flags_name_the_flag) {
 }
 END_TEST
 
+START_TEST(empty_optional_values_count_as_unset) {
+    const char *const env[] = {"DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".",
+                               "SPARK_SIGNING_KEY", "", "SPARK_VERIFY_KEYS", "",
+                               "SPARK_ALLOWED_ORIGINS", "", NULL};
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
+    ck_assert_ptr_null(cfg.signing_key);
+    ck_assert_ptr_null(cfg.verify_keys);
+    ck_assert_ptr_null(cfg.allowed_origins);
+    spark_config_free(&cfg);
+}
+END_TEST
+
 START_TEST(database_url_is_required) {
     const char *const env[] = {"SPARK_WEB_ROOT", ".", NULL};
     ck_assert_int_eq(load(SPARK_CMD_MIGRATE, env, 0, NULL), -1);
@@ -179,6 +191,7 @@ static Suite *config_suite(void) {
     tcase_add_loop_test(tc, bad_environment_value_names_the_variable, 0,
                         (int)(sizeof bad_env / sizeof bad_env[0]));
     tcase_add_test(tc, bad_flags_name_the_flag);
+    tcase_add_test(tc, empty_optional_values_count_as_unset);
     tcase_add_test(tc, database_url_is_required);
     tcase_add_test(tc, migrate_needs_its_directories);
     tcase_add_test(tc, boolean_spellings);

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Runs every test: builds a normal tree (build/) and a sanitizer tree
+# (build-asan/, ASan + UBSan), starts a fresh private PostgreSQL cluster and
+# runs the CTest suites of both trees against it.
+#
+# Environment: SPARK_TEST_SKIP_ASAN=1 skips the sanitizer tree;
+# SPARK_BUILD_JOBS sets the build parallelism (default: number of CPUs).
+# Arguments are passed to ctest (e.g. scripts/test.sh -R unit).
+set -euo pipefail
+
+root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd -- "$root"
+
+jobs=${SPARK_BUILD_JOBS:-$(nproc)}
+skip_asan=${SPARK_TEST_SKIP_ASAN:-0}
+ctest_args=("$@")
+
+stage_start=$SECONDS
+stage() {
+  printf '\n==== %s ====\n' "$*"
+  stage_start=$SECONDS
+}
+stage_done() {
+  printf -- '---- %s (%ds)\n' "$*" $((SECONDS - stage_start))
+}
+
+pgdir=""
+cleanup() {
+  if [[ -n $pgdir ]]; then
+    bash scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true
+    local sockdir=""
+    if [[ -r $pgdir/socketdir ]]; then
+      read -r sockdir <"$pgdir/socketdir" || true
+    fi
+    if [[ $sockdir == /tmp/spark-pg-* ]]; then
+      rm -rf -- "$sockdir"
+    fi
+    rm -rf -- "$pgdir"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Prints a free TCP port in 20000-40000.
+free_port() {
+  local port _
+  for _ in $(seq 100); do
+    port=$((20000 + RANDOM % 20001))
+    if command -v ss >/dev/null 2>&1; then
+      [[ -z $(ss -Htln "sport = :$port") ]] || continue
+    elif (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      continue
+    fi
+    echo "$port"
+    return 0
+  done
+  echo "test: no free port found in 20000-40000" >&2
+  return 1
+}
+
+stage "setup: system packages"
+bash scripts/setup.sh
+stage_done "setup"
+
+stage "build: build/ (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j "$jobs"
+stage_done "build/"
+
+if [[ $skip_asan != 1 ]]; then
+  stage "build: build-asan/ (Debug, ASan + UBSan)"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSPARK_SANITIZE=ON
+  cmake --build build-asan -j "$jobs"
+  stage_done "build-asan/"
+fi
+
+stage "PostgreSQL: fresh private cluster"
+pgdir=$(mktemp -d "${TMPDIR:-/tmp}/spark-test-pg.XXXXXX")
+if ((EUID == 0)); then
+  chown postgres: -- "$pgdir"
+fi
+port=$(free_port)
+bash scripts/pg.sh start "$pgdir" "$port"
+DATABASE_URL=$(bash scripts/pg.sh url "$pgdir")
+SPARK_TEST_PG_CTL=$root/scripts/pg.sh
+SPARK_TEST_PGDIR=$pgdir
+export DATABASE_URL SPARK_TEST_PG_CTL SPARK_TEST_PGDIR
+echo "DATABASE_URL=$DATABASE_URL"
+stage_done "PostgreSQL"
+
+# Runs one tree's suite on an empty "spark" database (a test that stopped
+# PostgreSQL and failed must not break the next suite).
+failed=()
+run_suite() {
+  local tree=$1
+  shift
+  bash scripts/pg.sh start "$pgdir" >/dev/null
+  bash scripts/pg.sh reset "$pgdir"
+  if "$@" ctest --test-dir "$tree" --output-on-failure "${ctest_args[@]}"; then
+    stage_done "tests in $tree/ passed"
+  else
+    stage_done "tests in $tree/ FAILED"
+    failed+=("$tree")
+  fi
+}
+
+stage "tests: build/"
+run_suite build
+
+if [[ $skip_asan != 1 ]]; then
+  stage "tests: build-asan/ (ASan + UBSan)"
+  run_suite build-asan env \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+else
+  printf '\n(SPARK_TEST_SKIP_ASAN=1: sanitizer tree skipped)\n'
+fi
+
+echo
+if ((${#failed[@]} > 0)); then
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "All tests passed."
