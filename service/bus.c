@@ -81,7 +81,8 @@ static void pg_up(void *ud) {
     bus->listening = false;
     bus->resync_due = true;
     bus->listens_pending = 0;
-    for (size_t i = 0; i < bus->nchannels; i++) send_listen(bus, bus->channels[i]);
+    for (size_t i = 0; i < bus->nchannels; i++)
+        send_listen(bus, bus->channels[i]);
     if (bus->nchannels == 0) now_listening(bus);
 }
 

@@ -20,7 +20,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef enum { K_STRING, K_OPTIONAL, K_PORT, K_INSTANCE, K_DIR, K_LOG_LEVEL, K_BOOL, K_CONNINFO, K_SECONDS } kind;
+typedef enum {
+    K_STRING,
+    K_OPTIONAL,
+    K_PORT,
+    K_INSTANCE,
+    K_DIR,
+    K_LOG_LEVEL,
+    K_BOOL,
+    K_CONNINFO,
+    K_SECONDS
+} kind;
 
 typedef struct {
     const char *env;
@@ -65,7 +75,8 @@ void spark_config_usage(FILE *out) {
     }
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
     va_list ap;
@@ -220,7 +231,8 @@ static int apply_defaults(spark_config *cfg) {
 
 static int check_required(const spark_config *cfg, spark_command cmd, char *err, size_t errlen) {
     if (!cfg->database_url)
-        return fail(err, errlen, "DATABASE_URL: not set (a PostgreSQL conninfo or URI is required)");
+        return fail(err, errlen,
+                    "DATABASE_URL: not set (a PostgreSQL conninfo or URI is required)");
     if (cmd == SPARK_CMD_SERVE && !is_directory(cfg->web_root))
         return fail(err, errlen, "SPARK_WEB_ROOT: \"%.200s\" is not a directory", cfg->web_root);
     if (cmd == SPARK_CMD_MIGRATE && !is_directory(cfg->migrations_dir))
@@ -233,8 +245,8 @@ static int check_required(const spark_config *cfg, spark_command cmd, char *err,
 
 static const char *system_env(const char *name) { return getenv(name); }
 
-int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **argv,
-                      spark_env_fn env, char *err, size_t errlen) {
+int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **argv, spark_env_fn env,
+                      char *err, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
     cfg->port = 8080;
     cfg->log_level = SPARK_LOG_INFO;
@@ -273,11 +285,12 @@ bad:
 }
 
 void spark_config_free(spark_config *cfg) {
-    char **strings[] = {&cfg->database_url, &cfg->host,        &cfg->instance,
-                        &cfg->web_root,     &cfg->migrations_dir, &cfg->sql_dir,
-                        &cfg->signing_key,  &cfg->verify_keys, &cfg->allowed_origins};
-    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) {
-        free(*strings[i]);
-        *strings[i] = NULL;
+    char **owned[] = {&cfg->database_url, &cfg->host,           &cfg->instance,
+                      &cfg->web_root,     &cfg->migrations_dir, &cfg->sql_dir,
+                      &cfg->signing_key,  &cfg->verify_keys,    &cfg->allowed_origins};
+    for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) {
+        char **slot = owned[i];
+        free(*slot);
+        *slot = NULL;
     }
 }

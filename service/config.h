@@ -19,19 +19,19 @@ typedef enum {
 } spark_command;
 
 typedef struct spark_config {
-    char *database_url;     /* libpq conninfo or URI; required */
-    char *host;             /* interface to bind; NULL means all */
-    int port;               /* 1..65535, default 8080 */
-    char *instance;         /* id in logs, metrics, presence */
-    char *web_root;         /* static files */
-    char *migrations_dir;   /* numbered, forward-only schema changes */
-    char *sql_dir;          /* views and functions, re-applied */
-    int log_level;          /* spark_log_level */
-    char *signing_key;      /* issues tokens; optional */
-    char *verify_keys;      /* verifies tokens; optional */
-    char *allowed_origins;  /* Origin allow-list for cookie auth */
-    bool demo_login;        /* /login issues session cookies */
-    int shutdown_timeout_ms;/* bound on a graceful stop */
+    char *database_url;      /* libpq conninfo or URI; required */
+    char *host;              /* interface to bind; NULL means all */
+    int port;                /* 1..65535, default 8080 */
+    char *instance;          /* id in logs, metrics, presence */
+    char *web_root;          /* static files */
+    char *migrations_dir;    /* numbered, forward-only schema changes */
+    char *sql_dir;           /* views and functions, re-applied */
+    int log_level;           /* spark_log_level */
+    char *signing_key;       /* issues tokens; optional */
+    char *verify_keys;       /* verifies tokens; optional */
+    char *allowed_origins;   /* Origin allow-list for cookie auth */
+    bool demo_login;         /* /login issues session cookies */
+    int shutdown_timeout_ms; /* bound on a graceful stop */
 } spark_config;
 
 /* Looks up an environment variable; returns NULL when unset. */
@@ -41,8 +41,8 @@ typedef const char *(*spark_env_fn)(const char *name);
  * the flags that follow the command. Returns 0, or -1 with one line
  * describing the first bad value in `err`. On success the caller owns
  * cfg's strings and releases them with spark_config_free(). */
-int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **argv,
-                      spark_env_fn env, char *err, size_t errlen);
+int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **argv, spark_env_fn env,
+                      char *err, size_t errlen);
 
 void spark_config_free(spark_config *cfg);
 

@@ -86,8 +86,8 @@ char *spark_metrics_render(const spark_metrics_live *live, const char *instance,
     for (int i = 0; i < SPARK_M_COUNT; i++)
         append_metric(&t, descriptors[i].name, descriptors[i].type, descriptors[i].help, instance,
                       (double)values[i]);
-    append_metric(&t, "spark_database_up", "gauge", "1 when the query connection is up.",
-                  instance, live->database_up);
+    append_metric(&t, "spark_database_up", "gauge", "1 when the query connection is up.", instance,
+                  live->database_up);
     append_metric(&t, "spark_listener_up", "gauge", "1 when the LISTEN connection is listening.",
                   instance, live->listener_up);
     append_metric(&t, "spark_uptime_seconds", "gauge", "Seconds since the server started.",

@@ -13,16 +13,16 @@
 #include <stdint.h>
 
 typedef enum {
-    SPARK_M_HTTP_REQUESTS,      /* HTTP requests answered */
-    SPARK_M_WS_CONNECTIONS,     /* WebSocket connections open now (gauge) */
-    SPARK_M_WS_ACCEPTED,        /* WebSocket connections accepted */
-    SPARK_M_WS_MESSAGES_IN,     /* WebSocket messages received */
-    SPARK_M_WS_MESSAGES_OUT,    /* WebSocket messages sent */
-    SPARK_M_DB_QUERIES,         /* queries completed */
-    SPARK_M_DB_QUERY_ERRORS,    /* queries that failed */
-    SPARK_M_NOTIFICATIONS,      /* notifications received by the bus */
-    SPARK_M_DB_RECONNECTS,      /* PostgreSQL connections re-established */
-    SPARK_M_DB_CONNECT_FAILURES,/* PostgreSQL connection attempts that failed */
+    SPARK_M_HTTP_REQUESTS,       /* HTTP requests answered */
+    SPARK_M_WS_CONNECTIONS,      /* WebSocket connections open now (gauge) */
+    SPARK_M_WS_ACCEPTED,         /* WebSocket connections accepted */
+    SPARK_M_WS_MESSAGES_IN,      /* WebSocket messages received */
+    SPARK_M_WS_MESSAGES_OUT,     /* WebSocket messages sent */
+    SPARK_M_DB_QUERIES,          /* queries completed */
+    SPARK_M_DB_QUERY_ERRORS,     /* queries that failed */
+    SPARK_M_NOTIFICATIONS,       /* notifications received by the bus */
+    SPARK_M_DB_RECONNECTS,       /* PostgreSQL connections re-established */
+    SPARK_M_DB_CONNECT_FAILURES, /* PostgreSQL connection attempts that failed */
     SPARK_M_COUNT
 } spark_metric;
 

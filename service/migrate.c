@@ -15,13 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MIGRATE_LOCK_KEY "7350626561726b" /* any constant shared by all runs */
+#define MIGRATE_LOCK_KEY   "7350626561726b" /* any constant shared by all runs */
 #define MAX_SQL_FILE_BYTES (16 * 1024 * 1024)
 
 typedef struct {
-    char *name;    /* file name, e.g. 0001_schema.sql */
-    long number;   /* its numeric prefix */
-    char *text;    /* contents */
+    char *name;  /* file name, e.g. 0001_schema.sql */
+    long number; /* its numeric prefix */
+    char *text;  /* contents */
     char checksum[crypto_hash_sha256_BYTES * 2 + 1];
 } sql_file;
 
@@ -108,9 +108,8 @@ static int list_dir(const char *dir, bool numbered, sql_list *out) {
         if (n < 5 || strcmp(e->d_name + n - 4, ".sql") != 0) continue;
         long number = 0;
         if (numbered && !migration_name(e->d_name, &number)) {
-            fprintf(stderr,
-                    "sparkd: migrate: %s/%s: a migration is named NNNN_description.sql\n", dir,
-                    e->d_name);
+            fprintf(stderr, "sparkd: migrate: %s/%s: a migration is named NNNN_description.sql\n",
+                    dir, e->d_name);
             rc = -1;
             break;
         }
@@ -209,13 +208,12 @@ static const char *applied_checksum(PGresult *applied, const char *name) {
 }
 
 static int run(PGconn *pg, const spark_config *cfg) {
-    static const char setup[] =
-        "SET client_min_messages = warning;"
-        "CREATE SCHEMA IF NOT EXISTS spark;"
-        "CREATE TABLE IF NOT EXISTS spark.schema_migrations ("
-        "  name text PRIMARY KEY,"
-        "  checksum text NOT NULL,"
-        "  applied_at timestamptz NOT NULL DEFAULT now());";
+    static const char setup[] = "SET client_min_messages = warning;"
+                                "CREATE SCHEMA IF NOT EXISTS spark;"
+                                "CREATE TABLE IF NOT EXISTS spark.schema_migrations ("
+                                "  name text PRIMARY KEY,"
+                                "  checksum text NOT NULL,"
+                                "  applied_at timestamptz NOT NULL DEFAULT now());";
     if (exec_ok(pg, "SELECT pg_advisory_lock(x'" MIGRATE_LOCK_KEY "'::bigint)", "locking", NULL) ||
         exec_ok(pg, setup, "creating spark.schema_migrations", NULL))
         return -1;

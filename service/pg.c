@@ -24,10 +24,10 @@
 #include <unistd.h>
 
 #define CONNECT_TIMEOUT_US (10 * LWS_US_PER_SEC)
-#define PING_INTERVAL_US (5 * LWS_US_PER_SEC)
-#define PING_TIMEOUT_US (10 * LWS_US_PER_SEC)
-#define BACKOFF_FIRST_MS 100
-#define BACKOFF_MAX_MS 5000
+#define PING_INTERVAL_US   (5 * LWS_US_PER_SEC)
+#define PING_TIMEOUT_US    (10 * LWS_US_PER_SEC)
+#define BACKOFF_FIRST_MS   100
+#define BACKOFF_MAX_MS     5000
 
 typedef struct query {
     struct query *next;
@@ -56,9 +56,9 @@ struct spark_pg {
 
     query *head, *tail; /* head is in flight once `sent` */
     bool sent;
-    PGresult *result;  /* last result of the query in flight */
-    char *error;       /* its first error */
-    size_t pending;    /* user queries queued or in flight */
+    PGresult *result; /* last result of the query in flight */
+    char *error;      /* its first error */
+    size_t pending;   /* user queries queued or in flight */
     lws_usec_t ping_sent_at;
 
     unsigned attempt; /* failed attempts since the last success */
@@ -76,7 +76,8 @@ static void schedule(spark_pg *pg, lws_sorted_usec_list_t *timer, sul_cb_t cb, l
 /* ---- queries ---------------------------------------------------------- */
 
 static void query_free(query *q) {
-    for (int i = 0; i < q->nparams; i++) free(q->params[i]);
+    for (int i = 0; i < q->nparams; i++)
+        free(q->params[i]);
     free(q->params);
     free(q->sql);
     free(q);
@@ -126,8 +127,8 @@ static void flush_output(spark_pg *pg) {
 static void send_next(spark_pg *pg) {
     if (pg->state != SPARK_PG_UP || !pg->head || pg->sent) return;
     query *q = pg->head;
-    if (!PQsendQueryParams(pg->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
-                           NULL, NULL, 0)) {
+    if (!PQsendQueryParams(pg->conn, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
+                           NULL, 0)) {
         connection_lost(pg, PQerrorMessage(pg->conn));
         return;
     }
@@ -332,8 +333,13 @@ static void notice_to_log(void *arg, const char *message) {
 static void begin_connect(spark_pg *pg) {
     /* Our defaults come first so that the user's conninfo, expanded from
      * "dbname", overrides them. */
-    const char *keys[] = {"fallback_application_name", "keepalives", "keepalives_idle",
-                          "keepalives_interval",       "keepalives_count", "dbname", NULL};
+    const char *keys[] = {"fallback_application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "dbname",
+                          NULL};
     const char *values[] = {"sparkd", "1", "10", "5", "3", pg->conninfo, NULL};
     pg->state = SPARK_PG_CONNECTING;
     pg->conn = PQconnectStartParams(keys, values, 1);
@@ -402,8 +408,8 @@ const struct lws_protocols spark_pg_protocol = {"spark-pg", pg_callback, 0, 0, 0
 
 /* ---- public ------------------------------------------------------------ */
 
-spark_pg *spark_pg_new(struct lws_context *context, struct lws_vhost *vhost, const char *conninfo, const char *name,
-                       const spark_pg_events *events, void *ud) {
+spark_pg *spark_pg_new(struct lws_context *context, struct lws_vhost *vhost, const char *conninfo,
+                       const char *name, const spark_pg_events *events, void *ud) {
     spark_pg *pg = calloc(1, sizeof *pg);
     if (!pg) return NULL;
     pg->conninfo = strdup(conninfo);

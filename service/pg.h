@@ -28,8 +28,8 @@ typedef struct spark_pg spark_pg;
 typedef void (*spark_pg_result_fn)(void *ud, const PGresult *res, const char *error);
 
 typedef struct {
-    void (*on_up)(void *ud);                     /* connected: queries may be sent */
-    void (*on_down)(void *ud, const char *why);  /* lost: queries failed, retry scheduled */
+    void (*on_up)(void *ud);                    /* connected: queries may be sent */
+    void (*on_down)(void *ud, const char *why); /* lost: queries failed, retry scheduled */
     void (*on_notify)(void *ud, const char *channel, const char *payload);
 } spark_pg_events;
 
@@ -40,9 +40,8 @@ typedef enum { SPARK_PG_DOWN, SPARK_PG_CONNECTING, SPARK_PG_UP } spark_pg_state;
 extern const struct lws_protocols spark_pg_protocol;
 
 /* `name` labels the connection in logs ("db", "bus"). `events` may be NULL. */
-spark_pg *spark_pg_new(struct lws_context *context, struct lws_vhost *vhost,
-                       const char *conninfo, const char *name, const spark_pg_events *events,
-                       void *ud);
+spark_pg *spark_pg_new(struct lws_context *context, struct lws_vhost *vhost, const char *conninfo,
+                       const char *name, const spark_pg_events *events, void *ud);
 
 /* Begins connecting; on failure keeps retrying until spark_pg_free(). */
 void spark_pg_start(spark_pg *pg);

@@ -28,7 +28,7 @@
 #include <time.h>
 
 #define DRAIN_POLL_US (20 * LWS_US_PER_MS)
-#define FD_LIMIT_CAP 100000
+#define FD_LIMIT_CAP  100000
 
 typedef struct {
     const spark_config *cfg;
@@ -86,8 +86,8 @@ static void healthz(spark_http_request *req, void *ud) {
     json_object_object_add(root, "version", json_object_new_string(SPARK_VERSION));
     json_object_object_add(root, "uptime_seconds",
                            json_object_new_int64((int64_t)uptime_seconds(s)));
-    json_object_object_add(
-        db, "state", json_object_new_string(spark_pg_state_name(spark_pg_get_state(s->db))));
+    json_object_object_add(db, "state",
+                           json_object_new_string(spark_pg_state_name(spark_pg_get_state(s->db))));
     json_object_object_add(db, "pending_queries",
                            json_object_new_int64((int64_t)spark_pg_pending(s->db)));
     json_object_object_add(root, "database", db);
@@ -156,8 +156,8 @@ static void begin_drain(server *s) {
     drain_check(&s->drain_timer);
 }
 
-static int control_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                            void *in, size_t len) {
+static int control_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                            size_t len) {
     (void)wsi, (void)user, (void)in, (void)len;
     if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED && stop_requested && the_server)
         begin_drain(the_server);
@@ -208,15 +208,14 @@ static int start(server *s, struct lws_protocols *protocols) {
         return -1;
     protocols[0] = spark_http_protocol(s->http);
     if (create_context(s, protocols)) {
-        spark_log(SPARK_LOG_ERROR, "start.failed", "cannot listen (is the port in use?)",
-                  "port=%d", s->cfg->port);
+        spark_log(SPARK_LOG_ERROR, "start.failed", "cannot listen (is the port in use?)", "port=%d",
+                  s->cfg->port);
         return -1;
     }
     struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "sparkd");
     s->db = spark_pg_new(s->ctx, vh, s->cfg->database_url, "db", NULL, NULL);
     s->bus = spark_bus_new(s->ctx, vh, s->cfg->database_url);
-    if (!s->db || !s->bus ||
-        spark_bus_subscribe(s->bus, "spark", on_spark_notify, NULL, s))
+    if (!s->db || !s->bus || spark_bus_subscribe(s->bus, "spark", on_spark_notify, NULL, s))
         return -1;
     spark_pg_start(s->db);
     spark_bus_start(s->bus);
@@ -249,8 +248,8 @@ int spark_serve(const spark_config *cfg) {
         return 1;
     }
     signal_context = s.ctx;
-    spark_log(SPARK_LOG_INFO, "start", NULL, "version=%s port=%d pid=%ld", SPARK_VERSION,
-              cfg->port, (long)getpid());
+    spark_log(SPARK_LOG_INFO, "start", NULL, "version=%s port=%d pid=%ld", SPARK_VERSION, cfg->port,
+              (long)getpid());
     if (stop_requested) begin_drain(&s); /* a signal that came during startup */
 
     while (!s.stopped && lws_service(s.ctx, 0) >= 0)

@@ -115,7 +115,11 @@ static char *read_all(int fd) {
     ssize_t n;
     while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
         len += (size_t)n;
-        if (cap - len < 2) buf = realloc(buf, cap *= 2);
+        if (cap - len < 2) {
+            char *grown = realloc(buf, cap *= 2);
+            ck_assert_ptr_nonnull(grown);
+            buf = grown;
+        }
     }
     buf[len] = '\0';
     return buf;
@@ -131,7 +135,8 @@ int it_run(const char *const argv[], const char *const env[], char **out, char *
         dup2(po[1], 1);
         dup2(pe[1], 2);
         close(po[0]), close(pe[0]), close(po[1]), close(pe[1]);
-        for (const char *const *e = env; e && *e; e++) putenv((char *)*e);
+        for (const char *const *e = env; e && *e; e++)
+            putenv((char *)*e);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -156,7 +161,9 @@ int it_run(const char *const argv[], const char *const env[], char **out, char *
             }
             char **dst = i == 0 ? &o : &e;
             size_t *dlen = i == 0 ? &olen : &elen;
-            *dst = realloc(*dst, *dlen + (size_t)n + 1);
+            char *grown = realloc(*dst, *dlen + (size_t)n + 1);
+            ck_assert_ptr_nonnull(grown);
+            *dst = grown;
             memcpy(*dst + *dlen, buf, (size_t)n);
             *dlen += (size_t)n;
             (*dst)[*dlen] = '\0';
@@ -164,15 +171,22 @@ int it_run(const char *const argv[], const char *const env[], char **out, char *
     }
     int status;
     waitpid(pid, &status, 0);
-    if (out) *out = o ? o : strdup(""); else free(o);
-    if (err) *err = e ? e : strdup(""); else free(e);
+    if (out)
+        *out = o ? o : strdup("");
+    else
+        free(o);
+    if (err)
+        *err = e ? e : strdup("");
+    else
+        free(e);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 int it_sparkd(const char *db, const char *const args[], char **out, char **err) {
     const char *argv[16] = {it_sparkd_path};
     int n = 1;
-    for (; args[n - 1] && n < 15; n++) argv[n] = args[n - 1];
+    for (; args[n - 1] && n < 15; n++)
+        argv[n] = args[n - 1];
     argv[n] = NULL;
     static char dbenv[2100];
     snprintf(dbenv, sizeof dbenv, "DATABASE_URL=%s", db ? db : "");
@@ -232,7 +246,8 @@ int it_free_port(void) {
 
 int it_http_get(int port, const char *path, char *body, size_t cap) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -242,9 +257,9 @@ int it_http_get(int port, const char *path, char *body, size_t cap) {
         return -1;
     }
     char req[1200];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path,
-                     port);
+    int n =
+        snprintf(req, sizeof req,
+                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
         return -1;
@@ -272,7 +287,8 @@ double it_metric(int port, const char *name) {
     static char body[65536];
     if (it_http_get(port, "/metrics", body, sizeof body) != 200) return -1;
     size_t n = strlen(name);
-    for (const char *line = body; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+    for (const char *line = body; line && *line;
+         line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
         if (strncmp(line, name, n) == 0 && (line[n] == '{' || line[n] == ' ')) {
             const char *v = strchr(line, ' ');
             return v ? strtod(v + 1, NULL) : -1;

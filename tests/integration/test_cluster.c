@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define READY_MS 15000
+#define READY_MS  15000
 #define NOTIFY_MS 5000
 
 static const char *db;
@@ -77,10 +77,14 @@ START_TEST(health_metrics_and_static_files) {
                   "%s", body);
     ck_assert_int_eq(it_http_get(port_b, "/metrics", body, sizeof body), 200);
     const char *expected[] = {"spark_ws_connections{instance=\"b\"}",
-                              "spark_ws_messages_in_total", "spark_ws_messages_out_total",
-                              "spark_db_queries_total", "spark_notifications_total",
-                              "spark_db_reconnects_total", "spark_database_up{instance=\"b\"} 1",
-                              "spark_listener_up{instance=\"b\"} 1", "# TYPE"};
+                              "spark_ws_messages_in_total",
+                              "spark_ws_messages_out_total",
+                              "spark_db_queries_total",
+                              "spark_notifications_total",
+                              "spark_db_reconnects_total",
+                              "spark_database_up{instance=\"b\"} 1",
+                              "spark_listener_up{instance=\"b\"} 1",
+                              "# TYPE"};
     for (size_t i = 0; i < sizeof expected / sizeof *expected; i++)
         ck_assert_msg(strstr(body, expected[i]), "missing %s", expected[i]);
 
@@ -113,7 +117,8 @@ START_TEST(bad_configuration_exits_2_naming_the_variable) {
     char *out, *err;
     const char *args[] = {"serve", "--port", "http", NULL};
     ck_assert_int_eq(it_sparkd("dbname=x", args, &out, &err), 2);
-    ck_assert_msg(strncmp(err, "sparkd: --port: ", 16) == 0 && strchr(err, '\n') == err + strlen(err) - 1,
+    ck_assert_msg(strncmp(err, "sparkd: --port: ", 16) == 0 &&
+                      strchr(err, '\n') == err + strlen(err) - 1,
                   "%s", err);
     free(out), free(err);
     const char *args2[] = {"frobnicate", NULL};

@@ -23,18 +23,19 @@ static void remove_dir(const char *dir) {
 /* Everything in schema spark that a migration could change, as one string. */
 static char *schema_fingerprint(PGconn *pg) {
     PGresult *r = it_exec(
-        pg, "SELECT coalesce(string_agg(x, ',' ORDER BY x), '') FROM ("
-            "  SELECT 'rel:' || relname || ':' || relkind::text AS x FROM pg_class c"
-            "   JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'spark'"
-            "  UNION ALL SELECT 'col:' || relname || '.' || attname FROM pg_attribute a"
-            "   JOIN pg_class c ON c.oid = attrelid JOIN pg_namespace n ON n.oid = relnamespace"
-            "   WHERE nspname = 'spark' AND attnum > 0 AND NOT attisdropped"
-            "  UNION ALL SELECT 'fn:' || p.oid::regprocedure::text FROM pg_proc p"
-            "   JOIN pg_namespace n ON n.oid = p.pronamespace WHERE nspname = 'spark'"
-            "  UNION ALL SELECT 'tg:' || tgname FROM pg_trigger t JOIN pg_class c ON c.oid = tgrelid"
-            "   JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'spark'"
-            "  UNION ALL SELECT 'mig:' || name || '@' || applied_at FROM spark.schema_migrations"
-            ") s");
+        pg,
+        "SELECT coalesce(string_agg(x, ',' ORDER BY x), '') FROM ("
+        "  SELECT 'rel:' || relname || ':' || relkind::text AS x FROM pg_class c"
+        "   JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'spark'"
+        "  UNION ALL SELECT 'col:' || relname || '.' || attname FROM pg_attribute a"
+        "   JOIN pg_class c ON c.oid = attrelid JOIN pg_namespace n ON n.oid = relnamespace"
+        "   WHERE nspname = 'spark' AND attnum > 0 AND NOT attisdropped"
+        "  UNION ALL SELECT 'fn:' || p.oid::regprocedure::text FROM pg_proc p"
+        "   JOIN pg_namespace n ON n.oid = p.pronamespace WHERE nspname = 'spark'"
+        "  UNION ALL SELECT 'tg:' || tgname FROM pg_trigger t JOIN pg_class c ON c.oid = tgrelid"
+        "   JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname = 'spark'"
+        "  UNION ALL SELECT 'mig:' || name || '@' || applied_at FROM spark.schema_migrations"
+        ") s");
     char *s = strdup(PQgetvalue(r, 0, 0));
     PQclear(r);
     return s;
@@ -55,10 +56,12 @@ START_TEST(migrates_an_empty_database_then_changes_nothing) {
                                     "AND tablename IN ('components', 'events', 'messages')",
                                     v, sizeof v),
                      "3");
-    ck_assert_str_eq(it_query_value(pg, "SELECT count(*) FROM spark.schema_migrations", v, sizeof v),
-                     "1");
-    ck_assert_str_eq(it_query_value(pg, "SELECT to_regprocedure('spark.state_at(text,bigint)') "
-                                        "IS NOT NULL", v, sizeof v),
+    ck_assert_str_eq(
+        it_query_value(pg, "SELECT count(*) FROM spark.schema_migrations", v, sizeof v), "1");
+    ck_assert_str_eq(it_query_value(pg,
+                                    "SELECT to_regprocedure('spark.state_at(text,bigint)') "
+                                    "IS NOT NULL",
+                                    v, sizeof v),
                      "t");
     char *before = schema_fingerprint(pg);
 
@@ -77,7 +80,8 @@ static void copy_file(const char *from, const char *to) {
     ck_assert(in && out);
     char buf[8192];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
     fclose(in);
     fclose(out);
 }
@@ -98,7 +102,7 @@ static const char *migrations_with(const char *extra_name, const char *extra_tex
     snprintf(from, sizeof from, "%s/migrations/0001_schema.sql", it_source_dir);
     snprintf(to, sizeof to, "%s/0001_schema.sql", dir);
     copy_file(from, to);
-    if (extra_name) {
+    if (extra_name && extra_text) {
         snprintf(to, sizeof to, "%s/%s", dir, extra_name);
         write_file(to, extra_text);
     }
@@ -111,10 +115,10 @@ START_TEST(a_broken_migration_leaves_the_schema_unchanged) {
     PGconn *pg = it_connect(db);
     char *before = schema_fingerprint(pg);
 
-    const char *dir = migrations_with("0002_broken.sql",
-                                      "CREATE TABLE spark.half_done (x int);\n"
-                                      "ALTER TABLE spark.components ADD COLUMN extra int;\n"
-                                      "SELECT no_such_column FROM spark.components;\n");
+    const char *dir =
+        migrations_with("0002_broken.sql", "CREATE TABLE spark.half_done (x int);\n"
+                                           "ALTER TABLE spark.components ADD COLUMN extra int;\n"
+                                           "SELECT no_such_column FROM spark.components;\n");
     char flag[300];
     snprintf(flag, sizeof flag, "--migrations=%s", dir);
     const char *args[] = {"migrate", flag, NULL};
@@ -127,8 +131,8 @@ START_TEST(a_broken_migration_leaves_the_schema_unchanged) {
     char *after = schema_fingerprint(pg);
     ck_assert_str_eq(before, after);
     char v[16];
-    ck_assert_str_eq(it_query_value(pg, "SELECT to_regclass('spark.half_done') IS NULL", v, sizeof v),
-                     "t");
+    ck_assert_str_eq(
+        it_query_value(pg, "SELECT to_regclass('spark.half_done') IS NULL", v, sizeof v), "t");
     free(out), free(err), free(before), free(after);
     PQfinish(pg);
     remove_dir(dir);
@@ -226,12 +230,13 @@ START_TEST(writes_are_versioned_recorded_and_announced) {
     ck_assert_msg(strncmp(n->extra, "m|", 2) == 0 && strstr(n->extra, "|lobby"), "%s", n->extra);
     PQfreemem(n);
 
-    ck_assert_str_eq(it_query_value(pg, "SELECT version FROM spark.components WHERE id='todo:a'",
-                                    v, sizeof v),
-                     "2");
-    ck_assert_str_eq(it_query_value(pg, "SELECT string_agg(version || ':' || event || ':' || "
-                                        "coalesce(actor, '-'), ',' ORDER BY version) "
-                                        "FROM spark.events WHERE component_id = 'todo:a'",
+    ck_assert_str_eq(
+        it_query_value(pg, "SELECT version FROM spark.components WHERE id='todo:a'", v, sizeof v),
+        "2");
+    ck_assert_str_eq(it_query_value(pg,
+                                    "SELECT string_agg(version || ':' || event || ':' || "
+                                    "coalesce(actor, '-'), ',' ORDER BY version) "
+                                    "FROM spark.events WHERE component_id = 'todo:a'",
                                     v, sizeof v),
                      "1:sql.insert:postgres,2:add_todo:alice");
     ck_assert_str_eq(it_query_value(pg, "SELECT spark.state_at('todo:a', 1)::text", v, sizeof v),

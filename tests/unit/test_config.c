@@ -30,8 +30,8 @@ static int load(spark_command cmd, const char *const *env, int argc, const char 
     return spark_config_load(&cfg, cmd, argc, (char **)argv, lookup, err, sizeof err);
 }
 
-static const char *const minimal[] = {"DATABASE_URL", "postgresql:///spark",
-                                      "SPARK_WEB_ROOT", ".", NULL};
+static const char *const minimal[] = {"DATABASE_URL", "postgresql:///spark", "SPARK_WEB_ROOT", ".",
+                                      NULL};
 
 START_TEST(defaults) {
     ck_assert_int_eq(load(SPARK_CMD_SERVE, minimal, 0, NULL), 0);
@@ -48,11 +48,25 @@ START_TEST(defaults) {
 END_TEST
 
 START_TEST(environment_is_read) {
-    const char *const env[] = {"DATABASE_URL", "host=/tmp dbname=x", "SPARK_PORT", "9001",
-                               "SPARK_HOST", "127.0.0.1", "SPARK_INSTANCE", "node-a.1",
-                               "SPARK_WEB_ROOT", ".", "SPARK_LOG_LEVEL", "debug",
-                               "SPARK_DEMO_LOGIN", "true", "SPARK_SHUTDOWN_TIMEOUT", "3",
-                               "SPARK_ALLOWED_ORIGINS", "http://a.test", NULL};
+    const char *const env[] = {"DATABASE_URL",
+                               "host=/tmp dbname=x",
+                               "SPARK_PORT",
+                               "9001",
+                               "SPARK_HOST",
+                               "127.0.0.1",
+                               "SPARK_INSTANCE",
+                               "node-a.1",
+                               "SPARK_WEB_ROOT",
+                               ".",
+                               "SPARK_LOG_LEVEL",
+                               "debug",
+                               "SPARK_DEMO_LOGIN",
+                               "true",
+                               "SPARK_SHUTDOWN_TIMEOUT",
+                               "3",
+                               "SPARK_ALLOWED_ORIGINS",
+                               "http://a.test",
+                               NULL};
     ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
     ck_assert_int_eq(cfg.port, 9001);
     ck_assert_str_eq(cfg.host, "127.0.0.1");
@@ -66,10 +80,18 @@ START_TEST(environment_is_read) {
 END_TEST
 
 START_TEST(flags_override_environment) {
-    const char *const env[] = {"DATABASE_URL", "dbname=from_env", "SPARK_PORT", "9001",
-                               "SPARK_WEB_ROOT", ".", "SPARK_INSTANCE", "env", NULL};
-    const char *argv[] = {"--port", "9002", "--instance=flag", "--database-url",
-                          "dbname=from_flag", "--log-level", "error"};
+    const char *const env[] = {"DATABASE_URL",
+                               "dbname=from_env",
+                               "SPARK_PORT",
+                               "9001",
+                               "SPARK_WEB_ROOT",
+                               ".",
+                               "SPARK_INSTANCE",
+                               "env",
+                               NULL};
+    const char *argv[] = {
+        "--port",      "9002", "--instance=flag", "--database-url", "dbname=from_flag",
+        "--log-level", "error"};
     ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 7, argv), 0);
     ck_assert_int_eq(cfg.port, 9002);
     ck_assert_str_eq(cfg.instance, "flag");
@@ -81,6 +103,7 @@ END_TEST
 
 /* Each bad value must fail and name its source at the start of the line. */
 static const struct {
+    // cppcheck-suppress unusedStructMember ; read as bad_env[_i].var
     const char *var, *value, *expect_prefix;
 } bad_env[] = {
     {"SPARK_PORT", "0", "SPARK_PORT: "},
@@ -132,9 +155,17 @@ START_TEST(bad_flags_name_the_flag) {
 END_TEST
 
 START_TEST(empty_optional_values_count_as_unset) {
-    const char *const env[] = {"DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".",
-                               "SPARK_SIGNING_KEY", "", "SPARK_VERIFY_KEYS", "",
-                               "SPARK_ALLOWED_ORIGINS", "", NULL};
+    const char *const env[] = {"DATABASE_URL",
+                               "dbname=x",
+                               "SPARK_WEB_ROOT",
+                               ".",
+                               "SPARK_SIGNING_KEY",
+                               "",
+                               "SPARK_VERIFY_KEYS",
+                               "",
+                               "SPARK_ALLOWED_ORIGINS",
+                               "",
+                               NULL};
     ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
     ck_assert_ptr_null(cfg.signing_key);
     ck_assert_ptr_null(cfg.verify_keys);
@@ -151,30 +182,42 @@ START_TEST(database_url_is_required) {
 END_TEST
 
 START_TEST(migrate_needs_its_directories) {
-    const char *const env[] = {"DATABASE_URL", "dbname=x", "SPARK_MIGRATIONS_DIR",
-                               "/nonexistent/migrations", "SPARK_SQL_DIR", ".", NULL};
+    const char *const env[] = {"DATABASE_URL",
+                               "dbname=x",
+                               "SPARK_MIGRATIONS_DIR",
+                               "/nonexistent/migrations",
+                               "SPARK_SQL_DIR",
+                               ".",
+                               NULL};
     ck_assert_int_eq(load(SPARK_CMD_MIGRATE, env, 0, NULL), -1);
     ck_assert_msg(strncmp(err, "SPARK_MIGRATIONS_DIR: ", 22) == 0, "%s", err);
 
     /* serve does not need them, and migrate does not need a web root */
-    const char *const env2[] = {"DATABASE_URL", "dbname=x", "SPARK_MIGRATIONS_DIR", ".",
-                                "SPARK_SQL_DIR", ".", "SPARK_WEB_ROOT", "/nonexistent", NULL};
+    const char *const env2[] = {"DATABASE_URL",
+                                "dbname=x",
+                                "SPARK_MIGRATIONS_DIR",
+                                ".",
+                                "SPARK_SQL_DIR",
+                                ".",
+                                "SPARK_WEB_ROOT",
+                                "/nonexistent",
+                                NULL};
     ck_assert_int_eq(load(SPARK_CMD_MIGRATE, env2, 0, NULL), 0);
     spark_config_free(&cfg);
 }
 END_TEST
 
 START_TEST(boolean_spellings) {
-    static const char *const yes[] = {"1", "true", "YES", "on"}, *const no[] = {"0", "false",
-                                                                               "No", "off"};
+    static const char *const yes[] = {"1", "true", "YES", "on"}, *const no[] = {"0", "false", "No",
+                                                                                "off"};
     for (int i = 0; i < 4; i++) {
-        const char *const env[] = {"DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".",
-                                   "SPARK_DEMO_LOGIN", yes[i], NULL};
+        const char *const env[] = {
+            "DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".", "SPARK_DEMO_LOGIN", yes[i], NULL};
         ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
         ck_assert(cfg.demo_login);
         spark_config_free(&cfg);
-        const char *const env2[] = {"DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".",
-                                    "SPARK_DEMO_LOGIN", no[i], NULL};
+        const char *const env2[] = {
+            "DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".", "SPARK_DEMO_LOGIN", no[i], NULL};
         ck_assert_int_eq(load(SPARK_CMD_SERVE, env2, 0, NULL), 0);
         ck_assert(!cfg.demo_login);
         spark_config_free(&cfg);
