@@ -385,6 +385,7 @@ static void on_writable(spark_pg *pg) {
 static int pg_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                        size_t len) {
     (void)user, (void)in, (void)len;
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION) return -1; /* not a ws protocol */
     spark_pg *pg = lws_get_opaque_user_data(wsi);
     if (!pg || pg->wsi != wsi) return 0; /* adopting, or a socket we let go */
     switch (reason) {

@@ -159,6 +159,7 @@ static void begin_drain(server *s) {
 static int control_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                             size_t len) {
     (void)wsi, (void)user, (void)in, (void)len;
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION) return -1; /* not a ws protocol */
     if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED && stop_requested && the_server)
         begin_drain(the_server);
     return 0;

@@ -244,7 +244,7 @@ int it_free_port(void) {
     return ntohs(a.sin_port);
 }
 
-int it_http_get(int port, const char *path, char *body, size_t cap) {
+int it_http_request(int port, const char *request, char *body, size_t cap) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
@@ -256,11 +256,8 @@ int it_http_get(int port, const char *path, char *body, size_t cap) {
         close(fd);
         return -1;
     }
-    char req[1200];
-    int n =
-        snprintf(req, sizeof req,
-                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
-    if (write(fd, req, (size_t)n) != n) {
+    ssize_t n = (ssize_t)strlen(request);
+    if (write(fd, request, (size_t)n) != n) {
         close(fd);
         return -1;
     }
@@ -272,6 +269,13 @@ int it_http_get(int port, const char *path, char *body, size_t cap) {
     if (body && cap && b) snprintf(body, cap, "%s", b + 4);
     free(resp);
     return status;
+}
+
+int it_http_get(int port, const char *path, char *body, size_t cap) {
+    char req[1200];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
+             path, port);
+    return it_http_request(port, req, body, cap);
 }
 
 bool it_wait_status(int port, const char *path, int status, int timeout_ms) {

@@ -95,6 +95,21 @@ START_TEST(health_metrics_and_static_files) {
     ck_assert_int_ne(it_http_get(port_a, "/%2e%2e/CMakeLists.txt", body, sizeof body), 200);
     ck_assert_ptr_null(strstr(body, "cmake_minimum_required"));
 
+    /* No WebSocket endpoint is mounted yet: an upgrade, whichever internal
+     * protocol it names, is never switched. */
+    const char *subprotocols[] = {"", "Sec-WebSocket-Protocol: spark-pg\r\n",
+                                  "Sec-WebSocket-Protocol: spark-control\r\n"};
+    for (size_t i = 0; i < sizeof subprotocols / sizeof *subprotocols; i++) {
+        char upgrade[512];
+        snprintf(upgrade, sizeof upgrade,
+                 "GET /spark HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                 subprotocols[i]);
+        ck_assert_int_ne(it_http_request(port_a, upgrade, body, sizeof body), 101);
+    }
+    ck_assert_int_eq(it_http_get(port_a, "/healthz", NULL, 0), 200);
+
     ck_assert_int_eq(it_stop_sparkd(pid_a, 8000), 0);
     ck_assert_int_eq(it_stop_sparkd(pid_b, 8000), 0);
     passed();
