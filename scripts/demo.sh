@@ -116,8 +116,10 @@ if ! $stopping && all_alive; then
 Spark demo: two instances sharing one database.
   instance a: http://localhost:$port_a/
   instance b: http://localhost:$port_b/
-Open the same page on both, e.g. /counter/1, /todo/groceries, /chat/lobby
-(log in at /login first). Ctrl-C stops everything.
+Each answers /healthz and /metrics. A NOTIFY on channel spark, or any write
+to spark.components, reaches both; the database:
+  psql '$DATABASE_URL'
+Ctrl-C stops everything.
 
 EOF
 fi
