@@ -34,6 +34,14 @@ static void pause_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
+int it_run_suite(Suite *suite) {
+    SRunner *sr = srunner_create(suite);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
+
 const char *it_admin_url(void) {
     const char *url = getenv("DATABASE_URL");
     ck_assert_msg(url && *url, "DATABASE_URL must name the test PostgreSQL");

@@ -70,6 +70,11 @@ bool it_wait_metric(int port, const char *name, double at_least, int timeout_ms)
 /* Stops or starts the test PostgreSQL server (SPARK_TEST_PG_CTL). */
 int it_pg_ctl(const char *action);
 
+/* Runs a suite (each test forked, as Check does by default) and returns
+ * the process exit status: 0 when every test passed. Frees the suite. */
+struct Suite;
+int it_run_suite(struct Suite *suite);
+
 /* Milliseconds on a monotonic clock. */
 long long it_now_ms(void);
 

@@ -173,10 +173,4 @@ static Suite *cluster_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(cluster_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+int main(void) { return it_run_suite(cluster_suite()); }

@@ -263,10 +263,4 @@ static Suite *migrate_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(migrate_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+int main(void) { return it_run_suite(migrate_suite()); }

@@ -57,9 +57,5 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, instances_ride_out_a_postgres_restart);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return it_run_suite(s);
 }
