@@ -229,17 +229,30 @@ pid_t it_start_sparkd(const char *db, int port, const char *instance, const char
 }
 
 int it_stop_sparkd(pid_t pid, int timeout_ms) {
+    /* Await the child's exit as an event: SIGCHLD, blocked, then taken with
+     * a deadline by sigtimedwait. */
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
     kill(pid, SIGTERM);
     long long deadline = it_now_ms() + timeout_ms;
-    int status;
-    while (it_now_ms() < deadline) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        pause_ms(10);
+    int status, rc = -2;
+    while (rc == -2) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            break;
+        }
+        long long left = deadline - it_now_ms();
+        struct timespec ts = {left / 1000, (long)(left % 1000) * 1000000L};
+        if (left <= 0 || (sigtimedwait(&chld, NULL, &ts) < 0 && errno == EAGAIN)) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            rc = -1;
+        }
     }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    return -1;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 int it_free_port(void) {

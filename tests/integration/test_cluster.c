@@ -26,6 +26,13 @@ static void passed(void) {
     unlink(log_b);
 }
 
+/* Stops both instances, expecting a clean exit from each. */
+static void stop_two_cleanly(void) {
+    ck_assert_int_eq(it_stop_sparkd(pid_a, 8000), 0);
+    ck_assert_int_eq(it_stop_sparkd(pid_b, 8000), 0);
+    passed();
+}
+
 static void start_two(void) {
     char name[64];
     db = it_create_migrated_database(name);
@@ -54,16 +61,11 @@ START_TEST(a_notify_from_sql_reaches_both_instances) {
     PQclear(it_exec(pg, "INSERT INTO spark.components (id, state) VALUES ('counter:1', '{}')"));
     ck_assert(it_wait_metric(port_a, "spark_notifications_total", a0 + 2, NOTIFY_MS));
     ck_assert(it_wait_metric(port_b, "spark_notifications_total", b0 + 2, NOTIFY_MS));
-    /* A rolled-back write announces nothing: a later one arrives alone. */
-    PQclear(it_exec(pg, "BEGIN; UPDATE spark.components SET state = '{\"x\":1}';ROLLBACK"));
-    PQclear(it_exec(pg, "SELECT pg_notify('spark', 'marker')"));
-    ck_assert(it_wait_metric(port_a, "spark_notifications_total", a0 + 3, NOTIFY_MS));
-    ck_assert_int_eq((int)it_metric(port_a, "spark_notifications_total"), (int)a0 + 3);
+    /* That a rolled-back write announces nothing is checked payload by
+     * payload in test_migrate.c; a counter here could not tell. */
     PQfinish(pg);
 
-    ck_assert_int_eq(it_stop_sparkd(pid_a, 8000), 0);
-    ck_assert_int_eq(it_stop_sparkd(pid_b, 8000), 0);
-    passed();
+    stop_two_cleanly();
 }
 END_TEST
 
@@ -110,9 +112,7 @@ START_TEST(health_metrics_and_static_files) {
     }
     ck_assert_int_eq(it_http_get(port_a, "/healthz", NULL, 0), 200);
 
-    ck_assert_int_eq(it_stop_sparkd(pid_a, 8000), 0);
-    ck_assert_int_eq(it_stop_sparkd(pid_b, 8000), 0);
-    passed();
+    stop_two_cleanly();
 }
 END_TEST
 
@@ -154,9 +154,7 @@ START_TEST(a_taken_port_is_a_clear_failure) {
     ck_assert_int_eq(it_sparkd(db, args, &out, &err), 1);
     ck_assert_msg(strstr(err, "start.failed"), "%s", err);
     free(out), free(err);
-    it_stop_sparkd(pid_a, 8000);
-    it_stop_sparkd(pid_b, 8000);
-    passed();
+    stop_two_cleanly();
 }
 END_TEST
 
