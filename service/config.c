@@ -29,7 +29,9 @@ typedef enum {
     K_LOG_LEVEL,
     K_BOOL,
     K_CONNINFO,
-    K_SECONDS
+    K_SECONDS,
+    K_COUNT, /* 0..1e9, where 0 means no bound */
+    K_SIZE   /* 1..1e9 */
 } kind;
 
 typedef struct {
@@ -63,6 +65,22 @@ static const setting settings[] = {
      "1 to serve the demo /login page (default: 0)"},
     {"SPARK_SHUTDOWN_TIMEOUT", "--shutdown-timeout", K_SECONDS, AT(shutdown_timeout_ms),
      "seconds a graceful stop may take (default: 10)"},
+    {"SPARK_MAX_MESSAGE", "--max-message", K_SIZE, AT(max_message_bytes),
+     "largest WebSocket message and broadcast payload in bytes (default: 65536)"},
+    {"SPARK_MAX_QUEUE", "--max-queue", K_SIZE, AT(max_queue_bytes),
+     "unsent bytes per connection before it is closed (default: 1048576)"},
+    {"SPARK_RATE_LIMIT", "--rate-limit", K_COUNT, AT(rate_limit),
+     "messages per second per connection, 0 for none (default: 100)"},
+    {"SPARK_MAX_CONNECTIONS", "--max-connections", K_SIZE, AT(max_connections),
+     "WebSocket connections per instance (default: 10000)"},
+    {"SPARK_ROOM_HISTORY", "--room-history", K_COUNT, AT(room_history),
+     "messages kept per room, 0 for all (default: 1000)"},
+    {"SPARK_ROOM_HISTORY_AGE", "--room-history-age", K_COUNT, AT(room_history_age),
+     "seconds a room message is kept, 0 for ever (default: 86400)"},
+    {"SPARK_PRESENCE_TIMEOUT", "--presence-timeout", K_SECONDS, AT(presence_timeout_ms),
+     "seconds before a silent instance's presences expire (default: 30)"},
+    {"SPARK_TOKEN_GRACE", "--token-grace", K_SECONDS, AT(token_grace_ms),
+     "seconds a connection outlives its expired token (default: 0)"},
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -136,6 +154,13 @@ static int apply(spark_config *cfg, const setting *s, const char *source, const 
             return fail(err, errlen, "%s: \"%.64s\" is not a number of seconds (0-3600)", source,
                         value);
         *(int *)field = (int)n * 1000;
+        return 0;
+    case K_COUNT:
+    case K_SIZE:
+        if (parse_int(value, s->kind == K_SIZE ? 1 : 0, 1000000000, &n))
+            return fail(err, errlen, "%s: \"%.64s\" is not a whole number (%d-1000000000)", source,
+                        value, s->kind == K_SIZE ? 1 : 0);
+        *(int *)field = (int)n;
         return 0;
     case K_LOG_LEVEL:
         n = spark_log_level_parse(value);
@@ -251,6 +276,13 @@ int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **arg
     cfg->port = 8080;
     cfg->log_level = SPARK_LOG_INFO;
     cfg->shutdown_timeout_ms = 10000;
+    cfg->max_message_bytes = 65536;
+    cfg->max_queue_bytes = 1048576;
+    cfg->rate_limit = 100;
+    cfg->max_connections = 10000;
+    cfg->room_history = 1000;
+    cfg->room_history_age = 86400;
+    cfg->presence_timeout_ms = 30000;
     if (!env) env = system_env;
 
     for (size_t i = 0; i < NSETTINGS; i++) {

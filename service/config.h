@@ -32,6 +32,16 @@ typedef struct spark_config {
     char *allowed_origins;   /* Origin allow-list for cookie auth */
     bool demo_login;         /* /login issues session cookies */
     int shutdown_timeout_ms; /* bound on a graceful stop */
+
+    /* WebSocket limits; every one is counted in /metrics when it bites. */
+    int max_message_bytes;   /* largest frame in, largest broadcast payload */
+    int max_queue_bytes;     /* unsent bytes per connection before 1008 */
+    int rate_limit;          /* messages per second per connection; 0 = none */
+    int max_connections;     /* WebSocket connections per instance */
+    int room_history;        /* messages kept per room; 0 = no bound */
+    int room_history_age;    /* seconds a room message is kept; 0 = no bound */
+    int presence_timeout_ms; /* a silent instance's presences expire after */
+    int token_grace_ms;      /* an expired token's connection lives this long */
 } spark_config;
 
 /* Looks up an environment variable; returns NULL when unset. */

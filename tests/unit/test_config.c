@@ -41,6 +41,12 @@ START_TEST(defaults) {
     ck_assert_int_eq(cfg.log_level, SPARK_LOG_INFO);
     ck_assert(!cfg.demo_login);
     ck_assert_int_eq(cfg.shutdown_timeout_ms, 10000);
+    ck_assert_int_eq(cfg.max_message_bytes, 65536);
+    ck_assert_int_eq(cfg.max_queue_bytes, 1048576);
+    ck_assert_int_eq(cfg.rate_limit, 100);
+    ck_assert_int_eq(cfg.room_history, 1000);
+    ck_assert_int_eq(cfg.presence_timeout_ms, 30000);
+    ck_assert_int_eq(cfg.token_grace_ms, 0);
     ck_assert_ptr_nonnull(cfg.instance);
     ck_assert_int_gt(strlen(cfg.instance), 0);
     spark_config_free(&cfg);
@@ -66,6 +72,12 @@ START_TEST(environment_is_read) {
                                "3",
                                "SPARK_ALLOWED_ORIGINS",
                                "http://a.test",
+                               "SPARK_MAX_MESSAGE",
+                               "1024",
+                               "SPARK_RATE_LIMIT",
+                               "0",
+                               "SPARK_ROOM_HISTORY_AGE",
+                               "604800",
                                NULL};
     ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
     ck_assert_int_eq(cfg.port, 9001);
@@ -75,6 +87,9 @@ START_TEST(environment_is_read) {
     ck_assert(cfg.demo_login);
     ck_assert_int_eq(cfg.shutdown_timeout_ms, 3000);
     ck_assert_str_eq(cfg.allowed_origins, "http://a.test");
+    ck_assert_int_eq(cfg.max_message_bytes, 1024);
+    ck_assert_int_eq(cfg.rate_limit, 0);
+    ck_assert_int_eq(cfg.room_history_age, 604800);
     spark_config_free(&cfg);
 }
 END_TEST
@@ -117,6 +132,10 @@ static const struct {
     {"SPARK_INSTANCE", "", "SPARK_INSTANCE: "},
     {"SPARK_SHUTDOWN_TIMEOUT", "-1", "SPARK_SHUTDOWN_TIMEOUT: "},
     {"SPARK_HOST", "", "SPARK_HOST: "},
+    {"SPARK_MAX_MESSAGE", "0", "SPARK_MAX_MESSAGE: "},
+    {"SPARK_MAX_QUEUE", "1k", "SPARK_MAX_QUEUE: "},
+    {"SPARK_RATE_LIMIT", "-5", "SPARK_RATE_LIMIT: "},
+    {"SPARK_ROOM_HISTORY", "1e3", "SPARK_ROOM_HISTORY: "},
     {"DATABASE_URL", "host='unterminated", "DATABASE_URL: "},
     {"DATABASE_URL", "postgresql://h/db?nosuchoption=1", "DATABASE_URL: "},
     {"DATABASE_URL", "dbname=x bogus_keyword=1", "DATABASE_URL: "},

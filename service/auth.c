@@ -1,0 +1,3 @@
+/*
+ * auth.c - placeholder; filled in by its own change.
+ */

@@ -1,0 +1,3 @@
+/*
+ * diff.c - placeholder; filled in by its own change.
+ */

@@ -1,0 +1,3 @@
+/*
+ * html.c - placeholder; filled in by its own change.
+ */

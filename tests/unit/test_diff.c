@@ -1,0 +1,2 @@
+/* test_diff.c - placeholder; filled in by its own change. */
+int main(void) { return 0; }
