@@ -1,0 +1,1 @@
+/* rooms.c - in progress. */

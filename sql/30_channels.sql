@@ -1,0 +1,254 @@
+-- 30_channels.sql: per-user messages, presence, instance liveness, retention.
+-- Re-applied by every `sparkd migrate`: must stay idempotent.
+--
+-- Presence joins and leaves are room messages of kind 'presence' whose
+-- payload is a diff in the shape Phoenix Presence users know:
+--   {"type":"presence_diff","joins":{"<user>":{"name":..,"metas":[..]}},"leaves":{..}}
+-- Being messages, they are ordered with the room's other messages and reach
+-- every instance the same way.
+
+-- Send to every connection of one user, on every instance (and every tab).
+CREATE OR REPLACE FUNCTION spark.notify_user(user_id text, payload jsonb)
+RETURNS bigint
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+    SELECT spark.broadcast('user:' || notify_user.user_id, notify_user.payload);
+$$;
+
+COMMENT ON FUNCTION spark.notify_user(text, jsonb) IS
+    'Sends payload to every connection of the user (room "user:<user_id>"), on every instance; returns its seq.';
+
+-- One presence entry as clients see it: the tracked meta plus its ref.
+CREATE OR REPLACE FUNCTION spark._presence_meta(p spark.presence)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+    SELECT p.meta || jsonb_build_object('ref', p.instance || '/' || p.conn,
+                                        'online_at', floor(extract(epoch FROM p.joined_at)));
+$$;
+
+CREATE OR REPLACE FUNCTION spark.presence_track(p_instance text, p_conn bigint, p_room text,
+                                                p_user text, p_name text, p_meta jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+DECLARE
+    v_row spark.presence;
+BEGIN
+    INSERT INTO spark.presence AS p (instance, conn, room, user_id, name, meta)
+    VALUES (p_instance, p_conn, p_room, p_user, p_name, coalesce(p_meta, '{}'))
+    ON CONFLICT (instance, conn, room)
+        DO UPDATE SET user_id = EXCLUDED.user_id, name = EXCLUDED.name, meta = EXCLUDED.meta
+    RETURNING p.* INTO v_row;
+    RETURN spark.broadcast(p_room,
+        jsonb_build_object('type', 'presence_diff',
+                           'joins', jsonb_build_object(p_user, jsonb_build_object(
+                                        'name', p_name,
+                                        'metas', jsonb_build_array(spark._presence_meta(v_row)))),
+                           'leaves', '{}'::jsonb),
+        'presence', p_user);
+END;
+$$;
+
+COMMENT ON FUNCTION spark.presence_track(text, bigint, text, text, text, jsonb) IS
+    'Records that connection p_conn of instance p_instance is in p_room as p_user, and posts the join '
+    'to the room; returns the seq of that presence message.';
+
+-- Removes presences and posts one leave diff per room. NULL conn means every
+-- connection of the instance, NULL room every room.
+CREATE OR REPLACE FUNCTION spark.presence_untrack(p_instance text, p_conn bigint DEFAULT NULL,
+                                                  p_room text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+DECLARE
+    r record;
+    n integer := 0;
+BEGIN
+    FOR r IN
+        WITH gone AS (
+            DELETE FROM spark.presence p
+             WHERE p.instance = p_instance
+               AND (p_conn IS NULL OR p.conn = p_conn)
+               AND (p_room IS NULL OR p.room = p_room)
+            RETURNING p.*),
+        by_user AS (
+            SELECT g.room, g.user_id,
+                   jsonb_build_object('name', max(g.name),
+                                      'metas', jsonb_agg(spark._presence_meta(g) ORDER BY g.conn)) AS entry
+              FROM gone g
+             GROUP BY g.room, g.user_id)
+        SELECT b.room, jsonb_object_agg(b.user_id, b.entry) AS leaves
+          FROM by_user b
+         GROUP BY b.room
+         ORDER BY b.room
+    LOOP
+        PERFORM spark.broadcast(r.room,
+            jsonb_build_object('type', 'presence_diff', 'joins', '{}'::jsonb, 'leaves', r.leaves),
+            'presence', NULL);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END;
+$$;
+
+COMMENT ON FUNCTION spark.presence_untrack(text, bigint, text) IS
+    'Removes presences of an instance (one connection when p_conn is given, one room when p_room is given) '
+    'and posts the leaves to each room; returns the number of rooms told.';
+
+-- Who is in a room: {"<user>":{"name":..,"metas":[..]}}, one key per user.
+CREATE OR REPLACE FUNCTION spark.presence_state(p_room text)
+RETURNS jsonb
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+    SELECT coalesce(jsonb_object_agg(s.user_id, s.entry), '{}'::jsonb)
+      FROM (SELECT p.user_id,
+                   jsonb_build_object('name', max(p.name),
+                                      'metas', jsonb_agg(spark._presence_meta(p)
+                                                         ORDER BY p.joined_at, p.conn)) AS entry
+              FROM spark.presence p
+             WHERE p.room = p_room
+             GROUP BY p.user_id) s;
+$$;
+
+COMMENT ON FUNCTION spark.presence_state(text) IS
+    'Presence in a room: an object keyed by user id, each with name and metas (one per connection).';
+
+-- ---------------------------------------------------------------------------
+-- Instance liveness
+-- ---------------------------------------------------------------------------
+
+-- A (re)starting instance first removes what a previous life left behind.
+CREATE OR REPLACE FUNCTION spark.instance_start(p_id text)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+BEGIN
+    PERFORM spark.presence_untrack(p_id);
+    INSERT INTO spark.instances AS i (id) VALUES (p_id)
+    ON CONFLICT (id) DO UPDATE SET started_at = now(), heartbeat_at = now();
+END;
+$$;
+
+-- Returns false when the instance had been presumed dead (its row reaped):
+-- its presences are gone, and it must track its connections again.
+CREATE OR REPLACE FUNCTION spark.instance_heartbeat(p_id text)
+RETURNS boolean
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+BEGIN
+    UPDATE spark.instances SET heartbeat_at = now() WHERE id = p_id;
+    IF FOUND THEN
+        RETURN true;
+    END IF;
+    INSERT INTO spark.instances (id) VALUES (p_id) ON CONFLICT (id) DO NOTHING;
+    RETURN false;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION spark.instance_stop(p_id text)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+BEGIN
+    PERFORM spark.presence_untrack(p_id);
+    DELETE FROM spark.instances WHERE id = p_id;
+END;
+$$;
+
+-- Run by every instance periodically: removes instances silent for longer
+-- than p_timeout, with their presences (posting the leaves). SKIP LOCKED lets
+-- survivors share the work without waiting for one another.
+CREATE OR REPLACE FUNCTION spark.reap_instances(p_timeout interval)
+RETURNS SETOF text
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+DECLARE
+    v_id text;
+BEGIN
+    FOR v_id IN
+        SELECT i.id FROM spark.instances i
+         WHERE i.heartbeat_at < now() - p_timeout
+         FOR UPDATE SKIP LOCKED
+    LOOP
+        PERFORM spark.presence_untrack(v_id);
+        DELETE FROM spark.instances WHERE id = v_id;
+        RETURN NEXT v_id;
+    END LOOP;
+    -- Presences of an instance that has no row at all (removed by hand).
+    FOR v_id IN
+        SELECT DISTINCT p.instance FROM spark.presence p
+         WHERE NOT EXISTS (SELECT 1 FROM spark.instances i WHERE i.id = p.instance)
+    LOOP
+        PERFORM spark.presence_untrack(v_id);
+        RETURN NEXT v_id;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION spark.reap_instances(interval) IS
+    'Removes instances whose heartbeat is older than p_timeout, and their presences (leaves are posted); returns their ids.';
+
+-- ---------------------------------------------------------------------------
+-- Retention
+-- ---------------------------------------------------------------------------
+
+-- Keeps at most keep_count messages per room (0: no bound) and none older
+-- than keep_age (NULL: no bound); records each room's watermark so that a
+-- client resuming from before it is told it missed messages.
+CREATE OR REPLACE FUNCTION spark.prune_messages(keep_count integer, keep_age interval DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+DECLARE
+    v_old text := current_setting('spark.allow_prune', true);
+    v_n   bigint;
+BEGIN
+    PERFORM set_config('spark.allow_prune', 'on', true);
+    WITH ranked AS (
+        SELECT m.seq, m.at,
+               row_number() OVER (PARTITION BY m.room ORDER BY m.seq DESC) AS rn
+          FROM spark.messages m),
+    doomed AS (
+        SELECT r.seq FROM ranked r
+         WHERE (keep_count > 0 AND r.rn > keep_count)
+            OR (keep_age IS NOT NULL AND r.at < now() - keep_age)),
+    del AS (
+        DELETE FROM spark.messages m USING doomed d
+         WHERE m.seq = d.seq
+        RETURNING m.room, m.seq),
+    marks AS (
+        INSERT INTO spark.rooms AS r (room, pruned_through)
+        SELECT d.room, max(d.seq) FROM del d GROUP BY d.room
+        ON CONFLICT (room) DO UPDATE
+            SET pruned_through = greatest(r.pruned_through, EXCLUDED.pruned_through)
+        RETURNING 1)
+    SELECT count(*) INTO v_n FROM del;
+    PERFORM set_config('spark.allow_prune', coalesce(v_old, ''), true);
+    RETURN v_n;
+END;
+$$;
+
+COMMENT ON FUNCTION spark.prune_messages(integer, interval) IS
+    'Retention: deletes room messages beyond the newest keep_count per room (0: keep all) or older than keep_age; '
+    'records spark.rooms.pruned_through; returns the number deleted.';

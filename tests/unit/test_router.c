@@ -1,0 +1,95 @@
+/*
+ * test_router.c - route patterns and parameter extraction.
+ */
+#include "router.h"
+
+#include <check.h>
+#include <stdlib.h>
+
+START_TEST(valid_patterns) {
+    ck_assert(spark_route_valid("/"));
+    ck_assert(spark_route_valid("/spark"));
+    ck_assert(spark_route_valid("/chat/:room_id"));
+    ck_assert(spark_route_valid("/a/:x/b/:y"));
+    ck_assert(!spark_route_valid(NULL));
+    ck_assert(!spark_route_valid(""));
+    ck_assert(!spark_route_valid("chat"));
+    ck_assert(!spark_route_valid("/chat/"));
+    ck_assert(!spark_route_valid("//chat"));
+    ck_assert(!spark_route_valid("/chat/:"));
+    ck_assert(!spark_route_valid("/chat/:room-id"));
+    ck_assert(!spark_route_valid("/:a/:a"));
+    ck_assert(!spark_route_valid("/:a/:b/:c/:d/:e/:f/:g/:h/:i"));
+}
+END_TEST
+
+START_TEST(literal_routes) {
+    ck_assert(spark_route_match("/spark", "/spark", NULL));
+    ck_assert(!spark_route_match("/spark", "/spark/", NULL));
+    ck_assert(!spark_route_match("/spark", "/sparks", NULL));
+    ck_assert(!spark_route_match("/spark", "/", NULL));
+    ck_assert(spark_route_match("/", "/", NULL));
+}
+END_TEST
+
+START_TEST(params_are_extracted) {
+    spark_route_params p;
+    ck_assert(spark_route_match("/chat/:room_id", "/chat/lobby", &p));
+    ck_assert_uint_eq(p.count, 1);
+    ck_assert_str_eq(spark_route_param(&p, "room_id"), "lobby");
+    ck_assert_ptr_null(spark_route_param(&p, "user_id"));
+
+    ck_assert(spark_route_match("/a/:x/b/:y", "/a/1/b/two", &p));
+    ck_assert_str_eq(spark_route_param(&p, "x"), "1");
+    ck_assert_str_eq(spark_route_param(&p, "y"), "two");
+}
+END_TEST
+
+START_TEST(segment_counts_must_agree) {
+    ck_assert(!spark_route_match("/chat/:room_id", "/chat", NULL));
+    ck_assert(!spark_route_match("/chat/:room_id", "/chat/", NULL));
+    ck_assert(!spark_route_match("/chat/:room_id", "/chat/a/b", NULL));
+    ck_assert(!spark_route_match("/chat/:room_id", "/notifications/a", NULL));
+}
+END_TEST
+
+START_TEST(params_are_percent_decoded) {
+    spark_route_params p;
+    ck_assert(spark_route_match("/chat/:room", "/chat/caf%C3%A9%20bar", &p));
+    ck_assert_str_eq(spark_route_param(&p, "room"), "caf\xc3\xa9 bar");
+    /* Bad escapes, encoded slashes and control characters are refused. */
+    ck_assert(!spark_route_match("/chat/:room", "/chat/a%2", &p));
+    ck_assert(!spark_route_match("/chat/:room", "/chat/a%zz", &p));
+    ck_assert(!spark_route_match("/chat/:room", "/chat/a%2Fb", &p));
+    ck_assert(!spark_route_match("/chat/:room", "/chat/a%00", &p));
+    ck_assert(!spark_route_match("/chat/:room", "/chat/a%0a", &p));
+}
+END_TEST
+
+START_TEST(long_values_are_refused) {
+    char path[600] = "/chat/";
+    for (int i = 6; i < 6 + 300; i++)
+        path[i] = 'x';
+    path[306] = '\0';
+    ck_assert(!spark_route_match("/chat/:room", path, NULL));
+    path[6 + 255] = '\0';
+    ck_assert(spark_route_match("/chat/:room", path, NULL));
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("router");
+    TCase *tc = tcase_create("match");
+    tcase_add_test(tc, valid_patterns);
+    tcase_add_test(tc, literal_routes);
+    tcase_add_test(tc, params_are_extracted);
+    tcase_add_test(tc, segment_counts_must_agree);
+    tcase_add_test(tc, params_are_percent_decoded);
+    tcase_add_test(tc, long_values_are_refused);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
