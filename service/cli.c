@@ -7,15 +7,19 @@
  */
 #include <spark/spark.h>
 
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "migrate.h"
 #include "server.h"
 #include "spark_build.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -26,15 +30,126 @@ static void usage(FILE *out) {
             "Commands:\n"
             "  serve       run the server (the default)\n"
             "  migrate     apply pending schema migrations, then re-apply sql/\n"
+            "  keygen      print a new SPARK_SIGNING_KEY and SPARK_VERIFY_KEYS pair\n"
+            "  token --sub ID --name NAME [--ttl SECONDS] [--scope SCOPE]...\n"
+            "              print a token signed with SPARK_SIGNING_KEY (ttl default\n"
+            "              3600; scopes such as room:lobby, room:*, component:todo:*)\n"
             "  --help      show this help\n"
             "  --version   print the version\n"
             "\n"
-            "Options (each overrides its environment variable):\n",
+            "Options of serve and migrate (each overrides its environment variable):\n",
             SPARK_VERSION);
     spark_config_usage(out);
 }
 
 const char *spark_version(void) { return SPARK_VERSION; }
+
+/* keygen needs no configuration: a fresh key is what one writes into it. */
+static int run_keygen(int argc, char **argv) {
+    if (argc > 0) {
+        fprintf(stderr, "sparkd: keygen: %.64s: unknown option (keygen takes none)\n", argv[0]);
+        return 2;
+    }
+    char signing[SPARK_AUTH_KEY_TEXT_SIZE], verify[SPARK_AUTH_KEY_TEXT_SIZE];
+    if (spark_auth_keygen(signing, sizeof signing, verify, sizeof verify)) {
+        fprintf(stderr, "sparkd: keygen: could not format the key\n");
+        return 1;
+    }
+    printf("SPARK_SIGNING_KEY=%s\nSPARK_VERIFY_KEYS=%s\n", signing, verify);
+    sodium_memzero(signing, sizeof signing);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* Accepts "--flag VALUE" and "--flag=VALUE", as the serve options do.
+ * Returns the value, or NULL if argv[*i] is not `flag`; sets *missing when
+ * it is `flag` without a value. */
+static const char *flag_value(int argc, char **argv, int *i, const char *flag, bool *missing) {
+    size_t n = strlen(flag);
+    const char *arg = argv[*i];
+    if (strncmp(arg, flag, n) != 0) return NULL;
+    if (arg[n] == '=') return arg + n + 1;
+    if (arg[n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int run_token(int argc, char **argv) {
+    const char *sub = NULL, *name = NULL, *ttl_text = "3600";
+    const char *scopes[SPARK_TOKEN_MAX_SCOPES];
+    size_t nscopes = 0;
+    for (int i = 0; i < argc; i++) {
+        static const char *const flags[] = {"--sub", "--name", "--ttl", "--scope"};
+        const char *value = NULL;
+        bool missing = false;
+        size_t f = 0;
+        for (; f < sizeof flags / sizeof *flags; f++)
+            if ((value = flag_value(argc, argv, &i, flags[f], &missing)) || missing) break;
+        if (f == sizeof flags / sizeof *flags) {
+            fprintf(stderr, "sparkd: token: %.64s: unknown option (see sparkd --help)\n", argv[i]);
+            return 2;
+        }
+        if (missing) {
+            fprintf(stderr, "sparkd: %s: needs a value\n", flags[f]);
+            return 2;
+        }
+        if (f == 0)
+            sub = value;
+        else if (f == 1)
+            name = value;
+        else if (f == 2)
+            ttl_text = value;
+        else if (nscopes == SPARK_TOKEN_MAX_SCOPES) {
+            fprintf(stderr, "sparkd: --scope: more than %d scopes\n", SPARK_TOKEN_MAX_SCOPES);
+            return 2;
+        } else
+            scopes[nscopes++] = value;
+    }
+    if (!sub) {
+        fprintf(stderr, "sparkd: --sub: required (the user id)\n");
+        return 2;
+    }
+    if (!name) {
+        fprintf(stderr, "sparkd: --name: required (the display name)\n");
+        return 2;
+    }
+    char *end;
+    errno = 0;
+    long long ttl = strtoll(ttl_text, &end, 10);
+    if (errno || !*ttl_text || *end || ttl < 1 || ttl > SPARK_TOKEN_MAX_TTL) {
+        fprintf(stderr, "sparkd: --ttl: \"%.64s\" is not a number of seconds (1-%d)\n", ttl_text,
+                SPARK_TOKEN_MAX_TTL);
+        return 2;
+    }
+    const char *key_text = getenv("SPARK_SIGNING_KEY");
+    if (!key_text || !*key_text) {
+        fprintf(stderr, "sparkd: SPARK_SIGNING_KEY: not set (make one with sparkd keygen)\n");
+        return 2;
+    }
+    spark_auth_signing_key *key;
+    char err[256];
+    if (spark_auth_signing_key_parse(key_text, &key, err, sizeof err)) {
+        fprintf(stderr, "sparkd: SPARK_SIGNING_KEY: %s\n", err);
+        return 2;
+    }
+    char *token;
+    int rc = spark_token_mint(key, sub, name, ttl, scopes, nscopes, (int64_t)time(NULL), &token,
+                              err, sizeof err);
+    spark_auth_signing_key_free(key);
+    if (rc) {
+        /* mint names its culprit "sub: ", "name: "...: the flag without
+         * its dashes; anything else is not the caller's fault. */
+        bool flag = strncmp(err, "sub:", 4) == 0 || strncmp(err, "name:", 5) == 0 ||
+                    strncmp(err, "ttl:", 4) == 0 || strncmp(err, "scope:", 6) == 0;
+        fprintf(stderr, "sparkd: %s%s\n", flag ? "--" : "token: ", err);
+        return flag ? 2 : 1;
+    }
+    printf("%s\n", token);
+    free(token);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
 
 int spark_main(int argc, char **argv) {
     const char *command = argc > 1 ? argv[1] : "serve";
@@ -52,12 +167,10 @@ int spark_main(int argc, char **argv) {
         command = "serve";
         first_option = 1;
     }
-    spark_command cmd;
-    if (strcmp(command, "serve") == 0) {
-        cmd = SPARK_CMD_SERVE;
-    } else if (strcmp(command, "migrate") == 0) {
-        cmd = SPARK_CMD_MIGRATE;
-    } else {
+    /* keygen and token run without the server's configuration. */
+    bool keygen = strcmp(command, "keygen") == 0, token = strcmp(command, "token") == 0;
+    spark_command cmd = strcmp(command, "migrate") == 0 ? SPARK_CMD_MIGRATE : SPARK_CMD_SERVE;
+    if (strcmp(command, "serve") != 0 && cmd != SPARK_CMD_MIGRATE && !keygen && !token) {
         fprintf(stderr, "sparkd: %s: unknown command (see sparkd --help)\n", command);
         return 2;
     }
@@ -66,6 +179,14 @@ int spark_main(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
+    if (keygen || token) {
+        if (sodium_init() < 0) {
+            fprintf(stderr, "sparkd: libsodium failed to initialize\n");
+            return 1;
+        }
+        return keygen ? run_keygen(argc - first_option, argv + first_option)
+                      : run_token(argc - first_option, argv + first_option);
+    }
 
     spark_config cfg;
     char err[512];
