@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include "auth.h"
 #include "log.h"
 #include "spark_build.h"
 
@@ -30,8 +31,10 @@ typedef enum {
     K_BOOL,
     K_CONNINFO,
     K_SECONDS,
-    K_COUNT, /* 0..1e9, where 0 means no bound */
-    K_SIZE   /* 1..1e9 */
+    K_COUNT,       /* 0..1e9, where 0 means no bound */
+    K_SIZE,        /* 1..1e9 */
+    K_SIGNING_KEY, /* optional; KID:BASE64URL, see docs/auth.md */
+    K_VERIFY_KEYS  /* optional; KID:BASE64URL entries, see docs/auth.md */
 } kind;
 
 typedef struct {
@@ -57,8 +60,10 @@ static const setting settings[] = {
     {"SPARK_SQL_DIR", "--sql", K_DIR, AT(sql_dir), "views and functions (default: ./sql)"},
     {"SPARK_LOG_LEVEL", "--log-level", K_LOG_LEVEL, AT(log_level),
      "debug, info, warn or error (default: info)"},
-    {"SPARK_SIGNING_KEY", NULL, K_OPTIONAL, AT(signing_key), "key that signs session tokens"},
-    {"SPARK_VERIFY_KEYS", NULL, K_OPTIONAL, AT(verify_keys), "keys that verify session tokens"},
+    {"SPARK_SIGNING_KEY", NULL, K_SIGNING_KEY, AT(signing_key),
+     "KID:KEY that signs session tokens (see sparkd keygen)"},
+    {"SPARK_VERIFY_KEYS", NULL, K_VERIFY_KEYS, AT(verify_keys),
+     "KID:KEY,... that verify session tokens"},
     {"SPARK_ALLOWED_ORIGINS", "--allowed-origins", K_OPTIONAL, AT(allowed_origins),
      "origins allowed to open cookie-authenticated sockets"},
     {"SPARK_DEMO_LOGIN", "--demo-login", K_BOOL, AT(demo_login),
@@ -194,6 +199,26 @@ static int apply(spark_config *cfg, const setting *s, const char *source, const 
         PQconninfoFree(opts);
         break;
     }
+    case K_SIGNING_KEY:
+    case K_VERIFY_KEYS: {
+        /* Parsed here only to refuse a bad key at startup; the server
+         * parses the stored text again when it needs the keys. */
+        char why[256];
+        int bad;
+        if (!*value) {
+            bad = 0;
+        } else if (s->kind == K_SIGNING_KEY) {
+            spark_auth_signing_key *key;
+            bad = spark_auth_signing_key_parse(value, &key, why, sizeof why);
+            spark_auth_signing_key_free(key);
+        } else {
+            spark_auth_keyring *ring;
+            bad = spark_auth_keyring_parse(value, &ring, why, sizeof why);
+            spark_auth_keyring_free(ring);
+        }
+        if (bad) return fail(err, errlen, "%s: %s", source, why);
+    }
+        /* fall through */
     case K_OPTIONAL:
         /* Empty means unset, as `${VAR:-}` in a compose file passes it. */
         if (!*value) {
@@ -268,6 +293,30 @@ static int check_required(const spark_config *cfg, spark_command cmd, char *err,
     return 0;
 }
 
+/* A signing key whose key id the verify keys also name, with another
+ * public key, makes every token this instance issues fail its own check. */
+static int check_keys_agree(const spark_config *cfg, char *err, size_t errlen) {
+    if (!cfg->signing_key || !cfg->verify_keys) return 0;
+    spark_auth_signing_key *key;
+    spark_auth_keyring *ring;
+    char why[256];
+    if (spark_auth_signing_key_parse(cfg->signing_key, &key, why, sizeof why))
+        return fail(err, errlen, "SPARK_SIGNING_KEY: %s", why);
+    if (spark_auth_keyring_parse(cfg->verify_keys, &ring, why, sizeof why)) {
+        spark_auth_signing_key_free(key);
+        return fail(err, errlen, "SPARK_VERIFY_KEYS: %s", why);
+    }
+    int match = spark_auth_keyring_matches(ring, key);
+    int r = match >= 0 ? 0
+                       : fail(err, errlen,
+                              "SPARK_VERIFY_KEYS: key %s is not the public half of "
+                              "SPARK_SIGNING_KEY's key %s",
+                              spark_auth_signing_key_kid(key), spark_auth_signing_key_kid(key));
+    spark_auth_keyring_free(ring);
+    spark_auth_signing_key_free(key);
+    return r;
+}
+
 static const char *system_env(const char *name) { return getenv(name); }
 
 int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **argv, spark_env_fn env,
@@ -309,7 +358,7 @@ int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **arg
         fail(err, errlen, "out of memory");
         goto bad;
     }
-    if (check_required(cfg, cmd, err, errlen)) goto bad;
+    if (check_required(cfg, cmd, err, errlen) || check_keys_agree(cfg, err, errlen)) goto bad;
     return 0;
 bad:
     spark_config_free(cfg);

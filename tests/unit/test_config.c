@@ -116,6 +116,10 @@ START_TEST(flags_override_environment) {
 }
 END_TEST
 
+/* The key pair of docs/auth.md's test vector. */
+#define SEED   "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+#define PUBLIC "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"
+
 /* Each bad value must fail and name its source at the start of the line. */
 static const struct {
     // cppcheck-suppress unusedStructMember ; read as bad_env[_i].var
@@ -140,6 +144,16 @@ static const struct {
     {"DATABASE_URL", "postgresql://h/db?nosuchoption=1", "DATABASE_URL: "},
     {"DATABASE_URL", "dbname=x bogus_keyword=1", "DATABASE_URL: "},
     {"SPARK_WEB_ROOT", "/nonexistent/spark-web", "SPARK_WEB_ROOT: "},
+    {"SPARK_SIGNING_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", "SPARK_SIGNING_KEY: "},
+    {"SPARK_SIGNING_KEY", "k1:AAECAwQF", "SPARK_SIGNING_KEY: "},
+    {"SPARK_SIGNING_KEY", "k1:not base64!", "SPARK_SIGNING_KEY: "},
+    {"SPARK_SIGNING_KEY", "k1:" SEED ",k2:" SEED, "SPARK_SIGNING_KEY: "},
+    {"SPARK_VERIFY_KEYS", "k1", "SPARK_VERIFY_KEYS: "},
+    {"SPARK_VERIFY_KEYS", " , ", "SPARK_VERIFY_KEYS: "},
+    {"SPARK_VERIFY_KEYS", "k1:AAAA", "SPARK_VERIFY_KEYS: "},
+    {"SPARK_VERIFY_KEYS", "k1:" PUBLIC ",k1:" PUBLIC, "SPARK_VERIFY_KEYS: "},
+    {"SPARK_VERIFY_KEYS", "bad kid:" PUBLIC, "SPARK_VERIFY_KEYS: "},
+    {"SPARK_VERIFY_KEYS", "k1:" PUBLIC "=", "SPARK_VERIFY_KEYS: "},
 };
 
 START_TEST(bad_environment_value_names_the_variable) {
@@ -151,6 +165,7 @@ START_TEST(bad_environment_value_names_the_variable) {
     ck_assert_msg(strncmp(err, bad_env[_i].expect_prefix, strlen(bad_env[_i].expect_prefix)) == 0,
                   "%s=\"%s\" gave \"%s\"", bad_env[_i].var, bad_env[_i].value, err);
     ck_assert_ptr_null(strchr(err, '\n'));
+    ck_assert_ptr_null(strstr(err, "AAECAwQF")); /* a secret is never echoed */
 }
 END_TEST
 
@@ -190,6 +205,35 @@ START_TEST(empty_optional_values_count_as_unset) {
     ck_assert_ptr_null(cfg.verify_keys);
     ck_assert_ptr_null(cfg.allowed_origins);
     spark_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(token_keys_are_checked_together) {
+    const char *env[] = {"DATABASE_URL",
+                         "dbname=x",
+                         "SPARK_WEB_ROOT",
+                         ".",
+                         "SPARK_SIGNING_KEY",
+                         "k1:" SEED,
+                         "SPARK_VERIFY_KEYS",
+                         "k0:" PUBLIC ", k1:" PUBLIC,
+                         NULL};
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
+    ck_assert_str_eq(cfg.signing_key, "k1:" SEED);
+    ck_assert_str_eq(cfg.verify_keys, "k0:" PUBLIC ", k1:" PUBLIC);
+    spark_config_free(&cfg);
+
+    /* Another instance may verify what this one does not sign. */
+    env[7] = "k0:" PUBLIC;
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
+    spark_config_free(&cfg);
+
+    /* The same key id with another public key can only be a mistake. */
+    env[5] = "k0:" SEED;
+    env[7] = "k0:adaYvTsAXUvPZzuyZoX53osP4odc1RIfwaBGe-fmi_U";
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), -1);
+    ck_assert_msg(strncmp(err, "SPARK_VERIFY_KEYS: ", 19) == 0, "%s", err);
+    ck_assert_ptr_null(strstr(err, SEED));
 }
 END_TEST
 
@@ -254,6 +298,7 @@ static Suite *config_suite(void) {
                         (int)(sizeof bad_env / sizeof bad_env[0]));
     tcase_add_test(tc, bad_flags_name_the_flag);
     tcase_add_test(tc, empty_optional_values_count_as_unset);
+    tcase_add_test(tc, token_keys_are_checked_together);
     tcase_add_test(tc, database_url_is_required);
     tcase_add_test(tc, migrate_needs_its_directories);
     tcase_add_test(tc, boolean_spellings);
