@@ -1,3 +1,1136 @@
 /*
- * html.c - placeholder; filled in by its own change.
+ * html.c - the markup builder, the node tree it builds, and the serializer.
+ *
+ * The serializer is the contract with the browser: the server sends this
+ * text, the browser parses it, and later patches address the parsed DOM by
+ * child index. So the builder only produces trees that the HTML parser
+ * rebuilds node for node (no empty or adjacent text nodes, no markup the
+ * parser would move or close early), and the serializer writes exactly what
+ * a browser's outerHTML writes for that DOM (escaping rules of the HTML
+ * standard's "serializing HTML fragments", including its 2025 escaping of
+ * < and > in attribute values).
+ *
+ * All nodes and strings of a tree come from one arena: a render allocates a
+ * few thousand small objects that die together, and a cached tree is one
+ * allocation chain to copy or free.
  */
+#include "html_tree.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- arena ---- */
+
+#define ARENA_ALIGN 16
+#define ARENA_CHUNK 8192
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+} chunk;
+
+#define CHUNK_HEADER ((sizeof(chunk) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1))
+
+typedef struct {
+    chunk *head;
+    size_t next_size;
+} arena;
+
+static void *arena_alloc(arena *a, size_t n) {
+    n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (n == 0) n = ARENA_ALIGN;
+    if (!a->head || a->head->cap - a->head->used < n) {
+        if (a->next_size < ARENA_CHUNK) a->next_size = ARENA_CHUNK;
+        size_t cap = n > a->next_size ? n : a->next_size;
+        chunk *c = malloc(CHUNK_HEADER + cap);
+        if (!c) return NULL;
+        c->used = 0;
+        c->cap = cap;
+        /* A big block gets a chunk of its own behind the current one, so the
+         * space left in the current chunk is not wasted. */
+        if (a->head && n > a->next_size) {
+            c->next = a->head->next;
+            a->head->next = c;
+            c->used = n;
+            return (char *)c + CHUNK_HEADER;
+        }
+        c->next = a->head;
+        a->head = c;
+        if (a->next_size < 256 * 1024) a->next_size *= 2;
+    }
+    void *p = (char *)a->head + CHUNK_HEADER + a->head->used;
+    a->head->used += n;
+    return p;
+}
+
+static void arena_free(arena *a) {
+    for (chunk *c = a->head, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    a->head = NULL;
+}
+
+/* ---- string buffer ---- */
+
+void spark_sbuf_append(spark_sbuf *b, const char *s, size_t n) {
+    if (b->failed) return;
+    if (b->cap - b->len <= n) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->len <= n)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) {
+            b->failed = true;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void spark_sbuf_puts(spark_sbuf *b, const char *s) { spark_sbuf_append(b, s, strlen(s)); }
+
+void spark_sbuf_putc(spark_sbuf *b, char c) { spark_sbuf_append(b, &c, 1); }
+
+void spark_sbuf_printf(spark_sbuf *b, const char *fmt, ...) {
+    char small[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = true;
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        spark_sbuf_append(b, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        b->failed = true;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    spark_sbuf_append(b, big, (size_t)n);
+    free(big);
+}
+
+void spark_sbuf_truncate(spark_sbuf *b, size_t len) {
+    if (len < b->len) {
+        b->len = len;
+        b->data[len] = '\0';
+    }
+}
+
+void spark_sbuf_json_string(spark_sbuf *b, const char *s) {
+    spark_sbuf_putc(b, '"');
+    const char *run = s;
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        spark_sbuf_append(b, run, (size_t)(p - run));
+        run = p + 1;
+        switch (c) {
+        case '"':
+            spark_sbuf_puts(b, "\\\"");
+            break;
+        case '\\':
+            spark_sbuf_puts(b, "\\\\");
+            break;
+        case '\n':
+            spark_sbuf_puts(b, "\\n");
+            break;
+        case '\t':
+            spark_sbuf_puts(b, "\\t");
+            break;
+        default:
+            spark_sbuf_printf(b, "\\u%04x", c);
+            break;
+        }
+    }
+    spark_sbuf_puts(b, run);
+    spark_sbuf_putc(b, '"');
+}
+
+void spark_sbuf_free(spark_sbuf *b) {
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- trees ---- */
+
+struct spark_tree {
+    arena mem;
+    spark_node *root;
+};
+
+spark_node *spark_tree_new_node(spark_tree *t, spark_node_kind kind) {
+    spark_node *n = arena_alloc(&t->mem, sizeof *n);
+    if (!n) return NULL;
+    memset(n, 0, sizeof *n);
+    n->kind = kind;
+    return n;
+}
+
+char *spark_tree_strdup(spark_tree *t, const char *s, size_t n) {
+    char *d = arena_alloc(&t->mem, n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+int spark_tree_insert_kid(spark_tree *t, spark_node *parent, size_t at, spark_node *kid) {
+    if (at > parent->nkids) return -1;
+    if (parent->nkids == parent->kids_cap) {
+        size_t cap = parent->kids_cap ? parent->kids_cap * 2 : 4;
+        spark_node **k = arena_alloc(&t->mem, cap * sizeof *k);
+        if (!k) return -1;
+        if (parent->nkids) memcpy(k, parent->kids, parent->nkids * sizeof *k);
+        parent->kids = k;
+        parent->kids_cap = cap;
+    }
+    memmove(parent->kids + at + 1, parent->kids + at, (parent->nkids - at) * sizeof *parent->kids);
+    parent->kids[at] = kid;
+    parent->nkids++;
+    if (kid->kind == SPARK_NODE_RAW) parent->opaque = true;
+    return 0;
+}
+
+const char *spark_node_attr(const spark_node *el, const char *name) {
+    for (size_t i = 0; i < el->nattrs; i++)
+        if (strcmp(el->attrs[i].name, name) == 0) return el->attrs[i].value;
+    return NULL;
+}
+
+void spark_tree_refresh(spark_node *n) {
+    n->key = n->kind == SPARK_NODE_ELEMENT ? spark_node_attr(n, SPARK_KEY_ATTR) : NULL;
+    n->opaque = false;
+    for (size_t i = 0; i < n->nkids; i++)
+        if (n->kids[i]->kind == SPARK_NODE_RAW) n->opaque = true;
+}
+
+/* Appends an attribute that is known to be absent. */
+static int append_attr(spark_tree *t, spark_node *el, const char *name, const char *value) {
+    if (el->nattrs == el->attrs_cap) {
+        size_t cap = el->attrs_cap ? el->attrs_cap * 2 : 4;
+        spark_attr *a = arena_alloc(&t->mem, cap * sizeof *a);
+        if (!a) return -1;
+        if (el->nattrs) memcpy(a, el->attrs, el->nattrs * sizeof *a);
+        el->attrs = a;
+        el->attrs_cap = cap;
+    }
+    el->attrs[el->nattrs].name = name;
+    el->attrs[el->nattrs].value = value;
+    el->nattrs++;
+    if (strcmp(name, SPARK_KEY_ATTR) == 0) el->key = value;
+    return 0;
+}
+
+int spark_tree_set_attr(spark_tree *t, spark_node *el, const char *name, const char *value) {
+    char *v = spark_tree_strdup(t, value, strlen(value));
+    if (!v) return -1;
+    for (size_t i = 0; i < el->nattrs; i++) {
+        if (strcmp(el->attrs[i].name, name) == 0) {
+            el->attrs[i].value = v;
+            spark_tree_refresh(el);
+            return 0;
+        }
+    }
+    char *nm = spark_tree_strdup(t, name, strlen(name));
+    return nm ? append_attr(t, el, nm, v) : -1;
+}
+
+void spark_tree_remove_attr(spark_node *el, const char *name) {
+    for (size_t i = 0; i < el->nattrs; i++) {
+        if (strcmp(el->attrs[i].name, name) == 0) {
+            memmove(el->attrs + i, el->attrs + i + 1, (el->nattrs - i - 1) * sizeof *el->attrs);
+            el->nattrs--;
+            spark_tree_refresh(el);
+            return;
+        }
+    }
+}
+
+static spark_node *copy_node(spark_tree *t, const spark_node *n) {
+    spark_node *c = spark_tree_new_node(t, n->kind);
+    if (!c) return NULL;
+    c->opaque = n->opaque;
+    if (n->tag && !(c->tag = spark_tree_strdup(t, n->tag, strlen(n->tag)))) return NULL;
+    if (n->text && !(c->text = spark_tree_strdup(t, n->text, strlen(n->text)))) return NULL;
+    if (n->nattrs) {
+        c->attrs = arena_alloc(&t->mem, n->nattrs * sizeof *c->attrs);
+        if (!c->attrs) return NULL;
+        c->attrs_cap = n->nattrs;
+        for (size_t i = 0; i < n->nattrs; i++) {
+            const spark_attr *a = &n->attrs[i];
+            char *nm = spark_tree_strdup(t, a->name, strlen(a->name));
+            char *v = spark_tree_strdup(t, a->value, strlen(a->value));
+            if (!nm || !v || append_attr(t, c, nm, v) != 0) return NULL;
+        }
+    }
+    if (n->nkids) {
+        c->kids = arena_alloc(&t->mem, n->nkids * sizeof *c->kids);
+        if (!c->kids) return NULL;
+        c->kids_cap = n->nkids;
+        for (size_t i = 0; i < n->nkids; i++)
+            if (!(c->kids[c->nkids++] = copy_node(t, n->kids[i]))) return NULL;
+    }
+    return c;
+}
+
+spark_tree *spark_tree_copy(const spark_node *root) {
+    spark_tree *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->root = copy_node(t, root);
+    if (!t->root) {
+        spark_tree_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+const spark_node *spark_tree_root(const spark_tree *t) { return t->root; }
+
+spark_node *spark_tree_root_mut(spark_tree *t) { return t->root; }
+
+void spark_tree_free(spark_tree *t) {
+    if (!t) return;
+    arena_free(&t->mem);
+    free(t);
+}
+
+bool spark_node_equal(const spark_node *a, const spark_node *b) {
+    if (a->kind != b->kind || a->nattrs != b->nattrs || a->nkids != b->nkids) return false;
+    if ((a->tag || b->tag) && (!a->tag || !b->tag || strcmp(a->tag, b->tag) != 0)) return false;
+    if ((a->text || b->text) && (!a->text || !b->text || strcmp(a->text, b->text) != 0))
+        return false;
+    for (size_t i = 0; i < a->nattrs; i++)
+        if (strcmp(a->attrs[i].name, b->attrs[i].name) != 0 ||
+            strcmp(a->attrs[i].value, b->attrs[i].value) != 0)
+            return false;
+    for (size_t i = 0; i < a->nkids; i++)
+        if (!spark_node_equal(a->kids[i], b->kids[i])) return false;
+    return true;
+}
+
+/* ---- tag tables ---- */
+
+static bool in_list(const char *tag, const char *const *list) {
+    for (; *list; list++)
+        if (strcmp(tag, *list) == 0) return true;
+    return false;
+}
+
+static const char *const void_tags[] = {"area",  "base", "br",   "col",    "embed", "hr",  "img",
+                                        "input", "link", "meta", "source", "track", "wbr", NULL};
+/* Content is raw text to the parser: text would not be unescaped. */
+static const char *const raw_text_tags[] = {"script",  "style",    "xmp", "iframe",
+                                            "noembed", "noframes", NULL};
+/* Content is text only; entities are decoded. */
+static const char *const rcdata_tags[] = {"textarea", "title", NULL};
+/* Elements whose DOM children differ from their markup's, or whose names
+ * the parser rewrites. */
+static const char *const unsupported_tags[] = {"html",     "head",      "body",  "frameset",
+                                               "frame",    "template",  "svg",   "math",
+                                               "noscript", "plaintext", "image", NULL};
+/* Start tags that make the parser close an open p. */
+static const char *const closes_p[] = {
+    "address", "article", "aside",  "blockquote", "center", "details",  "dialog",
+    "dir",     "div",     "dl",     "dd",         "dt",     "fieldset", "figcaption",
+    "figure",  "footer",  "form",   "h1",         "h2",     "h3",       "h4",
+    "h5",      "h6",      "header", "hgroup",     "hr",     "li",       "listing",
+    "main",    "menu",    "nav",    "ol",         "p",      "pre",      "search",
+    "section", "summary", "table",  "ul",         "xmp",    NULL};
+/* Elements that end the parser's search for an open p, a or button. */
+static const char *const scope_tags[] = {"applet",  "caption", "table",    "td",     "th",
+                                         "marquee", "object",  "template", "button", NULL};
+static const char *const headings[] = {"h1", "h2", "h3", "h4", "h5", "h6", NULL};
+
+bool spark_html_is_void(const char *tag) { return in_list(tag, void_tags); }
+
+/* ---- serialization ---- */
+
+static void escape(spark_sbuf *out, const char *s, bool attr) {
+    const char *run = s;
+    for (const char *p = s; *p; p++) {
+        const char *rep = NULL;
+        size_t skip = 1;
+        switch (*p) {
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = attr ? "&quot;" : NULL;
+            break;
+        case '\xC2':
+            if (p[1] == '\xA0') rep = "&nbsp;", skip = 2;
+            break;
+        default:
+            break;
+        }
+        if (!rep) continue;
+        spark_sbuf_append(out, run, (size_t)(p - run));
+        spark_sbuf_puts(out, rep);
+        p += skip - 1;
+        run = p + 1;
+    }
+    spark_sbuf_puts(out, run);
+}
+
+void spark_node_serialize_children(const spark_node *n, spark_sbuf *out) {
+    for (size_t i = 0; i < n->nkids; i++)
+        spark_node_serialize(n->kids[i], out);
+}
+
+void spark_node_serialize(const spark_node *n, spark_sbuf *out) {
+    switch (n->kind) {
+    case SPARK_NODE_FRAGMENT:
+        spark_node_serialize_children(n, out);
+        return;
+    case SPARK_NODE_TEXT:
+        escape(out, n->text, false);
+        return;
+    case SPARK_NODE_RAW:
+        spark_sbuf_puts(out, n->text);
+        return;
+    case SPARK_NODE_ELEMENT:
+        break;
+    }
+    spark_sbuf_putc(out, '<');
+    spark_sbuf_puts(out, n->tag);
+    for (size_t i = 0; i < n->nattrs; i++) {
+        spark_sbuf_putc(out, ' ');
+        spark_sbuf_puts(out, n->attrs[i].name);
+        spark_sbuf_puts(out, "=\"");
+        escape(out, n->attrs[i].value, true);
+        spark_sbuf_putc(out, '"');
+    }
+    spark_sbuf_putc(out, '>');
+    if (spark_html_is_void(n->tag)) return;
+    /* The parser drops one line feed right after these start tags. */
+    if (n->nkids && n->kids[0]->kind == SPARK_NODE_TEXT && n->kids[0]->text[0] == '\n' &&
+        (strcmp(n->tag, "pre") == 0 || strcmp(n->tag, "textarea") == 0 ||
+         strcmp(n->tag, "listing") == 0))
+        spark_sbuf_putc(out, '\n');
+    spark_node_serialize_children(n, out);
+    spark_sbuf_puts(out, "</");
+    spark_sbuf_puts(out, n->tag);
+    spark_sbuf_putc(out, '>');
+}
+
+/* ---- text cleaning ---- */
+
+/* Copies `s` to `out` (when not NULL) with every maximal invalid UTF-8
+ * subsequence replaced by U+FFFD, as the WHATWG decoder does, and CR or CRLF
+ * turned into LF, as the parser's input stream does. Returns the length. */
+static size_t clean_utf8(const unsigned char *s, size_t n, char *out) {
+    size_t i = 0, o = 0;
+#define EMIT(c)                                                                                    \
+    do {                                                                                           \
+        if (out) out[o] = (char)(c);                                                               \
+        o++;                                                                                       \
+    } while (0)
+#define EMIT_FFFD()                                                                                \
+    do {                                                                                           \
+        EMIT(0xEF);                                                                                \
+        EMIT(0xBF);                                                                                \
+        EMIT(0xBD);                                                                                \
+    } while (0)
+    while (i < n) {
+        unsigned c = s[i];
+        if (c == '\r') {
+            EMIT('\n');
+            i += (i + 1 < n && s[i + 1] == '\n') ? 2 : 1;
+            continue;
+        }
+        if (c < 0x80) {
+            EMIT(c);
+            i++;
+            continue;
+        }
+        size_t need;
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+        } else {
+            EMIT_FFFD();
+            i++;
+            continue;
+        }
+        size_t k = 1;
+        while (k <= need && i + k < n && s[i + k] >= lo && s[i + k] <= hi) {
+            lo = 0x80;
+            hi = 0xBF;
+            k++;
+        }
+        if (k == need + 1) {
+            for (size_t j = 0; j < k; j++)
+                EMIT(s[i + j]);
+        } else {
+            EMIT_FFFD();
+        }
+        i += k;
+    }
+#undef EMIT
+#undef EMIT_FFFD
+    return o;
+}
+
+static char *clean_copy(spark_tree *t, const char *s, size_t n) {
+    size_t len = clean_utf8((const unsigned char *)s, n, NULL);
+    char *d = arena_alloc(&t->mem, len + 1);
+    if (!d) return NULL;
+    clean_utf8((const unsigned char *)s, n, d);
+    d[len] = '\0';
+    return d;
+}
+
+/* ---- the builder ---- */
+
+typedef struct {
+    spark_node *node; /* NULL only when out of memory */
+    bool entered;     /* the block macro ran its body once */
+} frame;
+
+struct spark_html {
+    spark_tree tree;
+    frame *stack;
+    size_t depth, cap;
+    char err[200];
+};
+
+const char spark_html_omit_[1] = "";
+
+static void fail(spark_html *h, const char *fmt, ...) SPARK_PRINTF(2, 3);
+static void fail(spark_html *h, const char *fmt, ...) {
+    if (h->err[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->err, sizeof h->err, fmt, ap);
+    va_end(ap);
+}
+
+spark_html *spark_html_new(void) {
+    spark_html *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->tree.root = spark_tree_new_node(&h->tree, SPARK_NODE_FRAGMENT);
+    if (!h->tree.root) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void spark_html_free(spark_html *h) {
+    if (!h) return;
+    arena_free(&h->tree.mem);
+    free(h->stack);
+    free(h);
+}
+
+const char *spark_html_error(const spark_html *h) {
+    if (!h) return "no builder";
+    if (h->err[0]) return h->err;
+    if (h->depth) return "an element was left open (a return or break inside its block?)";
+    return NULL;
+}
+
+const spark_node *spark_html_root(const spark_html *h) { return h->tree.root; }
+
+char *spark_html_render(const spark_html *h, size_t *len) {
+    if (!h || spark_html_error(h)) return NULL;
+    spark_sbuf b = {0};
+    spark_sbuf_append(&b, "", 0);
+    spark_node_serialize(h->tree.root, &b);
+    if (b.failed) {
+        spark_sbuf_free(&b);
+        return NULL;
+    }
+    if (len) *len = b.len;
+    return b.data;
+}
+
+static spark_node *current(const spark_html *h) {
+    return h->depth ? h->stack[h->depth - 1].node : h->tree.root;
+}
+
+static bool valid_name(const char *s) {
+    if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))) return false;
+    size_t n = 0;
+    for (; *s; s++, n++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-'))
+            return false;
+    }
+    return n <= 64;
+}
+
+static char *lower_copy(spark_tree *t, const char *s) {
+    size_t n = strlen(s);
+    char *d = spark_tree_strdup(t, s, n);
+    if (d)
+        for (size_t i = 0; i < n; i++)
+            if (d[i] >= 'A' && d[i] <= 'Z') d[i] = (char)(d[i] - 'A' + 'a');
+    return d;
+}
+
+/* The n-th open ancestor (0 = the parent), or NULL past the root. */
+static const spark_node *ancestor(const spark_html *h, size_t n) {
+    return n < h->depth ? h->stack[h->depth - 1 - n].node : NULL;
+}
+
+/* Is there an open `tag` before one of `stops`? */
+static bool open_in_scope(const spark_html *h, const char *tag, const char *const *stops) {
+    for (size_t i = 0; i < h->depth; i++) {
+        const spark_node *a = ancestor(h, i);
+        if (!a) continue;
+        if (strcmp(a->tag, tag) == 0) return true;
+        if (stops && in_list(a->tag, stops)) return false;
+    }
+    return false;
+}
+
+/* Why the parser would not rebuild `tag` as a child of the open element,
+ * or NULL when it would. Not a validator: only what changes the DOM. */
+static const char *misnested(const spark_html *h, const char *tag) {
+    const spark_node *parent = ancestor(h, 0);
+    const char *ptag = parent ? parent->tag : "";
+    static const char *const sections[] = {"thead", "tbody", "tfoot", NULL};
+    static const char *const in_table[] = {"caption", "colgroup", "thead", "tbody",
+                                           "tfoot",   "script",   "style", NULL};
+    static const char *const in_section[] = {"tr", "script", "style", NULL};
+    static const char *const in_row[] = {"td", "th", "script", "style", NULL};
+    static const char *const in_select[] = {"option", "optgroup", "hr", NULL};
+
+    if (in_list(tag, unsupported_tags)) return "is not supported by the builder (use spark_raw)";
+    if (parent && spark_html_is_void(ptag)) return "cannot go in a void element";
+    if (in_list(ptag, raw_text_tags) || in_list(ptag, rcdata_tags))
+        return "cannot go in an element that holds only text";
+    if (strcmp(ptag, "table") == 0 && !in_list(tag, in_table))
+        return "cannot go directly in a table (use thead, tbody or tfoot)";
+    if (in_list(ptag, sections) && !in_list(tag, in_section)) return "cannot go in a table section";
+    if (strcmp(ptag, "tr") == 0 && !in_list(tag, in_row)) return "cannot go in a tr";
+    if (strcmp(ptag, "colgroup") == 0 && strcmp(tag, "col") != 0) return "cannot go in a colgroup";
+    if ((strcmp(tag, "td") == 0 || strcmp(tag, "th") == 0) && strcmp(ptag, "tr") != 0)
+        return "must be a child of a tr";
+    if (strcmp(tag, "tr") == 0 && !in_list(ptag, sections))
+        return "must be a child of thead, tbody or tfoot";
+    if ((in_list(tag, sections) || strcmp(tag, "caption") == 0 || strcmp(tag, "colgroup") == 0) &&
+        strcmp(ptag, "table") != 0)
+        return "must be a child of a table";
+    if (strcmp(tag, "col") == 0 && strcmp(ptag, "colgroup") != 0)
+        return "must be a child of a colgroup";
+    if (strcmp(ptag, "select") == 0 && !in_list(tag, in_select)) return "cannot go in a select";
+    if (strcmp(ptag, "optgroup") == 0 && strcmp(tag, "option") != 0)
+        return "cannot go in an optgroup";
+    if (strcmp(ptag, "option") == 0 && (strcmp(tag, "option") == 0 || strcmp(tag, "optgroup") == 0))
+        return "cannot go in an option";
+    if (strcmp(tag, "li") == 0 && strcmp(ptag, "li") == 0) return "cannot go directly in an li";
+    if ((strcmp(tag, "dd") == 0 || strcmp(tag, "dt") == 0) &&
+        (strcmp(ptag, "dd") == 0 || strcmp(ptag, "dt") == 0))
+        return "cannot go directly in a dd or dt";
+    if (in_list(tag, headings) && in_list(ptag, headings)) return "cannot go in a heading";
+    if (in_list(tag, closes_p) && open_in_scope(h, "p", scope_tags))
+        return "cannot go in a p (the parser would close the p)";
+    if (strcmp(tag, "a") == 0 && open_in_scope(h, "a", scope_tags)) return "cannot go in an a";
+    if (strcmp(tag, "button") == 0 && open_in_scope(h, "button", scope_tags))
+        return "cannot go in a button";
+    if (strcmp(tag, "form") == 0 && open_in_scope(h, "form", NULL)) return "cannot go in a form";
+    return NULL;
+}
+
+static void push(spark_html *h, spark_node *n) {
+    if (h->depth == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        frame *s = realloc(h->stack, cap * sizeof *s);
+        if (!s) {
+            /* Keep the stack balanced for the block's close: reuse the top. */
+            fail(h, "out of memory");
+            if (h->depth) h->stack[h->depth - 1].entered = false;
+            return;
+        }
+        h->stack = s;
+        h->cap = cap;
+    }
+    h->stack[h->depth].node = n;
+    h->stack[h->depth].entered = false;
+    h->depth++;
+}
+
+static void vopen(spark_html *h, const char *tag, va_list ap) {
+    spark_node *parent = current(h);
+    spark_node *el = spark_tree_new_node(&h->tree, SPARK_NODE_ELEMENT);
+    bool ok = parent && el;
+    if (!el) fail(h, "out of memory");
+    if (!valid_name(tag)) {
+        fail(h, "invalid tag name \"%.40s\"", tag ? tag : "(null)");
+        ok = false;
+        if (el) el->tag = ""; /* still a parent for its (discarded) children */
+    } else if (el && !(el->tag = lower_copy(&h->tree, tag))) {
+        fail(h, "out of memory");
+        ok = false;
+    } else if (el) {
+        const char *why = misnested(h, el->tag);
+        if (why) {
+            fail(h, "<%s> %s", el->tag, why);
+            ok = false;
+        }
+    }
+    for (;;) {
+        const char *name = va_arg(ap, const char *);
+        if (!name) break;
+        const char *value = va_arg(ap, const char *);
+        if (!value) {
+            fail(h, "attribute \"%.40s\" has no value (use \"\" or SPARK_OMIT)", name);
+            ok = false;
+            break;
+        }
+        if (value == spark_html_omit_ || !el) continue;
+        if (!valid_name(name)) {
+            fail(h, "invalid attribute name \"%.40s\"", name);
+            ok = false;
+            continue;
+        }
+        char *lname = lower_copy(&h->tree, name);
+        if (!lname) {
+            ok = false;
+            continue;
+        }
+        if (spark_node_attr(el, lname)) continue; /* the first one wins */
+        char *v = clean_copy(&h->tree, value, strlen(value));
+        if (!v || append_attr(&h->tree, el, lname, v) != 0) {
+            fail(h, "out of memory");
+            ok = false;
+        }
+    }
+    /* A rejected element is built but never attached: its whole subtree
+     * disappears, and the recorded error makes the render fail. */
+    if (ok && spark_tree_insert_kid(&h->tree, parent, parent->nkids, el) != 0)
+        fail(h, "out of memory");
+    push(h, el);
+}
+
+void spark_open(spark_html *h, const char *tag, ...) {
+    if (!h) return;
+    va_list ap;
+    va_start(ap, tag);
+    vopen(h, tag, ap);
+    va_end(ap);
+}
+
+void spark_html_open_(const char *tag, spark_html *h, ...) {
+    if (!h) return;
+    va_list ap;
+    va_start(ap, h);
+    vopen(h, tag, ap);
+    va_end(ap);
+}
+
+void spark_close(spark_html *h) {
+    if (!h) return;
+    if (!h->depth) {
+        fail(h, "spark_close without an open element");
+        return;
+    }
+    h->depth--;
+}
+
+void spark_leaf(spark_html *h, const char *tag, ...) {
+    if (!h) return;
+    va_list ap;
+    va_start(ap, tag);
+    vopen(h, tag, ap);
+    va_end(ap);
+    spark_close(h);
+}
+
+void spark_html_leaf_(const char *tag, spark_html *h, ...) {
+    if (!h) return;
+    va_list ap;
+    va_start(ap, h);
+    vopen(h, tag, ap);
+    va_end(ap);
+    spark_close(h);
+}
+
+int spark_html_body_(spark_html *h) {
+    if (!h || !h->depth) return 0;
+    frame *f = &h->stack[h->depth - 1];
+    if (!f->entered) {
+        f->entered = true;
+        return 1;
+    }
+    spark_close(h);
+    return 0;
+}
+
+static bool all_space(const char *s) {
+    for (; *s; s++)
+        if (!strchr(" \t\n\f", *s)) return false;
+    return true;
+}
+
+static void add_text(spark_html *h, const char *s, size_t n) {
+    spark_node *parent = current(h);
+    if (!parent || n == 0) return;
+    const char *ptag = parent->kind == SPARK_NODE_ELEMENT ? parent->tag : "";
+    if (parent->kind == SPARK_NODE_ELEMENT && spark_html_is_void(ptag)) {
+        fail(h, "text cannot go in the void element <%s>", ptag);
+        return;
+    }
+    if (in_list(ptag, raw_text_tags)) {
+        fail(h, "text in <%s> would not be escaped: use spark_raw for trusted content", ptag);
+        return;
+    }
+    char *clean = clean_copy(&h->tree, s, n);
+    if (!clean) {
+        fail(h, "out of memory");
+        return;
+    }
+    static const char *const no_text[] = {"table", "thead",    "tbody", "tfoot",
+                                          "tr",    "colgroup", NULL};
+    if (in_list(ptag, no_text) && !all_space(clean)) {
+        fail(h, "text cannot go directly in <%s>", ptag);
+        return;
+    }
+    spark_node *last = parent->nkids ? parent->kids[parent->nkids - 1] : NULL;
+    if (last && last->kind == SPARK_NODE_TEXT) {
+        /* The parser makes one node of adjacent text: so must the tree. */
+        size_t a = strlen(last->text), b = strlen(clean);
+        char *joined = arena_alloc(&h->tree.mem, a + b + 1);
+        if (!joined) {
+            fail(h, "out of memory");
+            return;
+        }
+        memcpy(joined, last->text, a);
+        memcpy(joined + a, clean, b + 1);
+        last->text = joined;
+        return;
+    }
+    spark_node *t = spark_tree_new_node(&h->tree, SPARK_NODE_TEXT);
+    if (!t || (t->text = clean, spark_tree_insert_kid(&h->tree, parent, parent->nkids, t) != 0))
+        fail(h, "out of memory");
+}
+
+void spark_text(spark_html *h, const char *text) {
+    if (h && text) add_text(h, text, strlen(text));
+}
+
+void spark_textf(spark_html *h, const char *fmt, ...) {
+    if (!h || !fmt) return;
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        fail(h, "bad format \"%.40s\"", fmt);
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        add_text(h, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        fail(h, "out of memory");
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    add_text(h, big, (size_t)n);
+    free(big);
+}
+
+void spark_raw(spark_html *h, const char *trusted_html) {
+    if (!h || !trusted_html || !*trusted_html) return;
+    spark_node *parent = current(h);
+    if (!parent) return;
+    if (parent->kind == SPARK_NODE_ELEMENT && spark_html_is_void(parent->tag)) {
+        fail(h, "raw HTML cannot go in the void element <%s>", parent->tag);
+        return;
+    }
+    spark_node *r = spark_tree_new_node(&h->tree, SPARK_NODE_RAW);
+    if (!r || !(r->text = clean_copy(&h->tree, trusted_html, strlen(trusted_html))) ||
+        spark_tree_insert_kid(&h->tree, parent, parent->nkids, r) != 0)
+        fail(h, "out of memory");
+}
+
+const char *spark_itoa(spark_html *h, long long value) {
+    if (!h) return "";
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%lld", value);
+    char *d = spark_tree_strdup(&h->tree, buf, (size_t)n);
+    if (!d) fail(h, "out of memory");
+    return d ? d : "";
+}
+
+const char *spark_printf(spark_html *h, const char *fmt, ...) {
+    if (!h || !fmt) return "";
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *d = n < 0 ? NULL : arena_alloc(&h->tree.mem, (size_t)n + 1);
+    if (!d) {
+        fail(h, n < 0 ? "bad format" : "out of memory");
+        return "";
+    }
+    va_start(ap, fmt);
+    vsnprintf(d, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return d;
+}
+
+/* ---- parsing the serializer's own output ---- */
+
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\f'; }
+
+static bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+/* Appends the UTF-8 of code point `cp` to `out`. */
+static void put_utf8(spark_sbuf *out, unsigned long cp) {
+    char u[4];
+    size_t n;
+    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
+    if (cp < 0x80) {
+        u[0] = (char)cp, n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | (cp >> 6)), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | (cp >> 12)), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18)), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+    }
+    spark_sbuf_append(out, u, n);
+}
+
+static int digit_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes s[0..n) with the references the serializer writes, plus numeric
+ * ones, into an arena string. */
+static char *decode(spark_tree *t, const char *s, size_t n) {
+    static const struct {
+        const char *name;
+        const char *text;
+    } refs[] = {{"&amp;", "&"},   {"&lt;", "<"},          {"&gt;", ">"},
+                {"&quot;", "\""}, {"&nbsp;", "\xC2\xA0"}, {"&#39;", "'"}};
+    spark_sbuf b = {0};
+    spark_sbuf_append(&b, "", 0);
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] != '&') {
+            size_t j = i;
+            while (j < n && s[j] != '&')
+                j++;
+            spark_sbuf_append(&b, s + i, j - i);
+            i = j;
+            continue;
+        }
+        bool done = false;
+        for (size_t r = 0; r < sizeof refs / sizeof refs[0] && !done; r++) {
+            size_t len = strlen(refs[r].name);
+            if (n - i >= len && memcmp(s + i, refs[r].name, len) == 0) {
+                spark_sbuf_puts(&b, refs[r].text);
+                i += len;
+                done = true;
+            }
+        }
+        if (!done && i + 2 < n && s[i + 1] == '#') {
+            size_t j = i + 2;
+            int base = 10;
+            if (s[j] == 'x' || s[j] == 'X') base = 16, j++;
+            unsigned long cp = 0;
+            size_t digits = 0;
+            for (; j < n && digits < 8; j++, digits++) {
+                int d = digit_value(s[j]);
+                if (d < 0 || d >= base) break;
+                cp = cp * (unsigned long)base + (unsigned long)d;
+            }
+            if (digits && j < n && s[j] == ';') {
+                put_utf8(&b, cp);
+                i = j + 1;
+                done = true;
+            }
+        }
+        if (!done) spark_sbuf_putc(&b, s[i++]);
+    }
+    char *d = b.failed ? NULL : clean_copy(t, b.data, b.len);
+    spark_sbuf_free(&b);
+    return d;
+}
+
+/* Finds the end tag `</tag` (any case) from s[i]; returns its offset or n. */
+static size_t find_end_tag(const char *s, size_t i, size_t n, const char *tag) {
+    size_t tl = strlen(tag);
+    for (; i + 2 + tl <= n; i++) {
+        if (s[i] != '<' || s[i + 1] != '/') continue;
+        size_t k = 0;
+        while (k < tl && (s[i + 2 + k] | 0x20) == tag[k])
+            k++;
+        if (k == tl) return i;
+    }
+    return n;
+}
+
+typedef enum { PARSE_OK, PARSE_UNSUPPORTED, PARSE_OOM } parse_result;
+
+static parse_result append_text_kid(spark_tree *t, spark_node *parent, const char *s, size_t n,
+                                    spark_node_kind kind) {
+    if (n == 0) return PARSE_OK;
+    spark_node *k = spark_tree_new_node(t, kind);
+    if (!k) return PARSE_OOM;
+    k->text = kind == SPARK_NODE_TEXT ? decode(t, s, n) : clean_copy(t, s, n);
+    if (!k->text) return PARSE_OOM;
+    spark_node *last = parent->nkids ? parent->kids[parent->nkids - 1] : NULL;
+    if (kind == SPARK_NODE_TEXT && last && last->kind == SPARK_NODE_TEXT) return PARSE_UNSUPPORTED;
+    return spark_tree_insert_kid(t, parent, parent->nkids, k) == 0 ? PARSE_OK : PARSE_OOM;
+}
+
+static parse_result parse_into(spark_tree *t, spark_node *frag, const char *s, size_t n) {
+    spark_node *stack[256];
+    size_t depth = 0;
+    spark_node *top = frag;
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] != '<') {
+            size_t j = i;
+            while (j < n && s[j] != '<')
+                j++;
+            parse_result r = append_text_kid(t, top, s + i, j - i, SPARK_NODE_TEXT);
+            if (r != PARSE_OK) return r;
+            i = j;
+            continue;
+        }
+        if (i + 1 < n && s[i + 1] == '/') {
+            size_t j = i + 2, start = j;
+            while (j < n && s[j] != '>')
+                j++;
+            if (j == n || top == frag || j - start != strlen(top->tag) ||
+                strncasecmp(s + start, top->tag, j - start) != 0)
+                return PARSE_UNSUPPORTED;
+            top = --depth ? stack[depth - 1] : frag;
+            i = j + 1;
+            continue;
+        }
+        if (i + 1 >= n || !is_alpha(s[i + 1])) return PARSE_UNSUPPORTED;
+        size_t j = i + 1;
+        while (j < n && !is_space(s[j]) && s[j] != '>' && s[j] != '/')
+            j++;
+        spark_node *el = spark_tree_new_node(t, SPARK_NODE_ELEMENT);
+        char *tag = el ? spark_tree_strdup(t, s + i + 1, j - i - 1) : NULL;
+        if (!tag) return PARSE_OOM;
+        for (char *c = tag; *c; c++)
+            if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+        el->tag = tag;
+        for (;;) {
+            while (j < n && is_space(s[j]))
+                j++;
+            if (j < n && s[j] == '>') {
+                j++;
+                break;
+            }
+            if (j + 1 < n && s[j] == '/' && s[j + 1] == '>') {
+                j += 2;
+                break;
+            }
+            if (j >= n) return PARSE_UNSUPPORTED;
+            size_t ns = j;
+            while (j < n && !is_space(s[j]) && s[j] != '>' && s[j] != '/' && s[j] != '=')
+                j++;
+            if (j == ns) return PARSE_UNSUPPORTED;
+            char *name = spark_tree_strdup(t, s + ns, j - ns);
+            char *value;
+            if (!name) return PARSE_OOM;
+            for (char *c = name; *c; c++)
+                if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+            if (j < n && s[j] == '=') {
+                j++;
+                if (j >= n || (s[j] != '"' && s[j] != '\'')) return PARSE_UNSUPPORTED;
+                char q = s[j++];
+                size_t vs = j;
+                while (j < n && s[j] != q)
+                    j++;
+                if (j == n) return PARSE_UNSUPPORTED;
+                value = decode(t, s + vs, j - vs);
+                j++;
+            } else {
+                value = spark_tree_strdup(t, "", 0);
+            }
+            if (!value) return PARSE_OOM;
+            if (!spark_node_attr(el, name) && append_attr(t, el, name, value) != 0)
+                return PARSE_OOM;
+        }
+        if (spark_tree_insert_kid(t, top, top->nkids, el) != 0) return PARSE_OOM;
+        i = j;
+        if (spark_html_is_void(tag)) continue;
+        bool raw = in_list(tag, raw_text_tags), rcdata = in_list(tag, rcdata_tags);
+        bool lf =
+            strcmp(tag, "pre") == 0 || strcmp(tag, "textarea") == 0 || strcmp(tag, "listing") == 0;
+        if (lf && i < n && s[i] == '\n') i++;
+        if (raw || rcdata) {
+            size_t end = find_end_tag(s, i, n, tag);
+            if (end == n) return PARSE_UNSUPPORTED;
+            parse_result r =
+                append_text_kid(t, el, s + i, end - i, raw ? SPARK_NODE_RAW : SPARK_NODE_TEXT);
+            if (r != PARSE_OK) return r;
+            i = end + 2 + strlen(tag);
+            if (i >= n || s[i] != '>') return PARSE_UNSUPPORTED;
+            i++;
+            continue;
+        }
+        if (depth == sizeof stack / sizeof stack[0]) return PARSE_UNSUPPORTED;
+        stack[depth++] = el;
+        top = el;
+    }
+    return depth == 0 ? PARSE_OK : PARSE_UNSUPPORTED;
+}
+
+spark_node *spark_tree_parse(spark_tree *t, const char *html, size_t len) {
+    spark_node *frag = spark_tree_new_node(t, SPARK_NODE_FRAGMENT);
+    if (!frag) return NULL;
+    parse_result r = parse_into(t, frag, html, len);
+    if (r == PARSE_OOM) return NULL;
+    if (r == PARSE_UNSUPPORTED) {
+        /* Keep the markup verbatim: it still serializes byte for byte. */
+        frag->nkids = 0;
+        frag->opaque = false;
+        if (append_text_kid(t, frag, html, len, SPARK_NODE_RAW) != PARSE_OK) return NULL;
+    }
+    return frag;
+}

@@ -1,2 +1,516 @@
-/* test_html.c - placeholder; filled in by its own change. */
-int main(void) { return 0; }
+/*
+ * test_html.c - the markup builder and its serializer: escaping, void and
+ * boolean attributes, names, UTF-8, nesting the browser would rebuild
+ * differently, raw HTML, and trees that outlive their builder.
+ */
+#include "html_tree.h"
+
+#include <spark/html.h>
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+static spark_html *h;
+static char *out;
+
+static void setup(void) {
+    h = spark_html_new();
+    out = NULL;
+}
+
+static void teardown(void) {
+    free(out);
+    spark_html_free(h);
+}
+
+/* The serialization, owned by the fixture; fails the test on an error. */
+static const char *render(void) {
+    ck_assert_msg(spark_html_error(h) == NULL, "unexpected error: %s", spark_html_error(h));
+    free(out);
+    out = spark_html_render(h, NULL);
+    ck_assert_ptr_nonnull(out);
+    return out;
+}
+
+/* The error, after checking that the render is refused. */
+static const char *error(void) {
+    const char *e = spark_html_error(h);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_ptr_null(spark_html_render(h, NULL));
+    return e;
+}
+
+START_TEST(counter_reads_like_the_design) {
+    int count = 3, step = 2;
+    DIV(h, "class", "counter-widget") {
+        H2(h) { spark_textf(h, "Count: %d", count); }
+        DIV(h, "class", "controls") {
+            BUTTON(h, "spark-click", "decrement") { spark_text(h, "-"); }
+            INPUT(h, "type", "number", "spark-change", "set_step", "value", spark_itoa(h, step));
+            BUTTON(h, "spark-click", "increment") { spark_text(h, "+"); }
+        }
+        BUTTON(h, "spark-click", "reset", "class", "reset") { spark_text(h, "Reset"); }
+    }
+    size_t len = 0;
+    char *s = spark_html_render(h, &len);
+    ck_assert_str_eq(s, "<div class=\"counter-widget\"><h2>Count: 3</h2><div class=\"controls\">"
+                        "<button spark-click=\"decrement\">-</button>"
+                        "<input type=\"number\" spark-change=\"set_step\" value=\"2\">"
+                        "<button spark-click=\"increment\">+</button></div>"
+                        "<button spark-click=\"reset\" class=\"reset\">Reset</button></div>");
+    ck_assert_uint_eq(len, strlen(s));
+    free(s);
+}
+END_TEST
+
+START_TEST(text_is_escaped) {
+    LI(h) { spark_text(h, "<img src=x onerror=alert(1)>"); }
+    P(h) {
+        spark_text(h, "Tom & Jerry \"quoted\" 'single' a\xC2\xA0"
+                      "b");
+    }
+    ck_assert_str_eq(render(), "<li>&lt;img src=x onerror=alert(1)&gt;</li>"
+                               "<p>Tom &amp; Jerry \"quoted\" 'single' a&nbsp;b</p>");
+}
+END_TEST
+
+START_TEST(attribute_values_are_escaped) {
+    SPAN(h, "title", "say \"hi\" & <bye>", "data-x", "it's\xC2\xA0ok") {}
+    ck_assert_str_eq(render(),
+                     "<span title=\"say &quot;hi&quot; &amp; &lt;bye&gt;\" data-x=\"it's&nbsp;ok\">"
+                     "</span>");
+}
+END_TEST
+
+START_TEST(void_elements_have_no_end_tag) {
+    DIV(h) {
+        BR(h);
+        IMG(h, "src", "/a.png", "alt", "");
+        HR(h);
+        SPARK_LEAF(h, "wbr");
+        SPARK_LEAF(h, "span");
+    }
+    ck_assert_str_eq(render(),
+                     "<div><br><img src=\"/a.png\" alt=\"\"><hr><wbr><span></span></div>");
+}
+END_TEST
+
+START_TEST(void_elements_take_no_children) {
+    SPARK_EL(h, "br") { spark_text(h, "x"); }
+    ck_assert_ptr_nonnull(strstr(error(), "void"));
+}
+END_TEST
+
+START_TEST(boolean_and_conditional_attributes) {
+    INPUT(h, "type", "checkbox", "checked", SPARK_BOOL(1), "disabled", SPARK_BOOL(0), "class",
+          SPARK_IF(0, "done"), "name", "t");
+    OPTION(h, "selected", "") { spark_text(h, "a"); }
+    ck_assert_str_eq(
+        render(),
+        "<input type=\"checkbox\" checked=\"\" name=\"t\"><option selected=\"\">a</option>");
+}
+END_TEST
+
+START_TEST(first_duplicate_attribute_wins) {
+    DIV(h, "class", "a", "CLASS", "b") {}
+    ck_assert_str_eq(render(), "<div class=\"a\"></div>");
+}
+END_TEST
+
+START_TEST(names_are_lowercased) {
+    SPARK_EL(h, "DIV", "Spark-Click", "go") {}
+    ck_assert_str_eq(render(), "<div spark-click=\"go\"></div>");
+}
+END_TEST
+
+static const char *const bad_tags[] = {"", "1div", "di v", "div>", "a_b", "<script>", "x\"y", "é"};
+
+START_TEST(bad_tag_names_are_refused) {
+    DIV(h) {
+        SPARK_EL(h, bad_tags[_i]) { spark_text(h, "never"); }
+    }
+    ck_assert_ptr_nonnull(strstr(error(), "invalid tag name"));
+    const spark_node *root = spark_html_root(h);
+    ck_assert_uint_eq(root->kids[0]->nkids, 0);
+}
+END_TEST
+
+static const char *const bad_attrs[] = {"", "on click", "x=y", "\"", "a>b", "-x", "9a", "a/b"};
+
+START_TEST(bad_attribute_names_are_refused) {
+    DIV(h, bad_attrs[_i], "v") {}
+    ck_assert_ptr_nonnull(strstr(error(), "invalid attribute name"));
+}
+END_TEST
+
+START_TEST(null_tag_and_missing_value_are_refused) {
+    SPARK_EL(h, NULL) {}
+    ck_assert_ptr_nonnull(strstr(error(), "invalid tag name"));
+    spark_html_free(h);
+    h = spark_html_new();
+    DIV(h, "class", (const char *)NULL, "id", "x") {}
+    ck_assert_ptr_nonnull(strstr(error(), "has no value"));
+}
+END_TEST
+
+START_TEST(invalid_utf8_becomes_replacement_characters) {
+    P(h) {
+        spark_text(h, "a\xFF"
+                      "b");
+    }                                                            /* invalid byte */
+    P(h) { spark_text(h, "\xC3(\xE2\x82"); }                     /* bad continuation, truncated */
+    P(h) { spark_text(h, "\xC0\xAF\xED\xA0\x80"); }              /* overlong, surrogate */
+    P(h) { spark_text(h, "\xF4\x90\x80\x80|\xF0\x9F\x98\x80"); } /* > U+10FFFF, valid emoji */
+    P(h, "title", "x\x80y") {}
+    ck_assert_str_eq(render(),
+                     "<p>a\xEF\xBF\xBD"
+                     "b</p>"
+                     "<p>\xEF\xBF\xBD(\xEF\xBF\xBD</p>"
+                     "<p>\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD</p>"
+                     "<p>\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD|\xF0\x9F\x98\x80</p>"
+                     "<p title=\"x\xEF\xBF\xBDy\"></p>");
+}
+END_TEST
+
+START_TEST(carriage_returns_become_line_feeds) {
+    P(h, "title", "a\r\nb\rc") { spark_text(h, "1\r\n2\r3"); }
+    ck_assert_str_eq(render(), "<p title=\"a\nb\nc\">1\n2\n3</p>");
+}
+END_TEST
+
+START_TEST(nested_blocks_close_in_order) {
+    SECTION(h, "id", "s") {
+        HEADER(h) {
+            H1(h) { spark_text(h, "T"); }
+        }
+        UL(h) {
+            for (int i = 0; i < 3; i++)
+                LI(h, "spark-key", spark_itoa(h, i)) {
+                    STRONG(h) { spark_textf(h, "#%d", i); }
+                    EM(h) { spark_text(h, "x"); }
+                }
+        }
+        FOOTER(h) {
+            SMALL(h) { spark_text(h, "f"); }
+        }
+    }
+    ck_assert_str_eq(render(), "<section id=\"s\"><header><h1>T</h1></header><ul>"
+                               "<li spark-key=\"0\"><strong>#0</strong><em>x</em></li>"
+                               "<li spark-key=\"1\"><strong>#1</strong><em>x</em></li>"
+                               "<li spark-key=\"2\"><strong>#2</strong><em>x</em></li></ul>"
+                               "<footer><small>f</small></footer></section>");
+    const spark_node *ul = spark_html_root(h)->kids[0]->kids[1];
+    ck_assert_str_eq(ul->kids[2]->key, "2");
+    ck_assert_ptr_null(ul->key);
+}
+END_TEST
+
+START_TEST(open_and_close_without_blocks) {
+    spark_open(h, "ol", "start", "3", (const char *)NULL);
+    spark_open(h, "li", (const char *)NULL);
+    spark_text(h, "x");
+    spark_close(h);
+    spark_close(h);
+    ck_assert_str_eq(render(), "<ol start=\"3\"><li>x</li></ol>");
+    spark_close(h);
+    ck_assert_ptr_nonnull(strstr(error(), "without an open"));
+}
+END_TEST
+
+START_TEST(unclosed_element_is_an_error) {
+    spark_open(h, "div", (const char *)NULL);
+    ck_assert_ptr_nonnull(strstr(error(), "left open"));
+}
+END_TEST
+
+START_TEST(adjacent_text_is_one_node) {
+    P(h) {
+        spark_text(h, "a");
+        spark_text(h, "");
+        spark_textf(h, "%s", "b");
+        spark_text(h, NULL);
+    }
+    SPAN(h) { spark_text(h, ""); }
+    ck_assert_str_eq(render(), "<p>ab</p><span></span>");
+    const spark_node *root = spark_html_root(h);
+    ck_assert_uint_eq(root->kids[0]->nkids, 1);
+    ck_assert_uint_eq(root->kids[1]->nkids, 0);
+}
+END_TEST
+
+START_TEST(long_formatted_text_and_strings) {
+    char big[1000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    P(h, "data-n", spark_itoa(h, -9223372036854775807LL - 1), "data-s",
+      spark_printf(h, "%s-%03d", "id", 7)) {
+        spark_textf(h, "%s!", big);
+    }
+    const char *s = render();
+    ck_assert_ptr_nonnull(strstr(s, "data-n=\"-9223372036854775808\" data-s=\"id-007\""));
+    ck_assert_uint_eq(strlen(s), strlen("<p data-n=\"-9223372036854775808\" data-s=\"id-007\">") +
+                                     999 + 1 + strlen("</p>"));
+}
+END_TEST
+
+START_TEST(raw_is_verbatim_and_opaque) {
+    DIV(h, "class", "md") {
+        spark_text(h, "<b>");
+        spark_raw(h, "<b>bold</b> &amp; more");
+    }
+    ck_assert_str_eq(render(), "<div class=\"md\">&lt;b&gt;<b>bold</b> &amp; more</div>");
+    const spark_node *div = spark_html_root(h)->kids[0];
+    ck_assert(div->opaque);
+    ck_assert(!spark_html_root(h)->opaque);
+    ck_assert_int_eq(div->kids[1]->kind, SPARK_NODE_RAW);
+}
+END_TEST
+
+START_TEST(script_takes_raw_not_text) {
+    SPARK_EL(h, "script") { spark_raw(h, "if (a < b) go();"); }
+    ck_assert_str_eq(render(), "<script>if (a < b) go();</script>");
+    SPARK_EL(h, "style") { spark_text(h, "p{}"); }
+    ck_assert_ptr_nonnull(strstr(error(), "spark_raw"));
+}
+END_TEST
+
+START_TEST(textarea_keeps_a_leading_newline) {
+    TEXTAREA(h, "name", "t") { spark_text(h, "\nline <2>"); }
+    SPARK_EL(h, "pre") { spark_text(h, "x\n"); }
+    ck_assert_str_eq(render(), "<textarea name=\"t\">\n\nline &lt;2&gt;</textarea><pre>x\n</pre>");
+}
+END_TEST
+
+START_TEST(tables_need_their_sections) {
+    TABLE(h) {
+        THEAD(h) {
+            TR(h) {
+                TH(h) { spark_text(h, "h"); }
+            }
+        }
+        TBODY(h) {
+            TR(h, "spark-key", "r1") {
+                spark_text(h, " ");
+                TD(h) { spark_text(h, "1"); }
+            }
+        }
+    }
+    ck_assert_str_eq(render(), "<table><thead><tr><th>h</th></tr></thead>"
+                               "<tbody><tr spark-key=\"r1\"> <td>1</td></tr></tbody></table>");
+}
+END_TEST
+
+/* Markup the HTML parser would restructure: each must be refused. */
+static void misnest(int which) {
+    switch (which) {
+    case 0:
+        P(h) {
+            DIV(h) {}
+        }
+        break;
+    case 1:
+        TABLE(h) {
+            TR(h) {}
+        }
+        break;
+    case 2:
+        TD(h) {}
+        break;
+    case 3:
+        A(h, "href", "/") {
+            SPAN(h) {
+                A(h, "href", "/x") {}
+            }
+        }
+        break;
+    case 4:
+        UL(h) {
+            LI(h) {
+                LI(h) {}
+            }
+        }
+        break;
+    case 5:
+        TABLE(h) {
+            TBODY(h) {
+                TR(h) { spark_text(h, "x"); }
+            }
+        }
+        break;
+    case 6:
+        FORM(h) {
+            DIV(h) {
+                FORM(h) {}
+            }
+        }
+        break;
+    case 7:
+        BUTTON(h) {
+            BUTTON(h) {}
+        }
+        break;
+    case 8:
+        SELECT(h) {
+            DIV(h) {}
+        }
+        break;
+    case 9:
+        SPARK_EL(h, "template") {}
+        break;
+    case 10:
+        SPARK_EL(h, "svg") {}
+        break;
+    case 11:
+        P(h) {
+            SPAN(h) {
+                UL(h) {}
+            }
+        }
+        break;
+    case 12:
+        TEXTAREA(h) {
+            SPAN(h) {}
+        }
+        break;
+    case 13:
+        H1(h) {
+            H2(h) {}
+        }
+        break;
+    case 14:
+        TABLE(h) {
+            DIV(h) {}
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+START_TEST(misnested_markup_is_refused) {
+    misnest(_i);
+    error();
+}
+END_TEST
+
+START_TEST(nesting_the_parser_accepts) {
+    P(h) {
+        BUTTON(h) {
+            DIV(h) {}
+        }
+    } /* a button is a scope for p */
+    A(h, "href", "/") {
+        DIV(h) {}
+    }
+    UL(h) {
+        LI(h) {
+            UL(h) {
+                LI(h) {}
+            }
+        }
+    }
+    SELECT(h) {
+        OPTION(h, "value", "1") { spark_text(h, "one"); }
+    }
+    render();
+}
+END_TEST
+
+START_TEST(trees_outlive_their_builder_and_parse_back) {
+    DIV(h, "class", "x&y", "spark-key", "k") {
+        spark_text(h, "a < b \xC2\xA0 \"q\"");
+        BR(h);
+        TEXTAREA(h) { spark_text(h, "\n<t>"); }
+        SPARK_EL(h, "script") { spark_raw(h, "1 < 2 && </p>"); }
+        UL(h) {
+            LI(h, "data-v", "<>") { spark_text(h, "&amp;"); }
+        }
+    }
+    const char *html = render();
+    spark_tree *copy = spark_tree_copy(spark_html_root(h));
+    ck_assert_ptr_nonnull(copy);
+    ck_assert(spark_node_equal(spark_tree_root(copy), spark_html_root(h)));
+    spark_html_free(h);
+    h = NULL;
+
+    const spark_node *root = spark_tree_root(copy);
+    ck_assert_str_eq(root->kids[0]->key, "k");
+    spark_sbuf b = {0};
+    spark_node_serialize(root, &b);
+    ck_assert_str_eq(b.data, html);
+
+    spark_tree *scratch = spark_tree_copy(root);
+    spark_node *parsed = spark_tree_parse(scratch, html, strlen(html));
+    ck_assert_ptr_nonnull(parsed);
+    ck_assert(spark_node_equal(parsed, root));
+    ck_assert_str_eq(parsed->kids[0]->key, "k");
+
+    /* Markup outside the serializer's subset stays verbatim. */
+    spark_node *odd = spark_tree_parse(scratch, "<!-- c --><p>x", 14);
+    ck_assert_uint_eq(odd->nkids, 1);
+    ck_assert_int_eq(odd->kids[0]->kind, SPARK_NODE_RAW);
+    spark_sbuf_truncate(&b, 0);
+    spark_node_serialize(odd, &b);
+    ck_assert_str_eq(b.data, "<!-- c --><p>x");
+
+    spark_sbuf_free(&b);
+    spark_tree_free(scratch);
+    spark_tree_free(copy);
+}
+END_TEST
+
+START_TEST(null_builder_is_harmless) {
+    spark_html *none = NULL;
+    DIV(none, "class", "x") { spark_text(none, "y"); }
+    spark_raw(none, "z");
+    ck_assert_str_eq(spark_itoa(none, 1), "");
+    ck_assert_ptr_nonnull(spark_html_error(none));
+    ck_assert_ptr_null(spark_html_render(none, NULL));
+    spark_html_free(none);
+}
+END_TEST
+
+static Suite *html_suite(void) {
+    Suite *s = suite_create("html");
+    TCase *tc = tcase_create("builder");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, counter_reads_like_the_design);
+    tcase_add_test(tc, text_is_escaped);
+    tcase_add_test(tc, attribute_values_are_escaped);
+    tcase_add_test(tc, void_elements_have_no_end_tag);
+    tcase_add_test(tc, void_elements_take_no_children);
+    tcase_add_test(tc, boolean_and_conditional_attributes);
+    tcase_add_test(tc, first_duplicate_attribute_wins);
+    tcase_add_test(tc, names_are_lowercased);
+    tcase_add_loop_test(tc, bad_tag_names_are_refused, 0,
+                        (int)(sizeof bad_tags / sizeof bad_tags[0]));
+    tcase_add_loop_test(tc, bad_attribute_names_are_refused, 0,
+                        (int)(sizeof bad_attrs / sizeof bad_attrs[0]));
+    tcase_add_test(tc, null_tag_and_missing_value_are_refused);
+    tcase_add_test(tc, invalid_utf8_becomes_replacement_characters);
+    tcase_add_test(tc, carriage_returns_become_line_feeds);
+    tcase_add_test(tc, nested_blocks_close_in_order);
+    tcase_add_test(tc, open_and_close_without_blocks);
+    tcase_add_test(tc, unclosed_element_is_an_error);
+    tcase_add_test(tc, adjacent_text_is_one_node);
+    tcase_add_test(tc, long_formatted_text_and_strings);
+    tcase_add_test(tc, raw_is_verbatim_and_opaque);
+    tcase_add_test(tc, script_takes_raw_not_text);
+    tcase_add_test(tc, textarea_keeps_a_leading_newline);
+    tcase_add_test(tc, tables_need_their_sections);
+    tcase_add_loop_test(tc, misnested_markup_is_refused, 0, 15);
+    tcase_add_test(tc, nesting_the_parser_accepts);
+    tcase_add_test(tc, trees_outlive_their_builder_and_parse_back);
+    tcase_add_test(tc, null_builder_is_harmless);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(html_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

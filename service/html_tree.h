@@ -1,0 +1,128 @@
+/*
+ * html_tree.h - the node tree behind the HTML builder, for the runtime only.
+ *
+ * Component authors see the opaque spark_html handle of <spark/html.h>; the
+ * runtime needs more: walk what a render produced, serialize it, diff it
+ * against the tree last sent to a viewer, and keep that tree after the
+ * builder is gone. Every node and string of a tree lives in one arena, so a
+ * tree is freed, or copied to outlive its builder, in one call.
+ *
+ * Invariants the builder guarantees and the diff relies on:
+ *   - tag and attribute names are lowercase and match [a-z][a-z0-9-]*;
+ *   - text and attribute values are valid UTF-8 without CR;
+ *   - no text node is empty and no two text nodes are adjacent, so the
+ *     browser's parse of the serialization has exactly the same children;
+ *   - an element (or the root) with a raw child is `opaque`: the browser may
+ *     parse raw HTML into any number of nodes, so nothing addresses inside it.
+ */
+#ifndef SPARK_HTML_TREE_H
+#define SPARK_HTML_TREE_H
+
+#include <spark/html.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum {
+    SPARK_NODE_FRAGMENT, /* the root: a component's children, no markup of its own */
+    SPARK_NODE_ELEMENT,
+    SPARK_NODE_TEXT, /* `text` unescaped; escaped when serialized */
+    SPARK_NODE_RAW,  /* `text` trusted HTML, serialized verbatim */
+} spark_node_kind;
+
+typedef struct {
+    const char *name;
+    const char *value;
+} spark_attr;
+
+typedef struct spark_node spark_node;
+struct spark_node {
+    spark_node_kind kind;
+    bool opaque;      /* element or fragment with a raw child */
+    const char *tag;  /* element: lowercase tag name */
+    const char *text; /* text or raw node: its content */
+    const char *key;  /* element: the value of its spark-key attribute, or NULL */
+    spark_attr *attrs;
+    size_t nattrs, attrs_cap;
+    spark_node **kids;
+    size_t nkids, kids_cap;
+};
+
+/* The attribute that keys list children for the diff. */
+#define SPARK_KEY_ATTR "spark-key"
+
+/* ---- growable string buffer ---- */
+
+/* A malloc'd, always NUL-terminated byte buffer. On allocation failure it
+ * sets `failed` and ignores further appends, so callers check once at the
+ * end. Zero-initialize it; release with spark_sbuf_free(). */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    bool failed;
+} spark_sbuf;
+
+void spark_sbuf_append(spark_sbuf *b, const char *s, size_t n);
+void spark_sbuf_puts(spark_sbuf *b, const char *s);
+void spark_sbuf_putc(spark_sbuf *b, char c);
+void spark_sbuf_printf(spark_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Shortens the buffer to `len` bytes (len <= b->len): undo after a trial. */
+void spark_sbuf_truncate(spark_sbuf *b, size_t len);
+/* Appends `s` as a JSON string literal, quotes included. */
+void spark_sbuf_json_string(spark_sbuf *b, const char *s);
+void spark_sbuf_free(spark_sbuf *b);
+
+/* ---- trees ---- */
+
+/* A tree that owns its arena: the result of a copy or of a patch. */
+typedef struct spark_tree spark_tree;
+
+/* The builder's root fragment (borrowed: valid until spark_html_free). */
+const spark_node *spark_html_root(const spark_html *h);
+
+/* Deep-copies `root` (any node kind) into a new tree that owns all of it;
+ * NULL when out of memory. This is how the runtime keeps the tree last sent
+ * to a viewer after the render's builder is freed. */
+spark_tree *spark_tree_copy(const spark_node *root);
+const spark_node *spark_tree_root(const spark_tree *t);
+/* The root for in-place edits (the reference patch applier). */
+spark_node *spark_tree_root_mut(spark_tree *t);
+void spark_tree_free(spark_tree *t);
+
+/* Allocation inside a tree's arena, for code that edits a tree in place.
+ * The nodes and strings are freed with the tree. NULL when out of memory. */
+spark_node *spark_tree_new_node(spark_tree *t, spark_node_kind kind);
+char *spark_tree_strdup(spark_tree *t, const char *s, size_t n);
+/* Inserts `kid` as child number `at` (0..nkids) of `parent`. 0 or -1. */
+int spark_tree_insert_kid(spark_tree *t, spark_node *parent, size_t at, spark_node *kid);
+/* Sets, replacing in place or appending, an attribute (as setAttribute). */
+int spark_tree_set_attr(spark_tree *t, spark_node *el, const char *name, const char *value);
+/* Removes an attribute if present (as removeAttribute). */
+void spark_tree_remove_attr(spark_node *el, const char *name);
+/* Recomputes `key` and `opaque` of one node after its attrs or kids changed. */
+void spark_tree_refresh(spark_node *n);
+
+/* Parses HTML as the serializer writes it (double-quoted attributes, the
+ * five entities it emits, numeric references, void and raw-text elements)
+ * into the children of a new fragment allocated in `t`. Markup outside that
+ * subset yields a fragment holding one raw node with the input verbatim, so
+ * the serialization still round-trips. NULL only when out of memory. */
+spark_node *spark_tree_parse(spark_tree *t, const char *html, size_t len);
+
+/* ---- inspection and serialization ---- */
+
+bool spark_html_is_void(const char *tag);
+const char *spark_node_attr(const spark_node *el, const char *name);
+
+/* Deep equality of two subtrees: kinds, tags, attributes in order, text. */
+bool spark_node_equal(const spark_node *a, const spark_node *b);
+
+/* Appends the node as a browser's outerHTML would render it (a fragment:
+ * its children, as innerHTML). One deliberate difference: the first text
+ * of a pre, textarea or listing that starts with a line feed gets one more
+ * line feed, which the parser eats, so the parsed DOM keeps the text. */
+void spark_node_serialize(const spark_node *n, spark_sbuf *out);
+/* Appends the children only (innerHTML). */
+void spark_node_serialize_children(const spark_node *n, spark_sbuf *out);
+
+#endif
