@@ -26,7 +26,7 @@
 /* ---- arena ---- */
 
 #define ARENA_ALIGN 16
-#define ARENA_CHUNK 8192
+#define ARENA_CHUNK 1024
 
 typedef struct chunk {
     struct chunk *next;
