@@ -1,1 +1,510 @@
-/* channel.c - in progress. */
+/*
+ * channel.c - WebSocket connections of the channel API: upgrade routing,
+ * message assembly, the send queue, limits, and the public spark_conn calls.
+ *
+ * Every limit is enforced here, before a channel sees anything:
+ *  - an upgrade to an unknown route gets HTTP 404, a full or stopping
+ *    instance 503, both before the handshake;
+ *  - a message is assembled from lws's fragments up to SPARK_MAX_MESSAGE
+ *    bytes; one byte more closes with 1009;
+ *  - a token bucket of SPARK_RATE_LIMIT messages per second answers excess
+ *    with an error, and closes with 1008 when the excess goes on;
+ *  - the send queue holds at most SPARK_MAX_QUEUE bytes. A client that does
+ *    not read is closed with 1008 and its queue freed, so one slow reader
+ *    cannot grow the instance's memory.
+ *
+ * Sending follows lws's rule: enqueue, ask for WRITEABLE, write one frame
+ * per WRITEABLE. Closing from outside the connection's callback works the
+ * same way: mark, ask for WRITEABLE, return -1 there.
+ */
+#include "channel_internal.h"
+
+#include "log.h"
+#include "metrics.h"
+#include "rooms.h"
+#include "router.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CHANNELS     64
+#define MAX_QUERY_BYTES  2048
+#define MAX_REASON_BYTES 123
+#define SLOW_KILL_SECS   2
+#define CLOSE_ABNORMAL   1006
+
+typedef struct frame {
+    struct frame *next;
+    size_t len;
+    unsigned char bytes[]; /* LWS_PRE headroom, then the message */
+} frame;
+
+struct spark_conn {
+    spark_channels *owner;
+    const spark_channel *channel;
+    struct lws *wsi;
+    uint64_t serial;
+    char origin[96];
+    lws_dll2_t link; /* in owner->conns */
+    spark_route_params params;
+    char query[MAX_QUERY_BYTES]; /* "name=value" strings, each NUL-ended */
+    size_t query_len;
+    char user_id[128], user_name[128];
+
+    /* receiving */
+    char *rx;
+    size_t rx_len;
+    bool rx_binary;
+
+    /* sending */
+    frame *head, *tail;
+    size_t queued;
+
+    /* rate limit */
+    double tokens;
+    lws_usec_t refilled_at;
+    int strikes;
+
+    /* closing */
+    bool established, closing, kill;
+    int close_code;
+    char close_reason[MAX_REASON_BYTES + 1];
+
+    lws_dll2_owner_t memberships; /* the rooms module's */
+    void *data;
+    void (*release)(void *data);
+};
+
+struct spark_channels {
+    const spark_config *cfg;
+    spark_rooms *rooms;
+    lws_dll2_owner_t conns;
+    uint64_t next_serial;
+    bool refusing;
+};
+
+static const spark_channel *registry[MAX_CHANNELS];
+static size_t nregistered;
+static spark_channels *active; /* the serving instance's, for the public API */
+
+SPARK_API int spark_channel_register(const spark_channel *channel) {
+    if (!channel || !spark_route_valid(channel->route) || nregistered == MAX_CHANNELS) {
+        fprintf(stderr, "spark: cannot register channel route \"%s\"\n",
+                channel && channel->route ? channel->route : "(null)");
+        return -1;
+    }
+    registry[nregistered++] = channel;
+    return 0;
+}
+
+static const spark_channel *find_channel(const char *path, spark_route_params *params) {
+    for (size_t i = 0; i < nregistered; i++)
+        if (spark_route_match(registry[i]->route, path, params)) return registry[i];
+    return NULL;
+}
+
+bool spark_channels_route_exists(const char *path) { return find_channel(path, NULL) != NULL; }
+
+spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms) {
+    spark_channels *channels = calloc(1, sizeof *channels);
+    if (!channels) return NULL;
+    channels->cfg = cfg;
+    channels->rooms = rooms;
+    active = channels;
+    return channels;
+}
+
+size_t spark_channels_count(const spark_channels *channels) {
+    return channels ? (size_t)channels->conns.count : 0;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void drop_queue(spark_conn *c) {
+    while (c->head) {
+        frame *f = c->head;
+        c->head = f->next;
+        free(f);
+    }
+    c->tail = NULL;
+    spark_metric_add(SPARK_M_WS_QUEUED_BYTES, -(int64_t)c->queued);
+    c->queued = 0;
+}
+
+static void request_close(spark_conn *c, int code, const char *reason) {
+    if (c->closing) return;
+    c->closing = true;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%.*s", MAX_REASON_BYTES,
+             reason ? reason : "");
+    if (c->wsi) lws_callback_on_writable(c->wsi);
+}
+
+/* A client that lets its queue fill is not reading: its socket is likely
+ * full too, so a close frame may never get out. Free the queue, try to say
+ * 1008, and cut the connection if that has not happened shortly. */
+static void close_slow_consumer(spark_conn *c) {
+    spark_metric_add(SPARK_M_WS_SLOW_CLOSED, 1);
+    spark_log(SPARK_LOG_WARN, "ws.slow_consumer", "send queue full; closing",
+              "conn=%" PRIu64 " queued=%zu", c->serial, c->queued);
+    drop_queue(c);
+    request_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+    c->kill = true;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, SLOW_KILL_SECS);
+}
+
+static int enqueue(spark_conn *c, const char *text, size_t len) {
+    if (!c || c->closing || !c->wsi) return -1;
+    if (c->queued + len > (size_t)c->owner->cfg->max_queue_bytes) {
+        close_slow_consumer(c);
+        return -1;
+    }
+    frame *f = malloc(sizeof *f + LWS_PRE + len);
+    if (!f) return -1;
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->bytes + LWS_PRE, text, len);
+    if (c->tail)
+        c->tail->next = f;
+    else
+        c->head = f;
+    c->tail = f;
+    c->queued += len;
+    spark_metric_add(SPARK_M_WS_QUEUED_BYTES, (int64_t)len);
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static int on_writeable(spark_conn *c) {
+    if (c->kill || (c->closing && !c->head)) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    frame *f = c->head;
+    if (!f) return 0;
+    if (lws_write(c->wsi, f->bytes + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len) return -1;
+    c->head = f->next;
+    if (!c->head) c->tail = NULL;
+    c->queued -= f->len;
+    spark_metric_add(SPARK_M_WS_QUEUED_BYTES, -(int64_t)f->len);
+    spark_metric_add(SPARK_M_WS_MESSAGES_OUT, 1);
+    free(f);
+    if (c->head || c->closing) lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+/* ---- the upgrade -------------------------------------------------------- */
+
+static int refuse(struct lws *wsi, int status, const char *why, const char *path) {
+    spark_log(SPARK_LOG_DEBUG, "ws.refused", why, "status=%d path=%s", status, path);
+    lws_return_http_status(wsi, (unsigned)status, NULL);
+    return -1;
+}
+
+/* Copies the query arguments ("a=1", "b=2"), as lws decoded them. */
+static void copy_query(spark_conn *c, struct lws *wsi) {
+    char arg[512];
+    for (int i = 0; lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
+         i++) {
+        size_t n = strlen(arg) + 1;
+        if (c->query_len + n > sizeof c->query) break;
+        memcpy(c->query + c->query_len, arg, n);
+        c->query_len += n;
+    }
+}
+
+static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
+    char path[1024];
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0) {
+        refuse(wsi, 400, "no path", "");
+        return NULL;
+    }
+    spark_route_params params;
+    const spark_channel *channel = find_channel(path, &params);
+    if (!channel) {
+        refuse(wsi, 404, "no channel on this route", path);
+        return NULL;
+    }
+    if (channels->refusing || channels->conns.count >= (uint32_t)channels->cfg->max_connections) {
+        spark_metric_add(SPARK_M_WS_REFUSED, 1);
+        refuse(wsi, 503, channels->refusing ? "stopping" : "connection limit reached", path);
+        return NULL;
+    }
+    spark_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        refuse(wsi, 500, "out of memory", path);
+        return NULL;
+    }
+    c->owner = channels;
+    c->channel = channel;
+    c->params = params;
+    c->serial = ++channels->next_serial;
+    snprintf(c->origin, sizeof c->origin, "%s/%" PRIu64, channels->cfg->instance, c->serial);
+    copy_query(c, wsi);
+    snprintf(c->user_id, sizeof c->user_id, "anon-%s-%" PRIu64, channels->cfg->instance, c->serial);
+    snprintf(c->user_name, sizeof c->user_name, "anonymous");
+    c->tokens = channels->cfg->rate_limit;
+    c->refilled_at = lws_now_usecs();
+    c->close_code = CLOSE_ABNORMAL;
+    return c;
+}
+
+static void free_conn(spark_conn *c) {
+    drop_queue(c);
+    free(c->rx);
+    if (c->release) c->release(c->data);
+    free(c);
+}
+
+static void on_established(spark_conn *c, struct lws *wsi) {
+    c->wsi = wsi;
+    c->established = true;
+    lws_dll2_add_tail(&c->link, &c->owner->conns);
+    spark_metric_add(SPARK_M_WS_ACCEPTED, 1);
+    spark_metric_add(SPARK_M_WS_CONNECTIONS, 1);
+    spark_log(SPARK_LOG_DEBUG, "ws.open", NULL, "conn=%" PRIu64 " route=%s user=%s", c->serial,
+              c->channel->route, c->user_id);
+    if (c->channel->on_connect) c->channel->on_connect(c);
+}
+
+static void on_closed(spark_conn *c) {
+    spark_channels *channels = c->owner;
+    lws_dll2_remove(&c->link);
+    spark_metric_add(SPARK_M_WS_CONNECTIONS, -1);
+    spark_log(SPARK_LOG_DEBUG, "ws.close", NULL, "conn=%" PRIu64 " code=%d", c->serial,
+              c->close_code);
+    c->closing = true; /* nothing more may be queued */
+    c->wsi = NULL;
+    if (c->channel->on_close) c->channel->on_close(c, c->close_code, c->close_reason);
+    spark_rooms_conn_closed(channels->rooms, c);
+    free_conn(c);
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static bool within_rate(spark_conn *c) {
+    int rate = c->owner->cfg->rate_limit;
+    if (rate <= 0) return true;
+    lws_usec_t now = lws_now_usecs();
+    c->tokens += (double)(now - c->refilled_at) * rate / LWS_US_PER_SEC;
+    c->refilled_at = now;
+    if (c->tokens >= rate) {
+        c->tokens = rate;
+        c->strikes = 0; /* a full second of calm forgives */
+    }
+    if (c->tokens >= 1) {
+        c->tokens -= 1;
+        return true;
+    }
+    spark_metric_add(SPARK_M_WS_RATE_LIMITED, 1);
+    if (++c->strikes > (rate > 10 ? rate : 10))
+        request_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+    else
+        spark_conn_send_error(c, "Rate limit exceeded");
+    return false;
+}
+
+static void dispatch(spark_conn *c) {
+    spark_metric_add(SPARK_M_WS_MESSAGES_IN, 1);
+    if (c->closing || !within_rate(c)) return;
+    if (c->rx_binary) {
+        if (c->channel->on_binary)
+            c->channel->on_binary(c, c->rx, c->rx_len);
+        else
+            request_close(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary messages not accepted");
+        return;
+    }
+    if (c->channel->on_message) c->channel->on_message(c, c->rx ? c->rx : "", c->rx_len);
+}
+
+/* Returns -1 to drop the connection (an oversized message). */
+static int on_receive(spark_conn *c, struct lws *wsi, const void *in, size_t len) {
+    if (lws_is_first_fragment(wsi)) {
+        c->rx_len = 0;
+        c->rx_binary = lws_frame_is_binary(wsi);
+    }
+    size_t limit = (size_t)c->owner->cfg->max_message_bytes;
+    if (c->rx_len + len > limit) {
+        spark_metric_add(SPARK_M_WS_TOO_LARGE, 1);
+        c->close_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+        snprintf(c->close_reason, sizeof c->close_reason, "message larger than %zu bytes", limit);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)c->close_reason,
+                         strlen(c->close_reason));
+        return -1;
+    }
+    if (!c->rx) {
+        c->rx = malloc(limit + 1);
+        if (!c->rx) return -1;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        c->rx[c->rx_len] = '\0';
+        dispatch(c);
+        c->rx_len = 0;
+    }
+    return 0;
+}
+
+/* The peer's close frame: a 2-byte code, then the reason. */
+static void on_peer_close(spark_conn *c, const unsigned char *in, size_t len) {
+    c->close_code = len >= 2 ? (in[0] << 8 | in[1]) : LWS_CLOSE_STATUS_NO_STATUS;
+    size_t n = len > 2 ? len - 2 : 0;
+    if (n > MAX_REASON_BYTES) n = MAX_REASON_BYTES;
+    memcpy(c->close_reason, in + 2 * (len >= 2), n);
+    c->close_reason[n] = '\0';
+}
+
+int spark_channels_callback(void *ud, struct lws *wsi, enum lws_callback_reasons reason,
+                            void **slot, void *in, size_t len) {
+    spark_channels *channels = ud;
+    spark_conn *c = *slot;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        *slot = accept_upgrade(channels, wsi);
+        return *slot ? 0 : -1;
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!c) return -1;
+        on_established(c, wsi);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return c ? on_receive(c, wsi, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return c ? on_writeable(c) : -1;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c) on_peer_close(c, in, len);
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        if (c && c->established) on_closed(c);
+        *slot = NULL;
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* An upgrade accepted by the filter whose handshake never finished. */
+        if (c && !c->established) free_conn(c);
+        *slot = NULL;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+void spark_channels_close_all(spark_channels *channels, int code, const char *reason) {
+    channels->refusing = true;
+    EACH_LINK(d, &channels->conns) {
+        request_close(lws_container_of(d, spark_conn, link), code, reason);
+    }
+}
+
+void spark_channels_free(spark_channels *channels) {
+    if (!channels) return;
+    if (active == channels) active = NULL;
+    free(channels);
+}
+
+/* ---- for the rooms module ------------------------------------------------ */
+
+uint64_t spark_conn_serial(const spark_conn *c) { return c->serial; }
+lws_dll2_owner_t *spark_conn_memberships(spark_conn *c) { return &c->memberships; }
+const char *spark_conn_origin(const spark_conn *c) { return c->origin; }
+
+/* ---- the public connection API ------------------------------------------ */
+
+SPARK_API const char *spark_conn_param(const spark_conn *c, const char *name) {
+    return c ? spark_route_param(&c->params, name) : NULL;
+}
+
+SPARK_API const char *spark_conn_query(const spark_conn *c, const char *name) {
+    if (!c || !name) return NULL;
+    size_t n = strlen(name);
+    for (size_t at = 0; at < c->query_len; at += strlen(c->query + at) + 1) {
+        const char *arg = c->query + at;
+        if (strncmp(arg, name, n) == 0 && arg[n] == '=') return arg + n + 1;
+    }
+    return NULL;
+}
+
+SPARK_API long long spark_conn_since(const spark_conn *c) {
+    const char *s = spark_conn_query(c, "since");
+    if (!s || *s < '0' || *s > '9') return SPARK_LIVE;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    return errno || *end ? SPARK_LIVE : v;
+}
+
+SPARK_API const char *spark_conn_user_id(const spark_conn *c) { return c ? c->user_id : NULL; }
+SPARK_API const char *spark_conn_user_name(const spark_conn *c) { return c ? c->user_name : NULL; }
+
+SPARK_API bool spark_conn_can(const spark_conn *c, const char *scope) {
+    (void)scope;
+    return c != NULL;
+}
+
+SPARK_API int spark_conn_send(spark_conn *c, const char *text, size_t len) {
+    return text ? enqueue(c, text, len) : -1;
+}
+
+SPARK_API int spark_conn_send_json(spark_conn *c, spark_json *json) {
+    size_t len;
+    const char *text = spark_json_text(json, &len);
+    return enqueue(c, text, len);
+}
+
+SPARK_API int spark_conn_send_error(spark_conn *c, const char *message) {
+    spark_json *json = spark_json_object();
+    spark_json_set_str(json, "type", "error");
+    spark_json_set_str(json, "message", message);
+    int r = spark_conn_send_json(c, json);
+    spark_json_free(json);
+    return r;
+}
+
+SPARK_API void spark_conn_close(spark_conn *c, int code, const char *reason) {
+    if (c) request_close(c, code, reason);
+}
+
+SPARK_API void spark_conn_set_data(spark_conn *c, void *data, void (*release)(void *data)) {
+    if (!c) return;
+    c->data = data;
+    c->release = release;
+}
+
+SPARK_API void *spark_conn_data(const spark_conn *c) { return c ? c->data : NULL; }
+
+/* ---- rooms, through the rooms module ------------------------------------ */
+
+SPARK_API int spark_conn_join(spark_conn *c, const char *room, long long since) {
+    if (!c || c->closing) return -1;
+    return spark_rooms_join(c->owner->rooms, c, room, since);
+}
+
+SPARK_API int spark_conn_leave(spark_conn *c, const char *room) {
+    return c ? spark_rooms_leave(c->owner->rooms, c, room) : -1;
+}
+
+SPARK_API int spark_conn_track(spark_conn *c, const char *room, const char *meta_json) {
+    if (!c || c->closing) return -1;
+    return spark_rooms_track(c->owner->rooms, c, room, meta_json);
+}
+
+SPARK_API int spark_broadcast_kind(spark_conn *from, const char *room, const char *kind,
+                                   const char *json, unsigned flags) {
+    spark_channels *channels = from ? from->owner : active;
+    if (!channels) return -1;
+    return spark_rooms_post(channels->rooms, from, room, kind, json, flags);
+}
+
+SPARK_API int spark_broadcast(spark_conn *from, const char *room, const char *json,
+                              unsigned flags) {
+    return spark_broadcast_kind(from, room, "message", json, flags);
+}
+
+SPARK_API int spark_send_user(spark_conn *from, const char *user_id, const char *json) {
+    char room[300];
+    if (!user_id || snprintf(room, sizeof room, "user:%s", user_id) >= 256) return -1;
+    return spark_broadcast(from, room, json, 0);
+}

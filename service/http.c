@@ -34,6 +34,8 @@ struct spark_http {
     route *routes;
     size_t nroutes;
     bool accepting;
+    spark_http_ws_fn ws;
+    void *ws_ud;
 };
 
 /* Per-connection state (lws allocates it); reused across keep-alive
@@ -45,6 +47,7 @@ struct spark_http_request {
     unsigned char *buf; /* LWS_PRE headroom, then the body */
     size_t len, sent;
     bool responded;
+    void *ws; /* the WebSocket connection, once upgraded */
 };
 
 static const struct {
@@ -99,6 +102,11 @@ int spark_http_get(spark_http *http, const char *path, spark_http_handler handle
     http->routes = routes;
     routes[http->nroutes++] = r;
     return 0;
+}
+
+void spark_http_set_ws(spark_http *http, spark_http_ws_fn cb, void *ud) {
+    http->ws = cb;
+    http->ws_ud = ud;
 }
 
 void spark_http_set_accepting(spark_http *http, bool accepting) { http->accepting = accepting; }
@@ -242,8 +250,19 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         if (req) release_body(req);
         break;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        /* No WebSocket endpoint is mounted on this protocol. */
-        return -1;
+        if (!http->ws) return -1;
+        req->wsi = wsi;
+        /* fall through */
+    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_RECEIVE:
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+    case LWS_CALLBACK_CLOSED:
+        return http && http->ws && req ? http->ws(http->ws_ud, wsi, reason, &req->ws, in, len) : 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (http && http->ws && req && req->ws)
+            http->ws(http->ws_ud, wsi, reason, &req->ws, in, len);
+        break;
     default:
         break;
     }

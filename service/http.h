@@ -25,6 +25,13 @@ void spark_http_free(spark_http *http);
 /* Routes GET requests for exactly `path` to `handler`. Returns 0 or -1. */
 int spark_http_get(spark_http *http, const char *path, spark_http_handler handler, void *ud);
 
+/* WebSocket upgrades and the traffic of upgraded connections go to `cb`
+ * (without one, every upgrade is refused). `slot` is a per-connection
+ * pointer that belongs to the callee. */
+typedef int (*spark_http_ws_fn)(void *ud, struct lws *wsi, enum lws_callback_reasons reason,
+                                void **slot, void *in, size_t len);
+void spark_http_set_ws(spark_http *http, spark_http_ws_fn cb, void *ud);
+
 /* While not accepting (a graceful stop), every request gets 503. */
 void spark_http_set_accepting(spark_http *http, bool accepting);
 

@@ -1,1 +1,131 @@
-/* json.c - in progress. */
+/*
+ * json.c - the public JSON helpers, a thin layer over json-c.
+ *
+ * Authors of channels and components get a handful of calls instead of
+ * json-c's reference counting: a spark_json owns one json-c value and the
+ * text last rendered from it.
+ */
+#include <spark/json.h>
+
+#include <json-c/json.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct spark_json {
+    json_object *value;
+};
+
+static spark_json *wrap(json_object *value) {
+    spark_json *json = malloc(sizeof *json);
+    if (!json) {
+        json_object_put(value);
+        return NULL;
+    }
+    json->value = value;
+    return json;
+}
+
+SPARK_API spark_json *spark_json_parse(const char *text, size_t len) {
+    if (!text || len > (size_t)INT32_MAX) return NULL;
+    json_tokener *tok = json_tokener_new();
+    if (!tok) return NULL;
+    json_object *value = json_tokener_parse_ex(tok, text, (int)len);
+    bool complete = json_tokener_get_error(tok) == json_tokener_success &&
+                    json_tokener_get_parse_end(tok) == len;
+    json_tokener_free(tok);
+    /* JSON "null" parses to a NULL json_object: keep it as a value. */
+    if (!complete) {
+        json_object_put(value);
+        return NULL;
+    }
+    return wrap(value);
+}
+
+SPARK_API spark_json *spark_json_object(void) {
+    json_object *value = json_object_new_object();
+    return value ? wrap(value) : NULL;
+}
+
+SPARK_API void spark_json_free(spark_json *json) {
+    if (!json) return;
+    json_object_put(json->value);
+    free(json);
+}
+
+SPARK_API bool spark_json_is_object(const spark_json *json) {
+    return json && json_object_is_type(json->value, json_type_object);
+}
+
+static json_object *field(const spark_json *json, const char *key, json_type type) {
+    json_object *v = NULL;
+    if (!spark_json_is_object(json) || !key || !json_object_object_get_ex(json->value, key, &v))
+        return NULL;
+    return json_object_is_type(v, type) ? v : NULL;
+}
+
+SPARK_API bool spark_json_has(const spark_json *json, const char *key) {
+    return spark_json_is_object(json) && key && json_object_object_get_ex(json->value, key, NULL);
+}
+
+SPARK_API const char *spark_json_str(const spark_json *json, const char *key) {
+    json_object *v = field(json, key, json_type_string);
+    return v ? json_object_get_string(v) : NULL;
+}
+
+SPARK_API bool spark_json_int(const spark_json *json, const char *key, long long *out) {
+    json_object *v = field(json, key, json_type_int);
+    if (!v) return false;
+    *out = (long long)json_object_get_int64(v);
+    return true;
+}
+
+SPARK_API bool spark_json_bool(const spark_json *json, const char *key, bool *out) {
+    json_object *v = field(json, key, json_type_boolean);
+    if (!v) return false;
+    *out = json_object_get_boolean(v);
+    return true;
+}
+
+static int set(spark_json *json, const char *key, json_object *value) {
+    if (!spark_json_is_object(json) || !key || !value) {
+        json_object_put(value);
+        return -1;
+    }
+    return json_object_object_add(json->value, key, value) == 0 ? 0 : -1;
+}
+
+SPARK_API int spark_json_set_str(spark_json *json, const char *key, const char *value) {
+    return set(json, key, value ? json_object_new_string(value) : NULL);
+}
+
+SPARK_API int spark_json_set_int(spark_json *json, const char *key, long long value) {
+    return set(json, key, json_object_new_int64((int64_t)value));
+}
+
+SPARK_API int spark_json_set_bool(spark_json *json, const char *key, bool value) {
+    return set(json, key, json_object_new_boolean(value));
+}
+
+SPARK_API int spark_json_set_raw(spark_json *json, const char *key, const char *json_text) {
+    if (!json_text) return -1;
+    spark_json *parsed = spark_json_parse(json_text, strlen(json_text));
+    if (!parsed) return -1;
+    json_object *value = json_object_get(parsed->value);
+    spark_json_free(parsed);
+    if (!spark_json_is_object(json) || !key) {
+        json_object_put(value);
+        return -1;
+    }
+    return json_object_object_add(json->value, key, value) == 0 ? 0 : -1;
+}
+
+SPARK_API const char *spark_json_text(spark_json *json, size_t *len) {
+    size_t n = 4;
+    const char *text =
+        json ? json_object_to_json_string_length(
+                   json->value, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n)
+             : "null";
+    if (len) *len = n;
+    return text;
+}

@@ -33,6 +33,22 @@ static const struct {
                                "PostgreSQL connections re-established after a loss."},
     [SPARK_M_DB_CONNECT_FAILURES] = {"spark_db_connect_failures_total", "counter",
                                      "PostgreSQL connection attempts that failed."},
+    [SPARK_M_WS_REFUSED] = {"spark_ws_refused_total", "counter",
+                            "WebSocket upgrades refused (instance full or stopping)."},
+    [SPARK_M_WS_TOO_LARGE] = {"spark_ws_too_large_total", "counter",
+                              "Connections closed for an oversized message (1009)."},
+    [SPARK_M_WS_SLOW_CLOSED] = {"spark_ws_slow_consumers_total", "counter",
+                                "Connections closed because their send queue was full (1008)."},
+    [SPARK_M_WS_RATE_LIMITED] = {"spark_ws_rate_limited_total", "counter",
+                                 "Messages refused by the per-connection rate limit."},
+    [SPARK_M_WS_QUEUED_BYTES] = {"spark_ws_queued_bytes", "gauge",
+                                 "Bytes waiting in WebSocket send queues."},
+    [SPARK_M_ROOM_POSTS] = {"spark_room_posts_total", "counter",
+                            "Messages posted to rooms by this instance."},
+    [SPARK_M_ROOM_DELIVERIES] = {"spark_room_deliveries_total", "counter",
+                                 "Room messages delivered to local connections."},
+    [SPARK_M_PRESENCE_REAPED] = {"spark_presence_reaped_total", "counter",
+                                 "Dead instances whose presences this instance removed."},
 };
 
 void spark_metric_add(spark_metric m, int64_t delta) { values[m] += delta; }

@@ -23,6 +23,14 @@ typedef enum {
     SPARK_M_NOTIFICATIONS,       /* notifications received by the bus */
     SPARK_M_DB_RECONNECTS,       /* PostgreSQL connections re-established */
     SPARK_M_DB_CONNECT_FAILURES, /* PostgreSQL connection attempts that failed */
+    SPARK_M_WS_REFUSED,          /* upgrades refused: instance full or draining */
+    SPARK_M_WS_TOO_LARGE,        /* connections closed for an oversized message (1009) */
+    SPARK_M_WS_SLOW_CLOSED,      /* connections closed for a full send queue (1008) */
+    SPARK_M_WS_RATE_LIMITED,     /* messages refused by the rate limit */
+    SPARK_M_WS_QUEUED_BYTES,     /* bytes waiting in send queues now (gauge) */
+    SPARK_M_ROOM_POSTS,          /* messages posted to rooms by this instance */
+    SPARK_M_ROOM_DELIVERIES,     /* room messages delivered to local connections */
+    SPARK_M_PRESENCE_REAPED,     /* dead instances whose presences this one removed */
     SPARK_M_COUNT
 } spark_metric;
 

@@ -13,10 +13,12 @@
 #include "server.h"
 
 #include "bus.h"
+#include "channel_internal.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "pg.h"
+#include "rooms.h"
 #include "spark_build.h"
 
 #include <json-c/json.h>
@@ -36,9 +38,11 @@ typedef struct {
     spark_http *http;
     spark_pg *db;
     spark_bus *bus;
+    spark_rooms *rooms;
+    spark_channels *channels;
     lws_usec_t started_at;
     lws_usec_t drain_deadline;
-    bool draining, stopped;
+    bool draining, instance_stopped, stopped;
     lws_sorted_usec_list_t drain_timer;
 } server;
 
@@ -124,20 +128,47 @@ static void metrics(spark_http_request *req, void *ud) {
 
 /* ---- the bus's own subscription ----------------------------------------- */
 
-/* Changes announced on the "spark" channel. The component and channel
- * modules subscribe for their own handling; the server logs them. */
+/* Changes announced on the "spark" channel go to the modules that serve
+ * them: "m|" and "e|" to rooms. */
 static void on_spark_notify(void *ud, const char *channel, const char *payload) {
-    (void)ud;
+    server *s = ud;
     spark_log(SPARK_LOG_DEBUG, "notify", payload, "channel=%s", channel);
+    spark_rooms_on_notify(s->rooms, payload);
+}
+
+static void on_spark_resync(void *ud, bool reconnected) {
+    server *s = ud;
+    spark_rooms_on_resync(s->rooms, reconnected);
+}
+
+static void on_db_up(void *ud) {
+    server *s = ud;
+    if (!s->draining) spark_rooms_db_up(s->rooms);
 }
 
 /* ---- graceful stop ------------------------------------------------------ */
 
+/* The stop goes in steps: WebSocket clients are closed (1001) and their
+ * presences removed; then the instance removes itself; then the queries
+ * still queued finish. Each step waits for the one before, up to the
+ * deadline. */
 static void drain_check(lws_sorted_usec_list_t *sul) {
     server *s = lws_container_of(sul, server, drain_timer);
-    size_t pending = spark_pg_pending(s->db);
     bool timed_out = lws_now_usecs() >= s->drain_deadline;
+    size_t clients = spark_channels_count(s->channels);
+    if (clients && !timed_out) {
+        lws_sul_schedule(s->ctx, 0, &s->drain_timer, drain_check, DRAIN_POLL_US);
+        return;
+    }
+    if (!s->instance_stopped) {
+        s->instance_stopped = true;
+        if (spark_pg_get_state(s->db) == SPARK_PG_UP) spark_rooms_stop(s->rooms);
+    }
+    size_t pending = spark_pg_pending(s->db);
     if (pending == 0 || timed_out) {
+        if (timed_out && clients)
+            spark_log(SPARK_LOG_WARN, "shutdown.timeout", "clients still open", "clients=%zu",
+                      clients);
         if (timed_out && pending)
             spark_log(SPARK_LOG_WARN, "shutdown.timeout", NULL, "pending_queries=%zu", pending);
         s->stopped = true;
@@ -150,8 +181,10 @@ static void begin_drain(server *s) {
     if (s->draining) return;
     s->draining = true;
     spark_http_set_accepting(s->http, false);
+    spark_channels_close_all(s->channels, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
     s->drain_deadline = lws_now_usecs() + (lws_usec_t)s->cfg->shutdown_timeout_ms * LWS_US_PER_MS;
-    spark_log(SPARK_LOG_INFO, "shutdown.begin", NULL, "pending_queries=%zu timeout_ms=%d",
+    spark_log(SPARK_LOG_INFO, "shutdown.begin", NULL,
+              "clients=%zu pending_queries=%zu timeout_ms=%d", spark_channels_count(s->channels),
               spark_pg_pending(s->db), s->cfg->shutdown_timeout_ms);
     drain_check(&s->drain_timer);
 }
@@ -214,10 +247,15 @@ static int start(server *s, struct lws_protocols *protocols) {
         return -1;
     }
     struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "sparkd");
-    s->db = spark_pg_new(s->ctx, vh, s->cfg->database_url, "db", NULL, NULL);
+    static const spark_pg_events db_events = {.on_up = on_db_up};
+    s->db = spark_pg_new(s->ctx, vh, s->cfg->database_url, "db", &db_events, s);
     s->bus = spark_bus_new(s->ctx, vh, s->cfg->database_url);
-    if (!s->db || !s->bus || spark_bus_subscribe(s->bus, "spark", on_spark_notify, NULL, s))
+    s->rooms = s->db ? spark_rooms_new(s->ctx, s->db, s->cfg) : NULL;
+    s->channels = s->rooms ? spark_channels_new(s->cfg, s->rooms) : NULL;
+    if (!s->channels || !s->bus ||
+        spark_bus_subscribe(s->bus, "spark", on_spark_notify, on_spark_resync, s))
         return -1;
+    spark_http_set_ws(s->http, spark_channels_callback, s->channels);
     spark_pg_start(s->db);
     spark_bus_start(s->bus);
     return 0;
@@ -225,10 +263,15 @@ static int start(server *s, struct lws_protocols *protocols) {
 
 static void stop(server *s) {
     lws_sul_cancel(&s->drain_timer);
-    /* PostgreSQL connections first: their sockets live in the context. */
+    /* Connections still open close with the context and tell rooms, which
+     * must not query a freed connection by then. */
+    if (s->rooms) spark_rooms_detach(s->rooms);
+    /* PostgreSQL connections before the context: their sockets live in it. */
     spark_bus_free(s->bus);
     spark_pg_free(s->db);
     if (s->ctx) lws_context_destroy(s->ctx);
+    spark_channels_free(s->channels);
+    spark_rooms_free(s->rooms);
     spark_http_free(s->http);
 }
 

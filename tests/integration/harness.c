@@ -228,6 +228,32 @@ pid_t it_start_sparkd(const char *db, int port, const char *instance, const char
     return pid;
 }
 
+void it_pair_start(it_pair *pair, const char *tag) {
+    char name[64];
+    pair->db = it_create_migrated_database(name);
+    for (int i = 0; i < 2; i++) {
+        char instance[2] = {(char)('a' + i), '\0'};
+        pair->port[i] = it_free_port();
+        snprintf(pair->log[i], sizeof pair->log[i], "/tmp/sparkd-%s-%d-%s.log", tag, (int)getpid(),
+                 instance);
+        pair->pid[i] = it_start_sparkd(pair->db, pair->port[i], instance, pair->log[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        ck_assert_msg(it_wait_status(pair->port[i], "/healthz", 200, 15000),
+                      "instance %c never healthy (see %s)", 'a' + i, pair->log[i]);
+}
+
+void it_pair_stop(it_pair *pair) {
+    for (int i = 0; i < 2; i++) {
+        if (pair->pid[i])
+            ck_assert_msg(it_stop_sparkd(pair->pid[i], 8000) == 0,
+                          "instance %c did not stop cleanly (see %s)", 'a' + i, pair->log[i]);
+        pair->pid[i] = 0;
+    }
+    unlink(pair->log[0]);
+    unlink(pair->log[1]);
+}
+
 int it_stop_sparkd(pid_t pid, int timeout_ms) {
     /* Await the child's exit as an event: SIGCHLD, blocked, then taken with
      * a deadline by sigtimedwait. */

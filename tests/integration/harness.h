@@ -43,6 +43,21 @@ int it_sparkd(const char *db, const char *const args[], char **out, char **err);
  * The child dies with the test process. */
 pid_t it_start_sparkd(const char *db, int port, const char *instance, const char *log_path);
 
+/* Two instances, "a" and "b", on one fresh migrated database. */
+typedef struct {
+    const char *db;
+    int port[2];
+    pid_t pid[2]; /* 0 once stopped or killed by the test */
+    char log[2][128];
+} it_pair;
+
+/* Starts both and waits until both are healthy. `tag` names the logs. */
+void it_pair_start(it_pair *pair, const char *tag);
+
+/* Stops each instance still running, asserting a clean exit, and removes
+ * the logs (a failed assertion keeps them for reading). */
+void it_pair_stop(it_pair *pair);
+
 /* Sends SIGTERM and waits up to `timeout_ms`. Returns the exit status, or
  * -1 if it did not exit in time (it is then killed). */
 int it_stop_sparkd(pid_t pid, int timeout_ms);

@@ -12,39 +12,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#define READY_MS  15000
 #define NOTIFY_MS 5000
 
-static const char *db;
-static int port_a, port_b;
-static pid_t pid_a, pid_b;
-static char log_a[128], log_b[128];
+static it_pair pair;
+#define db     pair.db
+#define port_a pair.port[0]
+#define port_b pair.port[1]
+#define pid_a  pair.pid[0]
+#define pid_b  pair.pid[1]
 
-/* Logs are kept for a failed test and removed once it has passed. */
-static void passed(void) {
-    unlink(log_a);
-    unlink(log_b);
-}
-
-/* Stops both instances, expecting a clean exit from each. */
-static void stop_two_cleanly(void) {
-    ck_assert_int_eq(it_stop_sparkd(pid_a, 8000), 0);
-    ck_assert_int_eq(it_stop_sparkd(pid_b, 8000), 0);
-    passed();
-}
-
-static void start_two(void) {
-    char name[64];
-    db = it_create_migrated_database(name);
-    port_a = it_free_port();
-    port_b = it_free_port();
-    snprintf(log_a, sizeof log_a, "/tmp/sparkd-test-%d-a.log", (int)getpid());
-    snprintf(log_b, sizeof log_b, "/tmp/sparkd-test-%d-b.log", (int)getpid());
-    pid_a = it_start_sparkd(db, port_a, "a", log_a);
-    pid_b = it_start_sparkd(db, port_b, "b", log_b);
-    ck_assert_msg(it_wait_status(port_a, "/healthz", 200, READY_MS), "instance a never healthy");
-    ck_assert_msg(it_wait_status(port_b, "/healthz", 200, READY_MS), "instance b never healthy");
-}
+static void start_two(void) { it_pair_start(&pair, "cluster"); }
+static void stop_two_cleanly(void) { it_pair_stop(&pair); }
 
 START_TEST(a_notify_from_sql_reaches_both_instances) {
     start_two();
@@ -119,12 +97,10 @@ END_TEST
 START_TEST(sigterm_stops_promptly_and_cleanly) {
     start_two();
     long long t0 = it_now_ms();
-    ck_assert_int_eq(it_stop_sparkd(pid_a, 8000), 0);
-    ck_assert_int_eq(it_stop_sparkd(pid_b, 8000), 0);
+    stop_two_cleanly();
     /* Bounded: the shutdown timeout here is 5 s, and nothing is pending. */
     ck_assert_int_lt(it_now_ms() - t0, 8000);
     ck_assert_int_eq(it_http_get(port_a, "/healthz", NULL, 0), -1);
-    passed();
 }
 END_TEST
 

@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <check.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +57,15 @@ START_TEST(migrates_an_empty_database_then_changes_nothing) {
                                     "AND tablename IN ('components', 'events', 'messages')",
                                     v, sizeof v),
                      "3");
+    /* Every file of migrations/ is recorded, none twice. */
+    glob_t files;
+    ck_assert_int_eq(glob(SOURCE_DIR "/migrations/[0-9][0-9][0-9][0-9]_*.sql", 0, NULL, &files), 0);
+    char expected[16];
+    snprintf(expected, sizeof expected, "%zu", files.gl_pathc);
+    globfree(&files);
     ck_assert_str_eq(
-        it_query_value(pg, "SELECT count(*) FROM spark.schema_migrations", v, sizeof v), "1");
+        it_query_value(pg, "SELECT count(DISTINCT name) FROM spark.schema_migrations", v, sizeof v),
+        expected);
     ck_assert_str_eq(it_query_value(pg,
                                     "SELECT to_regprocedure('spark.state_at(text,bigint)') "
                                     "IS NOT NULL",

@@ -12,15 +12,10 @@
 #include <unistd.h>
 
 START_TEST(instances_ride_out_a_postgres_restart) {
-    char name[64], log_a[128], log_b[128];
-    const char *db = it_create_migrated_database(name);
-    int port_a = it_free_port(), port_b = it_free_port();
-    snprintf(log_a, sizeof log_a, "/tmp/sparkd-restart-%d-a.log", (int)getpid());
-    snprintf(log_b, sizeof log_b, "/tmp/sparkd-restart-%d-b.log", (int)getpid());
-    pid_t a = it_start_sparkd(db, port_a, "a", log_a);
-    pid_t b = it_start_sparkd(db, port_b, "b", log_b);
-    ck_assert(it_wait_status(port_a, "/healthz", 200, 15000));
-    ck_assert(it_wait_status(port_b, "/healthz", 200, 15000));
+    it_pair pair;
+    it_pair_start(&pair, "restart");
+    const char *db = pair.db;
+    int port_a = pair.port[0], port_b = pair.port[1];
 
     ck_assert_int_eq(it_pg_ctl("stop"), 0);
     ck_assert_msg(it_wait_status(port_a, "/healthz", 503, 10000), "a did not notice");
@@ -44,10 +39,7 @@ START_TEST(instances_ride_out_a_postgres_restart) {
     ck_assert_msg(it_wait_metric(port_a, "spark_notifications_total", a0 + 1, 5000), "a deaf");
     ck_assert_msg(it_wait_metric(port_b, "spark_notifications_total", b0 + 1, 5000), "b deaf");
 
-    ck_assert_int_eq(it_stop_sparkd(a, 8000), 0);
-    ck_assert_int_eq(it_stop_sparkd(b, 8000), 0);
-    unlink(log_a); /* kept only when the test failed */
-    unlink(log_b);
+    it_pair_stop(&pair);
 }
 END_TEST
 

@@ -1,0 +1,30 @@
+/*
+ * notifications_channel.c - /notifications/:user_id: whatever is sent to
+ * that user, from C (spark_send_user) or SQL (spark.notify_user), on every
+ * instance and in every tab. Only the user, or a token with the scope
+ * "user:<id>", may listen.
+ */
+#include <spark/channel.h>
+
+#include <stdio.h>
+#include <string.h>
+
+static void on_connect(spark_conn *c) {
+    const char *user = spark_conn_param(c, "user_id");
+    char scope[300], room[300];
+    snprintf(scope, sizeof scope, "user:%s", user);
+    if (strcmp(user, spark_conn_user_id(c)) != 0 && !spark_conn_can(c, scope)) {
+        spark_conn_close(c, 4403, "not this user's notifications");
+        return;
+    }
+    snprintf(room, sizeof room, "user:%s", user);
+    spark_conn_join(c, room, spark_conn_since(c));
+}
+
+static void on_message(spark_conn *c, const char *text, size_t len) {
+    (void)text, (void)len;
+    spark_conn_send_error(c, "This channel only sends");
+}
+
+SPARK_CHANNEL(notifications, .route = "/notifications/:user_id", .on_connect = on_connect,
+              .on_message = on_message);

@@ -1,0 +1,56 @@
+/*
+ * channel_internal.h - the runtime's side of channels: how the server hands
+ * WebSocket traffic to them, and what the rooms module may ask of a
+ * connection.
+ */
+#ifndef SPARK_CHANNEL_INTERNAL_H
+#define SPARK_CHANNEL_INTERNAL_H
+
+#include "config.h"
+
+#include <libwebsockets.h>
+#include <spark/channel.h>
+#include <stdint.h>
+
+typedef struct spark_rooms spark_rooms;
+
+/* Walks the links of an lws_dll2 owner; the current link may be removed
+ * and `continue` works (lws's own foreach macros break on both). */
+#define EACH_LINK(d, owner)                                                                        \
+    for (struct lws_dll2 *d = lws_dll2_get_head(owner), *d##_next = d ? d->next : NULL; d;         \
+         d = d##_next, d##_next = d ? d->next : NULL)
+typedef struct spark_auth_ctx spark_auth_ctx;
+
+/* The instance's channels: every open connection, the limits, the rooms.
+ * One per serving process; the public API reaches it implicitly. */
+typedef struct spark_channels spark_channels;
+
+spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms);
+void spark_channels_free(spark_channels *channels);
+
+/* The WebSocket half of the HTTP protocol's callback. `slot` is the
+ * connection's per-session pointer, owned by this module. Returns what the
+ * lws callback must return. */
+int spark_channels_callback(void *ud, struct lws *wsi, enum lws_callback_reasons reason,
+                            void **slot, void *in, size_t len);
+
+/* True when `path` names a channel (for telling pages from upgrades). */
+bool spark_channels_route_exists(const char *path);
+
+/* Open connections (accepted and not yet closed). */
+size_t spark_channels_count(const spark_channels *channels);
+
+/* Refuses new upgrades and closes every connection with `code`. */
+void spark_channels_close_all(spark_channels *channels, int code, const char *reason);
+
+/* ---- for the rooms module ---- */
+
+uint64_t spark_conn_serial(const spark_conn *c);
+
+/* The rooms module's per-connection list of memberships. */
+lws_dll2_owner_t *spark_conn_memberships(spark_conn *c);
+
+/* "instance/serial": names the connection across instances. */
+const char *spark_conn_origin(const spark_conn *c);
+
+#endif

@@ -1,0 +1,152 @@
+/*
+ * channel.h - WebSocket channels: a route, three callbacks, rooms.
+ *
+ * A channel answers WebSocket upgrades on a route pattern. Each accepted
+ * connection is a spark_conn that lives from on_connect to on_close:
+ *
+ *     static void on_connect(spark_conn *c) {
+ *         spark_conn_join(c, spark_conn_param(c, "room_id"), spark_conn_since(c));
+ *     }
+ *     static void on_message(spark_conn *c, const char *text, size_t len) {
+ *         spark_broadcast(c, spark_conn_param(c, "room_id"), text, 0);
+ *     }
+ *     SPARK_CHANNEL(echo, .route = "/echo/:room_id", .on_connect = on_connect,
+ *                   .on_message = on_message);
+ *
+ * Rooms span every instance: a broadcast is stored in spark.messages (unless
+ * ephemeral) and delivered, on every instance, to the room's connections in
+ * sequence order, exactly once each. A delivered message is the broadcast
+ * JSON with the message's sequence added as "seq" (objects) or wrapped as
+ * {"seq":N,"room":R,"payload":..} (other values); a client that reconnects
+ * with ?since=<last seq> gets what it missed first (see spark_conn_join).
+ *
+ * All calls are made from the event loop (inside callbacks or timers).
+ * Strings passed in are copied; strings returned belong to the connection
+ * and live until on_close returns.
+ */
+#ifndef SPARK_CHANNEL_H
+#define SPARK_CHANNEL_H
+
+#include <spark/json.h>
+#include <spark/spark.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct spark_conn spark_conn;
+
+typedef struct spark_channel {
+    const char *route; /* "/chat/:room_id": literal and :param segments */
+    void (*on_connect)(spark_conn *c);
+    /* A complete text message (valid UTF-8, at most SPARK_MAX_MESSAGE). */
+    void (*on_message)(spark_conn *c, const char *text, size_t len);
+    /* Binary messages; when NULL they close the connection with 1003. */
+    void (*on_binary)(spark_conn *c, const void *data, size_t len);
+    /* The connection is gone: the peer's close code, or 1006 when it
+     * vanished. The conn may not be used after this returns. */
+    void (*on_close)(spark_conn *c, int code, const char *reason);
+} spark_channel;
+
+/* Registers a channel (before spark_main). Routes are tried in order of
+ * registration. The struct must outlive the program (a static). Returns 0,
+ * or -1 if the route is malformed. */
+SPARK_API int spark_channel_register(const spark_channel *channel);
+
+/* Declares and registers a channel at program start. */
+#define SPARK_CHANNEL(name, ...)                                                                   \
+    static const spark_channel name##_channel = {__VA_ARGS__};                                     \
+    __attribute__((constructor)) static void name##_channel_register(void) {                       \
+        spark_channel_register(&name##_channel);                                                   \
+    }
+
+/* ---- the connection ----------------------------------------------------- */
+
+/* A route parameter (":room_id" is "room_id"), or NULL. Percent-decoded. */
+SPARK_API const char *spark_conn_param(const spark_conn *c, const char *name);
+
+/* A query argument of the upgrade request ("?since=5"), or NULL. */
+SPARK_API const char *spark_conn_query(const spark_conn *c, const char *name);
+
+/* The "since" query argument as a sequence, or SPARK_LIVE when absent or
+ * malformed. */
+SPARK_API long long spark_conn_since(const spark_conn *c);
+
+/* Who is connected: the token's subject and display name. Without tokens
+ * (no SPARK_VERIFY_KEYS) every connection is its own anonymous user. */
+SPARK_API const char *spark_conn_user_id(const spark_conn *c);
+SPARK_API const char *spark_conn_user_name(const spark_conn *c);
+
+/* True if the connection's token grants `scope` ("room:lobby"). Always true
+ * without tokens. */
+SPARK_API bool spark_conn_can(const spark_conn *c, const char *scope);
+
+/* Queues a text message to this client. Returns 0, or -1 if the
+ * connection is closing (a full queue closes it with 1008). */
+SPARK_API int spark_conn_send(spark_conn *c, const char *text, size_t len);
+SPARK_API int spark_conn_send_json(spark_conn *c, spark_json *json);
+
+/* Sends {"type":"error","message":...} (the connection stays open). */
+SPARK_API int spark_conn_send_error(spark_conn *c, const char *message);
+
+/* Closes after what is queued has been sent. `reason` is cut to 123 bytes. */
+SPARK_API void spark_conn_close(spark_conn *c, int code, const char *reason);
+
+/* One pointer for the channel's own per-connection data; `release` (may be
+ * NULL) is called with it after on_close. */
+SPARK_API void spark_conn_set_data(spark_conn *c, void *data, void (*release)(void *data));
+SPARK_API void *spark_conn_data(const spark_conn *c);
+
+/* ---- rooms -------------------------------------------------------------- */
+
+#define SPARK_LIVE (-1LL)
+
+/* Joins `room` (1-255 bytes). With `since` = SPARK_LIVE the connection gets
+ * messages posted from now on. With a sequence it first gets every message
+ * of the room after it, in order, then live ones, with no gap and no
+ * duplicate, followed by
+ *     {"type":"resume","room":R,"since":S,"recovered":true|false}
+ * where recovered is false when retention already dropped some of them.
+ * Joining a room again restarts its stream from `since`. Returns 0 or -1. */
+SPARK_API int spark_conn_join(spark_conn *c, const char *room, long long since);
+SPARK_API int spark_conn_leave(spark_conn *c, const char *room);
+
+enum {
+    SPARK_EXCLUDE_SELF = 1, /* not delivered to the sending connection */
+    SPARK_EPHEMERAL = 2,    /* not stored, no seq, not resumable (typing...) */
+};
+
+/* Posts `json` (a JSON value, at most SPARK_MAX_MESSAGE bytes; ephemeral
+ * ones at most 7 KiB) to `room` on every instance. `from` (may be NULL) is
+ * the sender: its user is the message's actor. Returns 0, or -1 when the
+ * payload is not JSON or too large. Delivery is asynchronous. */
+SPARK_API int spark_broadcast(spark_conn *from, const char *room, const char *json, unsigned flags);
+
+/* The same with a kind other than "message" (stored in spark.messages.kind
+ * and not shown to clients). */
+SPARK_API int spark_broadcast_kind(spark_conn *from, const char *room, const char *kind,
+                                   const char *json, unsigned flags);
+
+/* Sends `json` to every connection of `user_id`, on every instance (each
+ * connection is in the room "user:<user_id>"). */
+SPARK_API int spark_send_user(spark_conn *from, const char *user_id, const char *json);
+
+/* ---- presence ------------------------------------------------------------ */
+
+/* Makes the connection present in `room` (it should have joined it) with
+ * `meta_json` (an object, or NULL). Members of the room receive
+ *     {"type":"presence_diff","joins":{"<user>":{"name":..,"metas":[..]}},"leaves":{}}
+ * and this connection first gets {"type":"presence_state","room":R,"state":{..}}
+ * with one key per user and one meta per connection. Presence ends when
+ * the connection closes, or within SPARK_PRESENCE_TIMEOUT when its instance
+ * dies. Returns 0 or -1. */
+SPARK_API int spark_conn_track(spark_conn *c, const char *room, const char *meta_json);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

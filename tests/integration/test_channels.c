@@ -1,0 +1,438 @@
+/*
+ * test_channels.c - WebSocket channels across two sparkd instances on one
+ * PostgreSQL: routing, the chat channel and its errors, delivery order and
+ * exactly-once across instances, resume, presence after a kill -9,
+ * notifications from SQL, every limit, and the 1001 goodbye on shutdown.
+ */
+#include "harness.h"
+#include "wsclient.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RECV_MS 5000
+
+static it_pair pair;
+#define db     pair.db
+#define port_a pair.port[0]
+#define port_b pair.port[1]
+#define pid_a  pair.pid[0]
+#define pid_b  pair.pid[1]
+
+static void start_two(void) { it_pair_start(&pair, "channels"); }
+static void stop_two(void) { it_pair_stop(&pair); }
+
+static it_ws *open_ok(int port, const char *target) {
+    int status;
+    it_ws *ws = it_ws_open(port, target, NULL, &status);
+    ck_assert_msg(ws, "upgrade of %s refused with %d", target, status);
+    return ws;
+}
+
+/* Opens a chat client and waits until it is in the room (its own join). */
+static it_ws *join_chat(int port, const char *target) {
+    it_ws *ws = open_ok(port, target);
+    char *m = it_ws_recv_match(ws, "\"user_joined\"", RECV_MS);
+    ck_assert_msg(m, "no user_joined on %s", target);
+    free(m);
+    return ws;
+}
+
+static long long seq_of(const char *msg) {
+    const char *p = msg ? strstr(msg, "\"seq\":") : NULL;
+    return p ? atoll(p + 6) : -1;
+}
+
+/* Sends a chat message and waits until `ws` sees it. */
+static void chat(it_ws *from, const char *text) {
+    char frame[256];
+    snprintf(frame, sizeof frame, "{\"action\":\"chat\",\"message\":\"%s\"}", text);
+    ck_assert_int_eq(it_ws_send_text(from, frame), 0);
+}
+
+static char *expect(it_ws *ws, const char *needle) {
+    char *m = it_ws_recv_match(ws, needle, RECV_MS);
+    ck_assert_msg(m, "never received %s", needle);
+    return m;
+}
+
+START_TEST(unknown_routes_get_404_before_the_upgrade) {
+    start_two();
+    int status = 0;
+    ck_assert_ptr_null(it_ws_open(port_a, "/nope", NULL, &status));
+    ck_assert_int_eq(status, 404);
+    ck_assert_ptr_null(it_ws_open(port_a, "/chat/", NULL, &status));
+    ck_assert_int_eq(status, 404);
+    ck_assert_ptr_null(it_ws_open(port_a, "/chat/a/b", NULL, &status));
+    ck_assert_int_eq(status, 404);
+    ck_assert_ptr_null(it_ws_open(port_a, "/chat/a%2Fb", NULL, &status));
+    ck_assert_int_eq(status, 404);
+    it_ws *ws = open_ok(port_a, "/chat/lobby?x=1");
+    it_ws_close(ws);
+    stop_two();
+}
+END_TEST
+
+START_TEST(messages_cross_instances_once_and_in_order) {
+    start_two();
+    it_ws *a = join_chat(port_a, "/chat/order");
+    it_ws *b = join_chat(port_b, "/chat/order");
+    enum { N = 40 };
+    for (int i = 0; i < N; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "m%03d", i);
+        chat(i % 2 ? b : a, text);
+    }
+    chat(a, "end");
+    /* Each side sees every message once, in the same sequence order. */
+    it_ws *clients[] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        long long last = 0;
+        int seen[N] = {0};
+        for (;;) {
+            char *m = it_ws_recv_match(clients[k], "\"type\":\"chat\"", RECV_MS);
+            ck_assert_msg(m, "client %d: stream ended early", k);
+            long long seq = seq_of(m);
+            ck_assert_msg(seq > last, "client %d: seq %lld after %lld", k, seq, last);
+            last = seq;
+            bool end = strstr(m, "\"message\":\"end\"");
+            const char *t = strstr(m, "\"message\":\"m");
+            if (t) seen[atoi(t + 12)]++;
+            free(m);
+            if (end) break;
+        }
+        for (int i = 0; i < N; i++)
+            ck_assert_msg(seen[i] == 1, "client %d got m%03d %d times", k, i, seen[i]);
+    }
+    /* Messages from one sender keep their order: a's evens ascend. */
+    it_ws_close(a);
+    it_ws_close(b);
+    stop_two();
+}
+END_TEST
+
+START_TEST(ephemeral_excluding_the_sender) {
+    start_two();
+    it_ws *a = join_chat(port_a, "/chat/typing");
+    it_ws *b = join_chat(port_b, "/chat/typing");
+    ck_assert_int_eq(it_ws_send_text(a, "{\"action\":\"typing\"}"), 0);
+    free(expect(b, "\"type\":\"typing\""));
+    chat(b, "after-typing");
+    /* a's next chat-or-typing message is the chat: it never saw its own typing. */
+    char *m = expect(a, "\"type\":\"");
+    while (strstr(m, "user_joined") || strstr(m, "presence_")) {
+        free(m);
+        m = expect(a, "\"type\":\"");
+    }
+    ck_assert_msg(strstr(m, "after-typing"), "a got %s", m);
+    free(m);
+    /* Ephemeral messages are not stored. */
+    PGconn *pg = it_connect(db);
+    char n[32];
+    it_query_value(pg, "SELECT count(*) FROM spark.messages WHERE payload->>'type' = 'typing'", n,
+                   sizeof n);
+    ck_assert_str_eq(n, "0");
+    PQfinish(pg);
+    it_ws_close(a);
+    it_ws_close(b);
+    stop_two();
+}
+END_TEST
+
+START_TEST(large_payloads_cross_instances) {
+    start_two();
+    it_ws *a = join_chat(port_a, "/chat/big");
+    it_ws *b = join_chat(port_b, "/chat/big");
+    /* 20 KB, far over NOTIFY's 8000-byte limit. */
+    enum { BIG = 20000 };
+    char *frame = malloc(BIG + 64);
+    int n = sprintf(frame, "{\"action\":\"chat\",\"message\":\"");
+    memset(frame + n, 'x', BIG);
+    strcpy(frame + n + BIG, "\"}");
+    ck_assert_int_eq(it_ws_send_text(a, frame), 0);
+    for (int k = 0; k < 2; k++) {
+        char *m = expect(k ? b : a, "\"type\":\"chat\"");
+        ck_assert_uint_ge(strlen(m), BIG);
+        ck_assert(strstr(m, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\""));
+        free(m);
+    }
+    free(frame);
+    it_ws_close(a);
+    it_ws_close(b);
+    stop_two();
+}
+END_TEST
+
+START_TEST(resume_gives_exactly_what_was_missed) {
+    start_two();
+    it_ws *a = join_chat(port_a, "/chat/resume");
+    it_ws *b = join_chat(port_b, "/chat/resume");
+    chat(a, "before");
+    char *m = expect(b, "\"message\":\"before\"");
+    long long last = seq_of(m);
+    free(m);
+    it_ws_drop(b);
+
+    for (int i = 0; i < 50; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "missed%02d", i);
+        chat(a, text);
+    }
+    free(expect(a, "\"message\":\"missed49\""));
+
+    char target[128];
+    snprintf(target, sizeof target, "/chat/resume?since=%lld", last);
+    b = open_ok(port_b, target);
+    /* First the 50, in order, then the resume marker, then live ones. */
+    int next = 0;
+    for (;;) {
+        m = it_ws_recv(b, RECV_MS);
+        ck_assert_msg(m, "resume stream ended after %d", next);
+        if (strstr(m, "\"type\":\"resume\"")) {
+            ck_assert_msg(strstr(m, "\"recovered\":true"), "%s", m);
+            free(m);
+            break;
+        }
+        if (strstr(m, "\"type\":\"chat\"")) {
+            char want[32];
+            snprintf(want, sizeof want, "\"message\":\"missed%02d\"", next);
+            ck_assert_msg(strstr(m, want), "expected missed%02d, got %s", next, m);
+            next++;
+        } else {
+            /* Only our own join/leave notices may interleave, never a chat. */
+            ck_assert_msg(strstr(m, "user_") || strstr(m, "presence"), "unexpected %s", m);
+        }
+        free(m);
+    }
+    ck_assert_int_eq(next, 50);
+    chat(a, "live");
+    m = expect(b, "\"type\":\"chat\"");
+    ck_assert_msg(strstr(m, "\"message\":\"live\""), "%s", m);
+    free(m);
+    it_ws_close(a);
+    it_ws_close(b);
+    stop_two();
+}
+END_TEST
+
+START_TEST(resume_past_retention_says_not_recovered) {
+    start_two();
+    PGconn *pg = it_connect(db);
+    PQclear(it_exec(pg, "SELECT spark.broadcast('chat:pruned', '{\"type\":\"chat\"}') "
+                        "FROM generate_series(1, 5)"));
+    PQclear(it_exec(pg, "SELECT spark.prune_messages(2)"));
+    it_ws *b = open_ok(port_b, "/chat/pruned?since=1");
+    char *m = expect(b, "\"type\":\"resume\"");
+    ck_assert_msg(strstr(m, "\"recovered\":false"), "%s", m);
+    free(m);
+    PQfinish(pg);
+    it_ws_close(b);
+    stop_two();
+}
+END_TEST
+
+START_TEST(seed_errors_keep_the_connection_open) {
+    start_two();
+    it_ws *a = join_chat(port_a, "/chat/errors");
+    static const struct {
+        const char *send, *error;
+    } cases[] = {
+        {"not json", "{\"type\":\"error\",\"message\":\"Invalid JSON format\"}"},
+        {"[1,2]", "{\"type\":\"error\",\"message\":\"Invalid JSON format\"}"},
+        {"{\"action\":\"dance\"}", "{\"type\":\"error\",\"message\":\"Unknown action: dance\"}"},
+        {"{\"action\":\"chat\"}", "{\"type\":\"error\",\"message\":\"Message is required\"}"},
+        {"{\"action\":\"chat\",\"message\":\"\"}",
+         "{\"type\":\"error\",\"message\":\"Message is required\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ck_assert_int_eq(it_ws_send_text(a, cases[i].send), 0);
+        char *m = expect(a, "\"type\":\"error\"");
+        ck_assert_str_eq(m, cases[i].error);
+        free(m);
+    }
+    chat(a, "still here");
+    free(expect(a, "\"message\":\"still here\""));
+    it_ws_close(a);
+    stop_two();
+}
+END_TEST
+
+START_TEST(notifications_reach_every_tab_on_every_instance) {
+    start_two();
+    it_ws *a = open_ok(port_a, "/notifications/u42");
+    it_ws *b = open_ok(port_b, "/notifications/u42");
+    it_ws *other = open_ok(port_b, "/notifications/u7");
+    /* The joins are asynchronous: post until both tabs have one. */
+    PGconn *pg = it_connect(db);
+    char *ma = NULL, *mb = NULL;
+    long long deadline = it_now_ms() + RECV_MS;
+    while ((!ma || !mb) && it_now_ms() < deadline) {
+        PQclear(it_exec(pg, "SELECT spark.notify_user('u42', '{\"type\":\"ping\"}')"));
+        if (!ma) ma = it_ws_recv(a, 200);
+        if (!mb) mb = it_ws_recv(b, 200);
+    }
+    ck_assert_msg(ma && strstr(ma, "\"type\":\"ping\""), "a: %s", ma ? ma : "nothing");
+    ck_assert_msg(mb && strstr(mb, "\"type\":\"ping\""), "b: %s", mb ? mb : "nothing");
+    free(ma);
+    free(mb);
+    char *mo = it_ws_recv(other, 300);
+    ck_assert_msg(!mo, "another user got %s", mo);
+    PQfinish(pg);
+    it_ws_close(a);
+    it_ws_close(b);
+    it_ws_close(other);
+    stop_two();
+}
+END_TEST
+
+START_TEST(presence_leaves_when_an_instance_is_killed) {
+    setenv("SPARK_PRESENCE_TIMEOUT", "3", 1);
+    start_two();
+    it_ws *a = join_chat(port_a, "/chat/presence");
+    it_ws *b = join_chat(port_b, "/chat/presence");
+    /* a sees b arrive, with b's instance in the meta's ref. */
+    char *m = expect(a, "\"ref\":\"b/");
+    free(m);
+    long long killed_at = it_now_ms();
+    kill(pid_b, SIGKILL);
+    waitpid(pid_b, NULL, 0);
+    pid_b = 0;
+    m = it_ws_recv_match(a, "\"leaves\":{\"anon-b-", 15000);
+    ck_assert_msg(m, "b's user never left");
+    long long took = it_now_ms() - killed_at;
+    ck_assert_msg(took <= 3000 + 1000 + 2000, "leave took %lld ms", took);
+    free(m);
+    it_ws_drop(b);
+    it_ws_close(a);
+    stop_two();
+}
+END_TEST
+
+START_TEST(oversized_binary_and_rate_limits) {
+    setenv("SPARK_MAX_MESSAGE", "4096", 1);
+    setenv("SPARK_RATE_LIMIT", "20", 1);
+    start_two();
+    /* One byte over the limit: 1009. */
+    it_ws *a = join_chat(port_a, "/chat/limits");
+    char big[4200];
+    memset(big, ' ', sizeof big);
+    ck_assert_int_eq(it_ws_send(a, IT_WS_TEXT, big, 4097), 0);
+    ck_assert_int_eq(it_ws_wait_close(a, RECV_MS), 1009);
+    it_ws_drop(a);
+    ck_assert_int_ge(it_metric(port_a, "spark_ws_too_large_total"), 1);
+
+    /* Binary frames on a text channel: 1003. */
+    a = join_chat(port_a, "/chat/limits");
+    ck_assert_int_eq(it_ws_send(a, IT_WS_BINARY, "\x01\x02", 2), 0);
+    ck_assert_int_eq(it_ws_wait_close(a, RECV_MS), 1003);
+    it_ws_drop(a);
+
+    /* A flood: errors first, then 1008. */
+    a = join_chat(port_a, "/chat/limits");
+    for (int i = 0; i < 200; i++)
+        if (it_ws_send_text(a, "{\"action\":\"nothing\"}")) break;
+    free(expect(a, "Rate limit exceeded"));
+    ck_assert_int_eq(it_ws_wait_close(a, RECV_MS), 1008);
+    it_ws_drop(a);
+    ck_assert_int_ge(it_metric(port_a, "spark_ws_rate_limited_total"), 1);
+    stop_two();
+}
+END_TEST
+
+START_TEST(connection_limit_refuses_cleanly) {
+    setenv("SPARK_MAX_CONNECTIONS", "2", 1);
+    start_two();
+    it_ws *one = open_ok(port_a, "/chat/full");
+    it_ws *two = open_ok(port_a, "/chat/full");
+    int status = 0;
+    ck_assert_ptr_null(it_ws_open(port_a, "/chat/full", NULL, &status));
+    ck_assert_int_eq(status, 503);
+    ck_assert_int_ge(it_metric(port_a, "spark_ws_refused_total"), 1);
+    it_ws_close(one);
+    /* The slot frees once the close is processed. */
+    it_ws *three = NULL;
+    long long deadline = it_now_ms() + RECV_MS;
+    while (!three && it_now_ms() < deadline)
+        three = it_ws_open(port_a, "/chat/full", NULL, &status);
+    ck_assert_ptr_nonnull(three);
+    it_ws_close(two);
+    it_ws_close(three);
+    stop_two();
+}
+END_TEST
+
+static long rss_kb(pid_t pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb;
+}
+
+START_TEST(a_client_that_never_reads_is_cut_off) {
+    start_two();
+    it_ws *slow = join_chat(port_a, "/chat/flood");
+    long before = rss_kb(pid_a);
+    /* 100 MB for the room, posted from SQL; the slow client reads nothing. */
+    PGconn *pg = it_connect(db);
+    PQclear(it_exec(pg, "SELECT spark.broadcast('chat:flood', jsonb_build_object('type', 'chat',"
+                        " 'message', repeat('x', 50000))) FROM generate_series(1, 2000)"));
+    ck_assert_msg(it_wait_metric(port_a, "spark_ws_slow_consumers_total", 1, 30000),
+                  "the slow client was never closed");
+    long after = rss_kb(pid_a);
+    /* The queue cap is 1 MiB: the instance must not have buffered the flood. */
+    ck_assert_msg(after - before < 40 * 1024, "RSS grew from %ld kB to %ld kB", before, after);
+    ck_assert_int_eq(it_metric(port_a, "spark_ws_connections"), 0);
+    PQfinish(pg);
+    it_ws_drop(slow);
+    stop_two();
+}
+END_TEST
+
+START_TEST(shutdown_says_going_away) {
+    start_two();
+    it_ws *a = join_chat(port_a, "/chat/bye");
+    ck_assert_int_eq(it_stop_sparkd(pid_a, 8000), 0);
+    pid_a = 0;
+    ck_assert_int_eq(it_ws_wait_close(a, RECV_MS), 1001);
+    it_ws_drop(a);
+    /* Its presence went with it, at once. */
+    PGconn *pg = it_connect(db);
+    char n[32];
+    it_query_value(pg, "SELECT count(*) FROM spark.presence WHERE instance = 'a'", n, sizeof n);
+    ck_assert_str_eq(n, "0");
+    it_query_value(pg, "SELECT count(*) FROM spark.instances WHERE id = 'a'", n, sizeof n);
+    ck_assert_str_eq(n, "0");
+    PQfinish(pg);
+    stop_two();
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("channels");
+    TCase *tc = tcase_create("two instances");
+    tcase_set_timeout(tc, 90);
+    tcase_add_test(tc, unknown_routes_get_404_before_the_upgrade);
+    tcase_add_test(tc, messages_cross_instances_once_and_in_order);
+    tcase_add_test(tc, ephemeral_excluding_the_sender);
+    tcase_add_test(tc, large_payloads_cross_instances);
+    tcase_add_test(tc, resume_gives_exactly_what_was_missed);
+    tcase_add_test(tc, resume_past_retention_says_not_recovered);
+    tcase_add_test(tc, seed_errors_keep_the_connection_open);
+    tcase_add_test(tc, notifications_reach_every_tab_on_every_instance);
+    tcase_add_test(tc, presence_leaves_when_an_instance_is_killed);
+    tcase_add_test(tc, oversized_binary_and_rate_limits);
+    tcase_add_test(tc, connection_limit_refuses_cleanly);
+    tcase_add_test(tc, a_client_that_never_reads_is_cut_off);
+    tcase_add_test(tc, shutdown_says_going_away);
+    suite_add_tcase(s, tc);
+    return it_run_suite(s);
+}
