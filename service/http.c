@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "router.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ struct spark_http {
 struct spark_http_request {
     struct lws *wsi;
     char path[MAX_PATH_BYTES];
+    spark_route_params params;
     int status;
     unsigned char *buf; /* LWS_PRE headroom, then the body */
     size_t len, sent;
@@ -93,6 +95,7 @@ void spark_http_free(spark_http *http) {
 }
 
 int spark_http_get(spark_http *http, const char *path, spark_http_handler handler, void *ud) {
+    if (!spark_route_valid(path)) return -1;
     route r = {strdup(path), handler, ud};
     route *routes = r.path ? realloc(http->routes, (http->nroutes + 1) * sizeof *routes) : NULL;
     if (!routes) {
@@ -112,6 +115,32 @@ void spark_http_set_ws(spark_http *http, spark_http_ws_fn cb, void *ud) {
 void spark_http_set_accepting(spark_http *http, bool accepting) { http->accepting = accepting; }
 
 const char *spark_http_request_path(const spark_http_request *req) { return req->path; }
+
+const char *spark_http_request_param(const spark_http_request *req, const char *name) {
+    return spark_route_param(&req->params, name);
+}
+
+int spark_http_request_query(const spark_http_request *req, const char *name, char *out,
+                             size_t len) {
+    char key[64];
+    if (snprintf(key, sizeof key, "%s=", name) >= (int)sizeof key) return -1;
+    /* lws copies "name=value" and points at the value inside it. */
+    const char *value = lws_get_urlarg_by_name(req->wsi, key, out, (int)len);
+    if (!value) return -1;
+    memmove(out, value, strlen(value) + 1);
+    return 0;
+}
+
+int spark_http_request_header(const spark_http_request *req, enum lws_token_indexes token,
+                              char *out, size_t len) {
+    int n = lws_hdr_total_length(req->wsi, token);
+    if (n <= 0 || (size_t)n >= len) return -1;
+    return lws_hdr_copy(req->wsi, out, (int)len, token) < 0 ? -1 : 0;
+}
+
+struct lws *spark_http_request_wsi(const spark_http_request *req) {
+    return req->wsi;
+}
 
 static void release_body(spark_http_request *req) {
     free(req->buf);
@@ -218,7 +247,7 @@ static int handle_request(spark_http *http, spark_http_request *req, const char 
     }
     bool is_get = lws_hdr_total_length(req->wsi, WSI_TOKEN_GET_URI) > 0;
     for (size_t i = 0; i < http->nroutes; i++) {
-        if (strcmp(http->routes[i].path, req->path) != 0) continue;
+        if (!spark_route_match(http->routes[i].path, req->path, &req->params)) continue;
         if (!is_get) {
             respond_text(req, 405, "method not allowed\n");
             return 0;

@@ -22,7 +22,8 @@ typedef void (*spark_http_handler)(spark_http_request *req, void *ud);
 spark_http *spark_http_new(const char *web_root);
 void spark_http_free(spark_http *http);
 
-/* Routes GET requests for exactly `path` to `handler`. Returns 0 or -1. */
+/* Routes GET requests for `path`, a pattern with :params as for channels
+ * ("/todo/:list"), to `handler`. Returns 0, or -1 on a malformed pattern. */
 int spark_http_get(spark_http *http, const char *path, spark_http_handler handler, void *ud);
 
 /* WebSocket upgrades and the traffic of upgraded connections go to `cb`
@@ -39,6 +40,21 @@ void spark_http_set_accepting(spark_http *http, bool accepting);
 struct lws_protocols spark_http_protocol(spark_http *http);
 
 const char *spark_http_request_path(const spark_http_request *req);
+
+/* A route parameter, percent-decoded, or NULL. */
+const char *spark_http_request_param(const spark_http_request *req, const char *name);
+
+/* Copies the query argument `name` (decoded) into out. Returns 0, or -1 if
+ * absent or longer than len - 1. */
+int spark_http_request_query(const spark_http_request *req, const char *name, char *out,
+                             size_t len);
+
+/* Copies a request header (WSI_TOKEN_HTTP_COOKIE...) into out. Returns 0,
+ * or -1 if absent or longer than len - 1. */
+int spark_http_request_header(const spark_http_request *req, enum lws_token_indexes token,
+                              char *out, size_t len);
+
+struct lws *spark_http_request_wsi(const spark_http_request *req);
 
 /* Answers the request. `body` (len bytes) is copied. */
 void spark_http_respond(spark_http_request *req, int status, const char *content_type,

@@ -14,6 +14,7 @@
 
 #include "bus.h"
 #include "channel_internal.h"
+#include "component_internal.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -40,6 +41,7 @@ typedef struct {
     spark_bus *bus;
     spark_rooms *rooms;
     spark_channels *channels;
+    spark_components *components;
     lws_usec_t started_at;
     lws_usec_t drain_deadline;
     bool draining, instance_stopped, stopped;
@@ -134,16 +136,20 @@ static void on_spark_notify(void *ud, const char *channel, const char *payload) 
     server *s = ud;
     spark_log(SPARK_LOG_DEBUG, "notify", payload, "channel=%s", channel);
     spark_rooms_on_notify(s->rooms, payload);
+    spark_components_on_notify(s->components, payload);
 }
 
 static void on_spark_resync(void *ud, bool reconnected) {
     server *s = ud;
     spark_rooms_on_resync(s->rooms, reconnected);
+    spark_components_on_resync(s->components, reconnected);
 }
 
 static void on_db_up(void *ud) {
     server *s = ud;
-    if (!s->draining) spark_rooms_db_up(s->rooms);
+    if (s->draining) return;
+    spark_rooms_db_up(s->rooms);
+    spark_components_db_up(s->components);
 }
 
 /* ---- graceful stop ------------------------------------------------------ */
@@ -252,7 +258,8 @@ static int start(server *s, struct lws_protocols *protocols) {
     s->bus = spark_bus_new(s->ctx, vh, s->cfg->database_url);
     s->rooms = s->db ? spark_rooms_new(s->ctx, s->db, s->cfg) : NULL;
     s->channels = s->rooms ? spark_channels_new(s->cfg, s->rooms) : NULL;
-    if (!s->channels || !s->bus ||
+    s->components = s->db ? spark_components_new(s->ctx, vh, s->db, s->http, s->cfg) : NULL;
+    if (!s->channels || !s->components || !s->bus ||
         spark_bus_subscribe(s->bus, "spark", on_spark_notify, on_spark_resync, s))
         return -1;
     spark_http_set_ws(s->http, spark_channels_callback, s->channels);
@@ -266,11 +273,13 @@ static void stop(server *s) {
     /* Connections still open close with the context and tell rooms, which
      * must not query a freed connection by then. */
     if (s->rooms) spark_rooms_detach(s->rooms);
+    if (s->components) spark_components_detach(s->components);
     /* PostgreSQL connections before the context: their sockets live in it. */
     spark_bus_free(s->bus);
     spark_pg_free(s->db);
     if (s->ctx) lws_context_destroy(s->ctx);
     spark_channels_free(s->channels);
+    spark_components_free(s->components);
     spark_rooms_free(s->rooms);
     spark_http_free(s->http);
 }
