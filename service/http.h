@@ -56,6 +56,23 @@ int spark_http_request_header(const spark_http_request *req, enum lws_token_inde
 
 struct lws *spark_http_request_wsi(const spark_http_request *req);
 
+/* Who made the request: the session cookie's or bearer token's user, or
+ * an anonymous viewer when there is none (or tokens are not configured). */
+const char *spark_http_request_user_id(const spark_http_request *req);
+const char *spark_http_request_user_name(const spark_http_request *req);
+bool spark_http_request_authenticated(const spark_http_request *req);
+
+/* True if the request's token grants `scope` (always, without tokens). */
+bool spark_http_request_can(const spark_http_request *req, const char *scope);
+
+/* For pages that need a user: when login is on and nobody is logged in,
+ * answers with a redirect to /login?next=<this path> and returns true (the
+ * handler then returns at once). */
+bool spark_http_require_user(spark_http_request *req);
+
+/* Answers 303 See Other to `location` (a path on this site). */
+void spark_http_redirect(spark_http_request *req, const char *location);
+
 /* Answers the request. `body` (len bytes) is copied. */
 void spark_http_respond(spark_http_request *req, int status, const char *content_type,
                         const char *body, size_t len);
