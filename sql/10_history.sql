@@ -11,12 +11,13 @@ SELECT e.component_id,
        e.actor,
        e.instance,
        e.state,
-       e.at
+       e.at,
+       e.seq
   FROM spark.events e;
 
 COMMENT ON VIEW spark.component_history IS
-    'History of every component: one row per version (state = state after it, null for a delete). '
-    'Query with WHERE component_id = ... ORDER BY version.';
+    'History of every component: one row per version (state = state after it, null for a delete; seq = the '
+    'global order of changes across components). Query with WHERE component_id = ... ORDER BY version.';
 
 CREATE OR REPLACE VIEW spark.room_history AS
 SELECT m.room,

@@ -108,10 +108,13 @@ COMMENT ON FUNCTION spark._write_state(text, jsonb, text, jsonb, text) IS
 
 -- Set (upsert) a component's state; returns its version afterwards. Writing
 -- the state it already has changes nothing and returns the current version.
+-- (The first form had no data argument.)
+DROP FUNCTION IF EXISTS spark.set_state(text, jsonb, text, text);
 CREATE OR REPLACE FUNCTION spark.set_state(component_id text,
                                            state jsonb,
                                            event text DEFAULT 'sql.set_state',
-                                           actor text DEFAULT NULL)
+                                           actor text DEFAULT NULL,
+                                           data jsonb DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 VOLATILE
@@ -121,14 +124,14 @@ BEGIN
     RETURN spark._write_state(set_state.component_id,
                               set_state.state,
                               coalesce(nullif(set_state.event, ''), 'sql.set_state'),
-                              NULL,
+                              set_state.data,
                               set_state.actor);
 END;
 $$;
 
-COMMENT ON FUNCTION spark.set_state(text, jsonb, text, text) IS
-    'Upserts a component''s state (history event name = event, actor = actor or the setting spark.actor or the session user); '
-    'returns the version after the write. Notified live like any write.';
+COMMENT ON FUNCTION spark.set_state(text, jsonb, text, text, jsonb) IS
+    'Upserts a component''s state (history event name = event, data = data, actor = actor or the setting '
+    'spark.actor or the session user); returns the version after the write. Notified live like any write.';
 
 -- Revert a component to the state it had after an earlier version, as a new
 -- version (event 'revert', data {"to_version": N}); returns that version.
