@@ -1,0 +1,158 @@
+// Shared set-up of the browser tests: the two instances run.sh started, the
+// browser, users with tokens, screenshots and waiting helpers.
+'use strict';
+
+const { execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+const { chromium } = require('playwright-core');
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the browser tests with tests/e2e/run.sh`);
+  return v;
+}
+
+const A = need('SPARK_E2E_A');
+const B = need('SPARK_E2E_B');
+const ARTIFACTS = need('SPARK_E2E_ARTIFACTS');
+const SPARKD = need('SPARKD');
+const HERE = path.resolve(__dirname, '..');
+
+// A name unique to this run, safe in URLs and component keys.
+function uid(prefix) {
+  return `${prefix}-${crypto.randomBytes(4).toString('hex')}`;
+}
+
+async function launch() {
+  return chromium.launch({
+    executablePath: process.env.SPARK_E2E_CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    // The sandbox needs user namespaces, which containers and root lack.
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  });
+}
+
+// A token for `name` from sparkd itself (SPARK_SIGNING_KEY from run.sh).
+function token(sub, name) {
+  return execFileSync(SPARKD, ['token', '--sub', sub, '--name', name, '--ttl', '3600',
+    '--scope', 'room:*', '--scope', 'component:*'], { encoding: 'utf8' }).trim();
+}
+
+// A browser context signed in as one user: the session cookie holds a
+// token, as the /login page would set it. Cookies ignore ports, so each
+// user needs a context of their own. Console errors and page errors are
+// collected in ctx.problems.
+async function user(browser, name) {
+  const ctx = await browser.newContext({ viewport: { width: 900, height: 800 } });
+  const t = token(name.toLowerCase(), name);
+  await ctx.addCookies([{ name: 'spark_session', value: t, domain: '127.0.0.1', path: '/',
+    httpOnly: true, sameSite: 'Lax' }]);
+  ctx.token = t;
+  ctx.userName = name;
+  ctx.problems = [];
+  ctx.on('page', (page) => watchPage(ctx, page));
+  return ctx;
+}
+
+function watchPage(ctx, page) {
+  page.on('pageerror', (e) => ctx.problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') ctx.problems.push(`console: ${m.text()}`);
+  });
+}
+
+// Opens `url` and fails with the status when the server does not serve it.
+async function open(ctx, url) {
+  const page = await ctx.newPage();
+  const res = await page.goto(url, { waitUntil: 'load' });
+  if (!res || res.status() !== 200) {
+    throw new Error(`GET ${url} answered ${res ? res.status() : 'nothing'}, not 200`);
+  }
+  return page;
+}
+
+async function screenshot(page, name) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+// Polls `fn` (async) until it returns a truthy value; fails with `what`
+// and the last value after `timeout` ms.
+async function until(fn, what, timeout = 5000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}` +
+        (last !== undefined ? ` (last: ${JSON.stringify(last)})` : ''));
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+// Polls until `fn` returns `expected` (deep equality through JSON).
+async function untilEqual(fn, expected, what, timeout = 5000) {
+  const want = JSON.stringify(expected);
+  let last;
+  try {
+    await until(async () => {
+      last = await fn();
+      return JSON.stringify(last) === want;
+    }, what, timeout);
+  } catch (e) {
+    throw new Error(`${e.message.replace(/ \(last.*$/, '')}\n  expected: ${want}\n  actual:   ${JSON.stringify(last)}`);
+  }
+}
+
+// The root element of component `cid` on the page.
+function root(page, cid) {
+  return page.locator(`[spark-component="${cid}"]`);
+}
+
+// Waits until the page's root of `cid` is joined (class spark-connected).
+async function connected(page, cid, timeout = 5000) {
+  await page.waitForFunction((c) => {
+    const el = document.querySelector(`[spark-component="${c}"]`);
+    return el && el.classList.contains('spark-connected');
+  }, cid, { timeout });
+}
+
+// Waits until no event of the page is waiting for its reply.
+async function settled(page, timeout = 5000) {
+  await page.waitForFunction(() => window.Spark && window.Spark.pending === 0 &&
+    !document.querySelector('.spark-loading'), null, { timeout });
+}
+
+// The component's markup as the server renders it now for this user (a
+// fresh GET of the page, in the page's own context and cookies).
+async function freshRender(page, cid) {
+  return page.evaluate(async (c) => {
+    const res = await fetch(location.href, { cache: 'no-store' });
+    const doc = new DOMParser().parseFromString(await res.text(), 'text/html');
+    const el = doc.querySelector(`[spark-component="${c}"]`);
+    return el ? { html: el.innerHTML, v: el.getAttribute('spark-version') } : null;
+  }, cid);
+}
+
+async function liveRender(page, cid) {
+  return page.evaluate((c) => {
+    const el = document.querySelector(`[spark-component="${c}"]`);
+    return el ? { html: el.innerHTML, v: el.getAttribute('spark-version') } : null;
+  }, cid);
+}
+
+function instance(action, name, port) {
+  const args = [path.join(HERE, 'instance.sh'), action, name];
+  if (port) args.push(String(port));
+  execFileSync('bash', args, { stdio: ['ignore', 'inherit', 'inherit'] });
+}
+
+module.exports = {
+  A, B, ARTIFACTS, uid, launch, token, user, open, screenshot, until, untilEqual, root,
+  connected, settled, freshRender, liveRender, instance,
+  PORT_A: Number(process.env.SPARK_E2E_PORT_A), PORT_B: Number(process.env.SPARK_E2E_PORT_B),
+};
