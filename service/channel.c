@@ -23,18 +23,21 @@
 #include "metrics.h"
 #include "rooms.h"
 #include "router.h"
+#include "session.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_CHANNELS     64
 #define MAX_QUERY_BYTES  2048
 #define MAX_REASON_BYTES 123
 #define SLOW_KILL_SECS   2
 #define CLOSE_ABNORMAL   1006
+#define CLOSE_AUTH       4401
 
 typedef struct frame {
     struct frame *next;
@@ -52,7 +55,10 @@ struct spark_conn {
     spark_route_params params;
     char query[MAX_QUERY_BYTES]; /* "name=value" strings, each NUL-ended */
     size_t query_len;
-    char user_id[128], user_name[128];
+    char user_id[SPARK_TOKEN_SUB_MAX + 1], user_name[SPARK_TOKEN_NAME_MAX + 1];
+    spark_identity identity;
+    const char *refused; /* accepted only to say why: 4401 after the handshake */
+    lws_sorted_usec_list_t expiry;
 
     /* receiving */
     char *rx;
@@ -81,6 +87,7 @@ struct spark_conn {
 struct spark_channels {
     const spark_config *cfg;
     spark_rooms *rooms;
+    spark_sessions *sessions;
     lws_dll2_owner_t conns;
     uint64_t next_serial;
     bool refusing;
@@ -108,11 +115,13 @@ static const spark_channel *find_channel(const char *path, spark_route_params *p
 
 bool spark_channels_route_exists(const char *path) { return find_channel(path, NULL) != NULL; }
 
-spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms) {
+spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms,
+                                   spark_sessions *sessions) {
     spark_channels *channels = calloc(1, sizeof *channels);
     if (!channels) return NULL;
     channels->cfg = cfg;
     channels->rooms = rooms;
+    channels->sessions = sessions;
     active = channels;
     return channels;
 }
@@ -217,6 +226,36 @@ static void copy_query(spark_conn *c, struct lws *wsi) {
     }
 }
 
+static void free_conn(spark_conn *c);
+
+/* Who is connecting. A bad token is refused with 401 before the handshake
+ * when the client can read it; a browser (it sends an Origin) cannot, so it
+ * is accepted and then closed with 4401 and the reason. A cookie-borne
+ * token from a foreign Origin is refused outright. Returns -1 to refuse. */
+static int authenticate(spark_channels *channels, spark_conn *c, struct lws *wsi,
+                        const char *path) {
+    spark_token_status st = spark_sessions_identify(channels->sessions, wsi, &c->identity);
+    if (st != SPARK_TOKEN_OK) {
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+            return refuse(wsi, 401, spark_token_status_reason(st), path);
+        c->refused = spark_token_status_reason(st);
+    } else if (c->identity.via == SPARK_VIA_COOKIE &&
+               !spark_sessions_origin_allowed(channels->sessions, wsi)) {
+        spark_log(SPARK_LOG_WARN, "auth.bad_origin", "cookie-authenticated upgrade refused",
+                  "path=%s sub=%s", path, c->identity.claims.sub);
+        return refuse(wsi, 403, "origin not allowed", path);
+    }
+    if (c->identity.authenticated) {
+        snprintf(c->user_id, sizeof c->user_id, "%s", c->identity.claims.sub);
+        snprintf(c->user_name, sizeof c->user_name, "%s", c->identity.claims.name);
+    } else {
+        snprintf(c->user_id, sizeof c->user_id, "anon-%s-%" PRIu64, channels->cfg->instance,
+                 c->serial);
+        snprintf(c->user_name, sizeof c->user_name, "anonymous");
+    }
+    return 0;
+}
+
 static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
     char path[1024];
     if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0) {
@@ -245,8 +284,10 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
     c->serial = ++channels->next_serial;
     snprintf(c->origin, sizeof c->origin, "%s/%" PRIu64, channels->cfg->instance, c->serial);
     copy_query(c, wsi);
-    snprintf(c->user_id, sizeof c->user_id, "anon-%s-%" PRIu64, channels->cfg->instance, c->serial);
-    snprintf(c->user_name, sizeof c->user_name, "anonymous");
+    if (authenticate(channels, c, wsi, path)) {
+        free_conn(c);
+        return NULL;
+    }
     c->tokens = channels->cfg->rate_limit;
     c->refilled_at = lws_now_usecs();
     c->close_code = CLOSE_ABNORMAL;
@@ -254,10 +295,29 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
 }
 
 static void free_conn(spark_conn *c) {
+    lws_sul_cancel(&c->expiry);
+    spark_identity_clear(&c->identity);
     drop_queue(c);
     free(c->rx);
     if (c->release) c->release(c->data);
     free(c);
+}
+
+/* A token that expires without a refresh ends its connection, after the
+ * configured grace. */
+static void on_token_expired(lws_sorted_usec_list_t *sul) {
+    spark_conn *c = lws_container_of(sul, spark_conn, expiry);
+    spark_log(SPARK_LOG_INFO, "auth.expired", "token expired; closing", "conn=%" PRIu64 " sub=%s",
+              c->serial, c->user_id);
+    request_close(c, CLOSE_AUTH, "token expired");
+}
+
+static void schedule_expiry(spark_conn *c) {
+    if (!c->identity.authenticated) return;
+    int64_t left = c->identity.claims.exp - (int64_t)time(NULL);
+    lws_usec_t us = (lws_usec_t)(left > 0 ? left : 0) * LWS_US_PER_SEC +
+                    (lws_usec_t)c->owner->cfg->token_grace_ms * LWS_US_PER_MS;
+    lws_sul_schedule(lws_get_context(c->wsi), 0, &c->expiry, on_token_expired, us);
 }
 
 static void on_established(spark_conn *c, struct lws *wsi) {
@@ -266,8 +326,19 @@ static void on_established(spark_conn *c, struct lws *wsi) {
     lws_dll2_add_tail(&c->link, &c->owner->conns);
     spark_metric_add(SPARK_M_WS_ACCEPTED, 1);
     spark_metric_add(SPARK_M_WS_CONNECTIONS, 1);
+    if (c->refused) {
+        request_close(c, CLOSE_AUTH, c->refused);
+        return;
+    }
     spark_log(SPARK_LOG_DEBUG, "ws.open", NULL, "conn=%" PRIu64 " route=%s user=%s", c->serial,
               c->channel->route, c->user_id);
+    schedule_expiry(c);
+    /* Every connection of a signed-in user hears what is sent to the user. */
+    if (c->identity.authenticated) {
+        char room[SPARK_TOKEN_SUB_MAX + 8];
+        snprintf(room, sizeof room, "user:%s", c->user_id);
+        spark_rooms_join(c->owner->rooms, c, room, SPARK_LIVE);
+    }
     if (c->channel->on_connect) c->channel->on_connect(c);
 }
 
@@ -279,7 +350,8 @@ static void on_closed(spark_conn *c) {
               c->close_code);
     c->closing = true; /* nothing more may be queued */
     c->wsi = NULL;
-    if (c->channel->on_close) c->channel->on_close(c, c->close_code, c->close_reason);
+    if (c->channel->on_close && !c->refused)
+        c->channel->on_close(c, c->close_code, c->close_reason);
     spark_rooms_conn_closed(channels->rooms, c);
     free_conn(c);
 }
@@ -308,9 +380,47 @@ static bool within_rate(spark_conn *c) {
     return false;
 }
 
+/* {"t":"refresh","token":"..."} on any endpoint swaps in a fresh token for
+ * the same user, keeping the connection, its rooms and components. */
+static bool is_refresh(const char *text, size_t len) {
+    static const char prefix[] = "{\"t\":\"refresh\"";
+    return len >= sizeof prefix - 1 && memcmp(text, prefix, sizeof prefix - 1) == 0;
+}
+
+static void refresh(spark_conn *c, const char *text, size_t len) {
+    spark_json *in = spark_json_parse(text, len);
+    const char *token = spark_json_str(in, "token");
+    spark_identity fresh;
+    spark_token_status st = spark_sessions_verify(c->owner->sessions, token, &fresh);
+    spark_json *out = spark_json_object();
+    if (st != SPARK_TOKEN_OK || !spark_sessions_enabled(c->owner->sessions)) {
+        spark_json_set_str(out, "t", "refresh_error");
+        spark_json_set_str(out, "reason",
+                           token ? spark_token_status_reason(st) : "a refresh needs a token");
+    } else if (!c->identity.authenticated || strcmp(fresh.claims.sub, c->user_id) != 0) {
+        spark_json_set_str(out, "t", "refresh_error");
+        spark_json_set_str(out, "reason", "the token is for another user");
+    } else {
+        spark_identity_clear(&c->identity);
+        c->identity = fresh;
+        memset(&fresh, 0, sizeof fresh);
+        schedule_expiry(c);
+        spark_json_set_str(out, "t", "refreshed");
+        spark_json_set_int(out, "exp", (long long)c->identity.claims.exp);
+    }
+    spark_identity_clear(&fresh);
+    spark_conn_send_json(c, out);
+    spark_json_free(out);
+    spark_json_free(in);
+}
+
 static void dispatch(spark_conn *c) {
     spark_metric_add(SPARK_M_WS_MESSAGES_IN, 1);
     if (c->closing || !within_rate(c)) return;
+    if (!c->rx_binary && is_refresh(c->rx, c->rx_len)) {
+        refresh(c, c->rx, c->rx_len);
+        return;
+    }
     if (c->rx_binary) {
         if (c->channel->on_binary)
             c->channel->on_binary(c, c->rx, c->rx_len);
@@ -440,8 +550,7 @@ SPARK_API const char *spark_conn_user_id(const spark_conn *c) { return c ? c->us
 SPARK_API const char *spark_conn_user_name(const spark_conn *c) { return c ? c->user_name : NULL; }
 
 SPARK_API bool spark_conn_can(const spark_conn *c, const char *scope) {
-    (void)scope;
-    return c != NULL;
+    return c && scope && spark_identity_can(c->owner->sessions, &c->identity, scope);
 }
 
 SPARK_API int spark_conn_send(spark_conn *c, const char *text, size_t len) {

@@ -19,13 +19,14 @@ typedef struct spark_rooms spark_rooms;
 #define EACH_LINK(d, owner)                                                                        \
     for (struct lws_dll2 *d = lws_dll2_get_head(owner), *d##_next = d ? d->next : NULL; d;         \
          d = d##_next, d##_next = d ? d->next : NULL)
-typedef struct spark_auth_ctx spark_auth_ctx;
+typedef struct spark_sessions spark_sessions;
 
 /* The instance's channels: every open connection, the limits, the rooms.
  * One per serving process; the public API reaches it implicitly. */
 typedef struct spark_channels spark_channels;
 
-spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms);
+spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms,
+                                   spark_sessions *sessions);
 void spark_channels_free(spark_channels *channels);
 
 /* The WebSocket half of the HTTP protocol's callback. `slot` is the

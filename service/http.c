@@ -15,7 +15,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+#include "session.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +25,11 @@
 
 #define MAX_PATH_BYTES 1024
 #define WRITE_CHUNK    16384
+#define MAX_BODY_BYTES 8192
 
 typedef struct {
     char *path;
+    bool post;
     spark_http_handler handler;
     void *ud;
 } route;
@@ -37,6 +41,7 @@ struct spark_http {
     bool accepting;
     spark_http_ws_fn ws;
     void *ws_ud;
+    const spark_sessions *sessions;
 };
 
 /* Per-connection state (lws allocates it); reused across keep-alive
@@ -50,6 +55,10 @@ struct spark_http_request {
     size_t len, sent;
     bool responded;
     void *ws; /* the WebSocket connection, once upgraded */
+    spark_identity identity;
+    const route *pending; /* a POST route waiting for its body */
+    char body[MAX_BODY_BYTES + 1];
+    size_t body_len;
 };
 
 static const struct {
@@ -94,9 +103,10 @@ void spark_http_free(spark_http *http) {
     free(http);
 }
 
-int spark_http_get(spark_http *http, const char *path, spark_http_handler handler, void *ud) {
+static int add_route(spark_http *http, const char *path, bool post, spark_http_handler handler,
+                     void *ud) {
     if (!spark_route_valid(path)) return -1;
-    route r = {strdup(path), handler, ud};
+    route r = {strdup(path), post, handler, ud};
     route *routes = r.path ? realloc(http->routes, (http->nroutes + 1) * sizeof *routes) : NULL;
     if (!routes) {
         free(r.path);
@@ -105,6 +115,23 @@ int spark_http_get(spark_http *http, const char *path, spark_http_handler handle
     http->routes = routes;
     routes[http->nroutes++] = r;
     return 0;
+}
+
+int spark_http_get(spark_http *http, const char *path, spark_http_handler handler, void *ud) {
+    return add_route(http, path, false, handler, ud);
+}
+
+int spark_http_post(spark_http *http, const char *path, spark_http_handler handler, void *ud) {
+    return add_route(http, path, true, handler, ud);
+}
+
+void spark_http_set_sessions(spark_http *http, const spark_sessions *sessions) {
+    http->sessions = sessions;
+}
+
+const char *spark_http_request_body(const spark_http_request *req, size_t *len) {
+    if (len) *len = req->body_len;
+    return req->body;
 }
 
 void spark_http_set_ws(spark_http *http, spark_http_ws_fn cb, void *ud) {
@@ -142,6 +169,45 @@ struct lws *spark_http_request_wsi(const spark_http_request *req) {
     return req->wsi;
 }
 
+static const spark_sessions *sessions_of(const spark_http_request *req) {
+    return ((const spark_http *)lws_get_protocol(req->wsi)->user)->sessions;
+}
+
+const char *spark_http_request_user_id(const spark_http_request *req) {
+    return req->identity.authenticated ? req->identity.claims.sub : "anonymous";
+}
+
+const char *spark_http_request_user_name(const spark_http_request *req) {
+    return req->identity.authenticated ? req->identity.claims.name : "anonymous";
+}
+
+bool spark_http_request_authenticated(const spark_http_request *req) {
+    return req->identity.authenticated;
+}
+
+bool spark_http_request_can(const spark_http_request *req, const char *scope) {
+    return spark_identity_can(sessions_of(req), &req->identity, scope);
+}
+
+bool spark_http_require_user(spark_http_request *req) {
+    const spark_sessions *sessions = sessions_of(req);
+    if (!spark_sessions_enabled(sessions) || req->identity.authenticated) return false;
+    if (!spark_sessions_login_enabled(sessions)) {
+        spark_http_respond(req, 401, "text/plain; charset=utf-8", "sign-in required\n", 17);
+        return true;
+    }
+    char next[MAX_PATH_BYTES * 3 + 32] = "/login?next=", *o = next + strlen(next);
+    for (const unsigned char *p = (const unsigned char *)req->path; *p; p++)
+        o += isalnum(*p) || strchr("/-_.~", *p) ? sprintf(o, "%c", *p) : sprintf(o, "%%%02X", *p);
+    spark_http_redirect(req, next);
+    return true;
+}
+
+void spark_http_redirect(spark_http_request *req, const char *location) {
+    const char *headers[] = {"location:", location, NULL};
+    spark_http_respond_with(req, 303, "text/plain; charset=utf-8", "", 0, headers);
+}
+
 static void release_body(spark_http_request *req) {
     free(req->buf);
     req->buf = NULL;
@@ -150,6 +216,17 @@ static void release_body(spark_http_request *req) {
 
 void spark_http_respond(spark_http_request *req, int status, const char *content_type,
                         const char *body, size_t len) {
+    spark_http_respond_with(req, status, content_type, body, len, NULL);
+}
+
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end) {
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+void spark_http_respond_with(spark_http_request *req, int status, const char *content_type,
+                             const char *body, size_t len, const char *const *headers) {
     if (req->responded) return;
     req->responded = true;
     spark_metric_add(SPARK_M_HTTP_REQUESTS, 1);
@@ -161,14 +238,15 @@ void spark_http_respond(spark_http_request *req, int status, const char *content
         req->len = len;
     }
 
-    unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
+    unsigned char hdr[LWS_PRE + 8192], *start = hdr + LWS_PRE, *p = start,
                                        *end = hdr + sizeof hdr - 1;
-    if (lws_add_http_common_headers(req->wsi, (unsigned)status, content_type, req->len, &p, end) ||
-        lws_add_http_header_by_name(req->wsi, (const unsigned char *)"x-content-type-options:",
-                                    (const unsigned char *)"nosniff", 7, &p, end) ||
-        lws_add_http_header_by_name(req->wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_write_http_header(req->wsi, start, &p, end)) {
+    int bad =
+        lws_add_http_common_headers(req->wsi, (unsigned)status, content_type, req->len, &p, end) ||
+        add_header(req->wsi, "x-content-type-options:", "nosniff", &p, end) ||
+        add_header(req->wsi, "cache-control:", "no-store", &p, end);
+    for (size_t i = 0; !bad && headers && headers[i]; i += 2)
+        bad = add_header(req->wsi, headers[i], headers[i + 1], &p, end);
+    if (bad || lws_finalize_write_http_header(req->wsi, start, &p, end)) {
         release_body(req);
         return;
     }
@@ -232,9 +310,20 @@ static int serve_static(spark_http *http, spark_http_request *req) {
     return 0;
 }
 
+/* Runs a route's handler, with the caller's identity at hand. */
+static void run_route(spark_http *http, spark_http_request *req, const route *r) {
+    spark_identity_clear(&req->identity);
+    spark_sessions_identify(http->sessions, req->wsi, &req->identity);
+    r->handler(req, r->ud);
+    if (!req->responded) respond_text(req, 500, "no response\n");
+}
+
 static int handle_request(spark_http *http, spark_http_request *req, const char *uri) {
     release_body(req);
     req->responded = false;
+    req->pending = NULL;
+    req->body_len = 0;
+    req->body[0] = '\0';
     if (strlen(uri) >= sizeof req->path || uri[0] != '/') {
         snprintf(req->path, sizeof req->path, "/");
         respond_text(req, 414, "request path too long\n");
@@ -246,21 +335,44 @@ static int handle_request(spark_http *http, spark_http_request *req, const char 
         return 0;
     }
     bool is_get = lws_hdr_total_length(req->wsi, WSI_TOKEN_GET_URI) > 0;
+    bool is_post = lws_hdr_total_length(req->wsi, WSI_TOKEN_POST_URI) > 0;
+    bool path_known = false;
     for (size_t i = 0; i < http->nroutes; i++) {
-        if (!spark_route_match(http->routes[i].path, req->path, &req->params)) continue;
-        if (!is_get) {
-            respond_text(req, 405, "method not allowed\n");
+        const route *r = &http->routes[i];
+        if (!spark_route_match(r->path, req->path, &req->params)) continue;
+        path_known = true;
+        if (r->post ? !is_post : !is_get) continue;
+        if (!r->post) {
+            run_route(http, req, r);
             return 0;
         }
-        http->routes[i].handler(req, http->routes[i].ud);
-        if (!req->responded) respond_text(req, 500, "no response\n");
+        char length[24] = "";
+        if (lws_hdr_copy(req->wsi, length, sizeof length, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+            atol(length) > MAX_BODY_BYTES) {
+            respond_text(req, 413, "request body too large\n");
+            return 0;
+        }
+        req->pending = r; /* the handler runs once the body is in */
         return 0;
     }
-    if (!is_get) {
+    if (path_known || !is_get) {
         respond_text(req, 405, "method not allowed\n");
         return 0;
     }
     return serve_static(http, req);
+}
+
+static int on_body(spark_http_request *req, const char *in, size_t len) {
+    if (!req->pending) return 0;
+    if (req->body_len + len > MAX_BODY_BYTES) {
+        req->pending = NULL;
+        respond_text(req, 413, "request body too large\n");
+        return 0;
+    }
+    memcpy(req->body + req->body_len, in, len);
+    req->body_len += len;
+    req->body[req->body_len] = '\0';
+    return 0;
 }
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -272,11 +384,23 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP:
         req->wsi = wsi;
         return handle_request(http, req, in ? (const char *)in : "/");
+    case LWS_CALLBACK_HTTP_BODY:
+        return on_body(req, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (req->pending) {
+            const route *r = req->pending;
+            req->pending = NULL;
+            run_route(http, req, r);
+        }
+        return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return write_body(req);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        if (req) release_body(req);
+        if (req) {
+            release_body(req);
+            spark_identity_clear(&req->identity);
+        }
         break;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         if (!http->ws) return -1;

@@ -26,6 +26,14 @@ void spark_http_free(spark_http *http);
  * ("/todo/:list"), to `handler`. Returns 0, or -1 on a malformed pattern. */
 int spark_http_get(spark_http *http, const char *path, spark_http_handler handler, void *ud);
 
+/* Routes POST requests (bodies up to 8 KiB; larger get 413). */
+int spark_http_post(spark_http *http, const char *path, spark_http_handler handler, void *ud);
+
+/* The sessions that identify each request's user (NULL: everyone is
+ * anonymous). */
+struct spark_sessions;
+void spark_http_set_sessions(spark_http *http, const struct spark_sessions *sessions);
+
 /* WebSocket upgrades and the traffic of upgraded connections go to `cb`
  * (without one, every upgrade is refused). `slot` is a per-connection
  * pointer that belongs to the callee. */
@@ -76,5 +84,13 @@ void spark_http_redirect(spark_http_request *req, const char *location);
 /* Answers the request. `body` (len bytes) is copied. */
 void spark_http_respond(spark_http_request *req, int status, const char *content_type,
                         const char *body, size_t len);
+
+/* The same with extra headers: NULL-terminated pairs such as
+ * {"set-cookie:", "a=b", NULL}. */
+void spark_http_respond_with(spark_http_request *req, int status, const char *content_type,
+                             const char *body, size_t len, const char *const *headers);
+
+/* A POST request's body (NUL-terminated), valid during the handler. */
+const char *spark_http_request_body(const spark_http_request *req, size_t *len);
 
 #endif

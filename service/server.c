@@ -16,10 +16,12 @@
 #include "channel_internal.h"
 #include "component_internal.h"
 #include "http.h"
+#include "login.h"
 #include "log.h"
 #include "metrics.h"
 #include "pg.h"
 #include "rooms.h"
+#include "session.h"
 #include "spark_build.h"
 
 #include <json-c/json.h>
@@ -37,6 +39,7 @@ typedef struct {
     const spark_config *cfg;
     struct lws_context *ctx;
     spark_http *http;
+    spark_sessions *sessions;
     spark_pg *db;
     spark_bus *bus;
     spark_rooms *rooms;
@@ -243,9 +246,17 @@ static int start(server *s, struct lws_protocols *protocols) {
                   s->cfg->web_root);
         return -1;
     }
-    if (spark_http_get(s->http, "/healthz", healthz, s) ||
-        spark_http_get(s->http, "/metrics", metrics, s))
+    s->sessions = spark_sessions_new(s->cfg);
+    if (!s->sessions || spark_http_get(s->http, "/healthz", healthz, s) ||
+        spark_http_get(s->http, "/metrics", metrics, s) || spark_login_routes(s->http, s->sessions))
         return -1;
+    spark_http_set_sessions(s->http, s->sessions);
+    if (!spark_sessions_enabled(s->sessions))
+        spark_log(SPARK_LOG_WARN, "auth.off",
+                  "SPARK_VERIFY_KEYS is not set: every connection is anonymous and allowed", NULL);
+    else if (s->cfg->demo_login && !spark_sessions_login_enabled(s->sessions))
+        spark_log(SPARK_LOG_WARN, "auth.no_login", "SPARK_DEMO_LOGIN needs SPARK_SIGNING_KEY",
+                  NULL);
     protocols[0] = spark_http_protocol(s->http);
     if (create_context(s, protocols)) {
         spark_log(SPARK_LOG_ERROR, "start.failed", "cannot listen (is the port in use?)", "port=%d",
@@ -257,7 +268,7 @@ static int start(server *s, struct lws_protocols *protocols) {
     s->db = spark_pg_new(s->ctx, vh, s->cfg->database_url, "db", &db_events, s);
     s->bus = spark_bus_new(s->ctx, vh, s->cfg->database_url);
     s->rooms = s->db ? spark_rooms_new(s->ctx, s->db, s->cfg) : NULL;
-    s->channels = s->rooms ? spark_channels_new(s->cfg, s->rooms) : NULL;
+    s->channels = s->rooms ? spark_channels_new(s->cfg, s->rooms, s->sessions) : NULL;
     s->components = s->db ? spark_components_new(s->ctx, vh, s->db, s->http, s->cfg) : NULL;
     if (!s->channels || !s->components || !s->bus ||
         spark_bus_subscribe(s->bus, "spark", on_spark_notify, on_spark_resync, s))
@@ -282,6 +293,7 @@ static void stop(server *s) {
     spark_components_free(s->components);
     spark_rooms_free(s->rooms);
     spark_http_free(s->http);
+    spark_sessions_free(s->sessions);
 }
 
 int spark_serve(const spark_config *cfg) {

@@ -291,7 +291,17 @@ int it_free_port(void) {
     return ntohs(a.sin_port);
 }
 
+static int http_exchange(int port, const char *request, char *body, size_t cap, bool whole);
+
 int it_http_request(int port, const char *request, char *body, size_t cap) {
+    return http_exchange(port, request, body, cap, false);
+}
+
+int it_http_exchange(int port, const char *request, char *response, size_t cap) {
+    return http_exchange(port, request, response, cap, true);
+}
+
+static int http_exchange(int port, const char *request, char *body, size_t cap, bool whole) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
@@ -312,8 +322,8 @@ int it_http_request(int port, const char *request, char *body, size_t cap) {
     close(fd);
     int status = -1;
     if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1) status = -1;
-    const char *b = strstr(resp, "\r\n\r\n");
-    if (body && cap && b) snprintf(body, cap, "%s", b + 4);
+    const char *b = whole ? resp : strstr(resp, "\r\n\r\n");
+    if (body && cap && b) snprintf(body, cap, "%s", whole ? b : b + 4);
     free(resp);
     return status;
 }

@@ -72,6 +72,9 @@ int it_http_get(int port, const char *path, char *body, size_t cap);
 /* Sends a raw HTTP request; returns the status code, as it_http_get(). */
 int it_http_request(int port, const char *request, char *body, size_t cap);
 
+/* The same, returning the whole response, headers included. */
+int it_http_exchange(int port, const char *request, char *response, size_t cap);
+
 /* Polls GET path until it answers `status`. Returns true if it did within
  * `timeout_ms`. */
 bool it_wait_status(int port, const char *path, int status, int timeout_ms);

@@ -1,0 +1,181 @@
+/*
+ * session.c - finding a request's token, verifying it, and the Origin rule
+ * for tokens that arrive in a cookie.
+ *
+ * Nothing about a token is logged but its subject and key id: a token in a
+ * log is a credential in a log.
+ */
+#include "session.h"
+
+#include "log.h"
+
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LOGIN_TTL_SECONDS (12 * 3600)
+#define MAX_HEADER_BYTES  8192
+#define MAX_LOGIN_NAME    64
+
+struct spark_sessions {
+    spark_auth_keyring *ring;
+    spark_auth_signing_key *signing;
+    bool demo_login;
+    char *allowed_origins; /* NULL: same origin only */
+};
+
+spark_sessions *spark_sessions_new(const spark_config *cfg) {
+    spark_sessions *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    char err[256];
+    /* config already refused malformed keys; a failure here is memory. */
+    if ((cfg->verify_keys &&
+         spark_auth_keyring_parse(cfg->verify_keys, &s->ring, err, sizeof err) != 0) ||
+        (cfg->signing_key &&
+         spark_auth_signing_key_parse(cfg->signing_key, &s->signing, err, sizeof err) != 0) ||
+        (cfg->allowed_origins && !(s->allowed_origins = strdup(cfg->allowed_origins)))) {
+        spark_sessions_free(s);
+        return NULL;
+    }
+    s->demo_login = cfg->demo_login;
+    return s;
+}
+
+void spark_sessions_free(spark_sessions *s) {
+    if (!s) return;
+    spark_auth_keyring_free(s->ring);
+    spark_auth_signing_key_free(s->signing);
+    free(s->allowed_origins);
+    free(s);
+}
+
+bool spark_sessions_enabled(const spark_sessions *s) { return s && s->ring; }
+
+bool spark_sessions_login_enabled(const spark_sessions *s) {
+    return s && s->demo_login && s->signing && s->ring;
+}
+
+static int64_t now_seconds(void) { return (int64_t)time(NULL); }
+
+spark_token_status spark_sessions_verify(const spark_sessions *s, const char *token,
+                                         spark_identity *out) {
+    memset(out, 0, sizeof *out);
+    if (!spark_sessions_enabled(s)) return SPARK_TOKEN_OK;
+    spark_token_status st = spark_token_verify(s->ring, token, now_seconds(), &out->claims);
+    out->authenticated = st == SPARK_TOKEN_OK;
+    return st;
+}
+
+/* Copies a header into buf; "" when absent or too long. */
+static const char *header(struct lws *wsi, enum lws_token_indexes token, char *buf, size_t len) {
+    int n = lws_hdr_total_length(wsi, token);
+    buf[0] = '\0';
+    if (n > 0 && (size_t)n < len) lws_hdr_copy(wsi, buf, (int)len, token);
+    return buf;
+}
+
+/* The token and where it came from: header, then query, then cookie. */
+static spark_token_via find_token(struct lws *wsi, char *buf, size_t len) {
+    static const char bearer[] = "Bearer ";
+    header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, buf, len);
+    if (strncasecmp(buf, bearer, sizeof bearer - 1) == 0) {
+        memmove(buf, buf + sizeof bearer - 1, strlen(buf) - (sizeof bearer - 1) + 1);
+        return SPARK_VIA_HEADER;
+    }
+    const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, (int)len);
+    if (v) {
+        memmove(buf, v, strlen(v) + 1);
+        return SPARK_VIA_QUERY;
+    }
+    char cookies[MAX_HEADER_BYTES];
+    header(wsi, WSI_TOKEN_HTTP_COOKIE, cookies, sizeof cookies);
+    if (cookies[0] && spark_cookie_get(cookies, SPARK_AUTH_COOKIE, buf, len) > 0)
+        return SPARK_VIA_COOKIE;
+    buf[0] = '\0';
+    return SPARK_VIA_NONE;
+}
+
+spark_token_status spark_sessions_identify(const spark_sessions *s, struct lws *wsi,
+                                           spark_identity *out) {
+    memset(out, 0, sizeof *out);
+    if (!spark_sessions_enabled(s)) return SPARK_TOKEN_OK;
+    char token[SPARK_TOKEN_MAX + 1];
+    spark_token_via via = find_token(wsi, token, sizeof token);
+    spark_token_status st = spark_sessions_verify(s, token, out);
+    out->via = via;
+    if (st != SPARK_TOKEN_OK && st != SPARK_TOKEN_MISSING)
+        spark_log(SPARK_LOG_INFO, "auth.rejected", spark_token_status_reason(st), "via=%d", via);
+    return st;
+}
+
+/* Whether `origin` is one of the comma- or space-separated `list`. */
+static bool listed(const char *list, const char *origin) {
+    size_t n = strlen(origin);
+    for (const char *p = list; *p;) {
+        p += strspn(p, ", \t");
+        size_t len = strcspn(p, ", \t");
+        if (len == n && len && strncasecmp(p, origin, n) == 0) return true;
+        p += len;
+    }
+    return false;
+}
+
+bool spark_sessions_origin_allowed(const spark_sessions *s, struct lws *wsi) {
+    char origin[512], host[512], same[600];
+    header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin);
+    if (!origin[0]) return false;
+    if (s->allowed_origins) return listed(s->allowed_origins, origin);
+    header(wsi, WSI_TOKEN_HOST, host, sizeof host);
+    if (!host[0]) return false;
+    const char *rest = strstr(origin, "://");
+    snprintf(same, sizeof same, "%s", rest ? rest + 3 : "");
+    return strcasecmp(same, host) == 0;
+}
+
+/* The same name (ignoring case and surrounding space) is the same user:
+ * a short hash of it, so that ids say nothing and stay URL-safe. */
+static void user_id_for(const char *name, char out[32]) {
+    unsigned char lower[MAX_LOGIN_NAME + 1], hash[8];
+    size_t n = strlen(name);
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (unsigned char)tolower((unsigned char)name[i]);
+    crypto_generichash(hash, sizeof hash, lower, n, NULL, 0);
+    char hex[17];
+    sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
+    snprintf(out, 32, "u-%s", hex);
+}
+
+int spark_sessions_issue_login(const spark_sessions *s, const char *name, char **token,
+                               int *ttl_seconds) {
+    if (!spark_sessions_login_enabled(s) || !name || !*name || strlen(name) > MAX_LOGIN_NAME)
+        return -1;
+    char sub[32], err[256];
+    user_id_for(name, sub);
+    char user_scope[40];
+    snprintf(user_scope, sizeof user_scope, "user:%s", sub);
+    const char *scopes[] = {"room:*", "component:*", user_scope};
+    if (spark_token_mint(s->signing, sub, name, LOGIN_TTL_SECONDS, scopes, 3, now_seconds(), token,
+                         err, sizeof err) != 0) {
+        spark_log(SPARK_LOG_INFO, "auth.login_refused", err, NULL);
+        return -1;
+    }
+    spark_log(SPARK_LOG_INFO, "auth.login", NULL, "sub=%s kid=%s", sub,
+              spark_auth_signing_key_kid(s->signing));
+    *ttl_seconds = LOGIN_TTL_SECONDS;
+    return 0;
+}
+
+bool spark_identity_can(const spark_sessions *s, const spark_identity *id, const char *scope) {
+    if (!spark_sessions_enabled(s)) return true;
+    return id->authenticated && spark_token_allows(&id->claims, scope);
+}
+
+void spark_identity_clear(spark_identity *id) {
+    if (!id) return;
+    spark_token_claims_free(&id->claims);
+    id->authenticated = false;
+    id->via = SPARK_VIA_NONE;
+}
