@@ -30,7 +30,10 @@ async function launch() {
     executablePath: process.env.SPARK_E2E_CHROMIUM || '/usr/bin/chromium',
     headless: true,
     // The sandbox needs user namespaces, which containers and root lack.
-    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+    // Test fixture pages are served by the test (page.route), and Chromium
+    // would count them as public pages reaching a local server.
+    args: ['--no-sandbox', '--disable-dev-shm-usage',
+      '--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests'],
   });
 }
 
