@@ -1,29 +1,396 @@
 /*
- * component.c - live components: in progress.
+ * component.c - the component registry and the author API of
+ * <spark/component.h>.
+ *
+ * Every render and every handler run gets one spark_live: the shared state
+ * and view state it may read (and, for a handler, change in place: the
+ * runtime hands it copies and keeps them only if the run succeeds), who is
+ * looking, and slots for what the run asks for. Keeping the author API a
+ * thin layer over json-c objects lets the runtime compare, copy and store
+ * states without converting them.
+ *
+ * Writes where they are not allowed (render, a mount or a tick changing
+ * shared state) are ignored and logged: a render must be a function of its
+ * inputs, and only events are stored and retried.
  */
-#include "component_internal.h"
+#include "live.h"
 
+#include "log.h"
+
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-struct spark_components {
-    int unused;
-};
+#define MAX_COMPONENTS 64
 
-spark_components *spark_components_new(struct lws_context *ctx, struct lws_vhost *vhost,
-                                       spark_pg *db, spark_http *http, const spark_config *cfg) {
-    (void)ctx, (void)vhost, (void)db, (void)http, (void)cfg;
-    return calloc(1, sizeof(spark_components));
+static const spark_component *registry[MAX_COMPONENTS];
+static size_t nregistered;
+
+static bool valid_type_name(const char *name) {
+    if (!name || !(*name >= 'a' && *name <= 'z')) return false;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) return false;
+    return strlen(name) < 64;
 }
 
-void spark_components_free(spark_components *components) { free(components); }
-void spark_components_db_up(spark_components *components) { (void)components; }
-
-void spark_components_on_notify(spark_components *components, const char *payload) {
-    (void)components, (void)payload;
+SPARK_API int spark_component_register(const spark_component *component) {
+    if (!component || !valid_type_name(component->name) || !component->render ||
+        nregistered == MAX_COMPONENTS ||
+        spark_component_lookup(component->name, strlen(component->name))) {
+        fprintf(stderr, "spark: cannot register component \"%s\"\n",
+                component && component->name ? component->name : "(null)");
+        return -1;
+    }
+    registry[nregistered++] = component;
+    return 0;
 }
 
-void spark_components_on_resync(spark_components *components, bool reconnected) {
-    (void)components, (void)reconnected;
+const spark_component *spark_component_lookup(const char *name, size_t len) {
+    for (size_t i = 0; i < nregistered; i++)
+        if (strlen(registry[i]->name) == len && memcmp(registry[i]->name, name, len) == 0)
+            return registry[i];
+    return NULL;
 }
 
-void spark_components_detach(spark_components *components) { (void)components; }
+const spark_component *spark_component_of_id(const char *id, const char **key) {
+    const char *colon = id ? strchr(id, ':') : NULL;
+    if (!colon || !colon[1] || strlen(id) > SPARK_MAX_CID_BYTES) return NULL;
+    if (key) *key = colon + 1;
+    return spark_component_lookup(id, (size_t)(colon - id));
+}
+
+json_object *spark_component_initial(const char *json_text) {
+    json_object *o = json_text ? json_tokener_parse(json_text) : NULL;
+    if (json_object_is_type(o, json_type_object)) return o;
+    json_object_put(o);
+    return json_object_new_object();
+}
+
+/* ---- running callbacks --------------------------------------------------- */
+
+spark_html *spark_live_render(spark_live *lv, const char **error) {
+    spark_html *h = spark_html_new();
+    if (!h) {
+        *error = "out of memory";
+        return NULL;
+    }
+    bool shared = lv->shared_writable, local = lv->local_writable;
+    lv->shared_writable = lv->local_writable = false;
+    lv->type->render(h, lv);
+    lv->shared_writable = shared;
+    lv->local_writable = local;
+    if (spark_html_error(h)) {
+        *error = spark_html_error(h);
+        spark_log(SPARK_LOG_WARN, "component.render_refused", *error, "component=%s", lv->id);
+        spark_html_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int spark_live_dispatch(spark_live *lv) {
+    if (!lv->type->on_event) return SPARK_UNKNOWN_EVENT;
+    int r = lv->type->on_event(lv);
+    if (r == SPARK_OK || r == SPARK_UNKNOWN_EVENT) return r;
+    if (!lv->fail_code) spark_fail(lv, "failed", "the event could not be handled");
+    return SPARK_FAILED;
+}
+
+void spark_live_clear_outcome(spark_live *lv) {
+    free(lv->fail_code);
+    free(lv->fail_message);
+    free(lv->flash_level);
+    free(lv->flash_message);
+    free(lv->redirect);
+    json_object_put(lv->posts);
+    lv->fail_code = lv->fail_message = lv->flash_level = lv->flash_message = lv->redirect = NULL;
+    lv->posts = NULL;
+}
+
+char *spark_component_render_html(const char *id, const char *state_json, const char *view_json) {
+    const char *key;
+    const spark_component *type = spark_component_of_id(id, &key);
+    if (!type) return NULL;
+    json_object *state = spark_component_initial(state_json ? state_json : type->initial_state);
+    json_object *local = spark_component_initial(view_json ? view_json : type->initial_view);
+    spark_room_view room = {0};
+    spark_live lv = {.type = type,
+                     .id = id,
+                     .key = key,
+                     .state = state,
+                     .local = local,
+                     .viewer_id = "anonymous",
+                     .viewer_name = "anonymous",
+                     .room = type->room ? &room : NULL};
+    const char *error;
+    spark_html *h = spark_live_render(&lv, &error);
+    char *html = h ? spark_html_render(h, NULL) : NULL;
+    spark_html_free(h);
+    json_object_put(state);
+    json_object_put(local);
+    return html;
+}
+
+/* ---- results ------------------------------------------------------------- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+SPARK_API int spark_fail(spark_event *e, const char *code, const char *message) {
+    free(e->fail_code);
+    free(e->fail_message);
+    e->fail_code = strdup(code && *code ? code : "failed");
+    e->fail_message = dup_or_null(message ? message : "");
+    return SPARK_FAILED;
+}
+
+SPARK_API void spark_flash(spark_event *e, const char *level, const char *message) {
+    free(e->flash_level);
+    free(e->flash_message);
+    e->flash_level = strdup(level ? level : "info");
+    e->flash_message = dup_or_null(message ? message : "");
+}
+
+SPARK_API void spark_redirect(spark_event *e, const char *url) {
+    free(e->redirect);
+    e->redirect = dup_or_null(url);
+}
+
+/* ---- the event ------------------------------------------------------------- */
+
+SPARK_API bool spark_event_is(const spark_event *e, const char *name) {
+    return e->event && name && strcmp(e->event, name) == 0;
+}
+
+SPARK_API const char *spark_event_name(const spark_event *e) { return e->event; }
+
+static json_object *field(json_object *o, const char *key) {
+    json_object *v = NULL;
+    return o && key && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+SPARK_API const char *spark_data_str(const spark_event *e, const char *key) {
+    json_object *v = field(e->data, key);
+    return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+SPARK_API bool spark_data_int(const spark_event *e, const char *key, long long *out) {
+    json_object *v = field(e->data, key);
+    if (!json_object_is_type(v, json_type_int)) return false;
+    *out = json_object_get_int64(v);
+    return true;
+}
+
+SPARK_API bool spark_data_bool(const spark_event *e, const char *key, bool *out) {
+    json_object *v = field(e->data, key);
+    if (!json_object_is_type(v, json_type_boolean)) return false;
+    *out = json_object_get_boolean(v);
+    return true;
+}
+
+/* ---- who and what ------------------------------------------------------------ */
+
+SPARK_API const char *spark_viewer_id(const spark_view *v) {
+    ((spark_live *)v)->used_viewer = true;
+    return v->viewer_id;
+}
+
+SPARK_API const char *spark_viewer_name(const spark_view *v) {
+    ((spark_live *)v)->used_viewer = true;
+    return v->viewer_name;
+}
+
+SPARK_API const char *spark_component_id(const spark_view *v) { return v->id; }
+SPARK_API const char *spark_component_key(const spark_view *v) { return v->key; }
+
+/* ---- plain values inside an object ------------------------------------------ */
+
+static long long get_int(json_object *o, const char *key, long long fallback) {
+    json_object *v = field(o, key);
+    return json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : fallback;
+}
+
+static bool get_bool(json_object *o, const char *key, bool fallback) {
+    json_object *v = field(o, key);
+    return json_object_is_type(v, json_type_boolean) ? json_object_get_boolean(v) : fallback;
+}
+
+static const char *get_str(json_object *o, const char *key, const char *fallback) {
+    json_object *v = field(o, key);
+    return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : fallback;
+}
+
+static bool allowed(const spark_live *lv, bool shared) {
+    if (shared ? lv->shared_writable : lv->local_writable) return true;
+    spark_log(SPARK_LOG_WARN, "component.write_ignored",
+              shared ? "shared state can only change in on_event" : "view state is read-only here",
+              "component=%s", lv->id);
+    return false;
+}
+
+static int put(spark_live *lv, bool shared, const char *key, json_object *value) {
+    if (!key || !allowed(lv, shared)) {
+        json_object_put(value);
+        return SPARK_FAILED;
+    }
+    json_object_object_add(shared ? lv->state : lv->local, key, value);
+    return SPARK_OK;
+}
+
+/* ---- shared state ----------------------------------------------------------- */
+
+SPARK_API long long spark_state_int(const spark_view *v, const char *key, long long fallback) {
+    return get_int(v->state, key, fallback);
+}
+
+SPARK_API bool spark_state_bool(const spark_view *v, const char *key, bool fallback) {
+    return get_bool(v->state, key, fallback);
+}
+
+SPARK_API const char *spark_state_str(const spark_view *v, const char *key, const char *fallback) {
+    return get_str(v->state, key, fallback);
+}
+
+SPARK_API int spark_state_set_int(spark_event *e, const char *key, long long value) {
+    return put(e, true, key, json_object_new_int64(value));
+}
+
+SPARK_API int spark_state_set_bool(spark_event *e, const char *key, bool value) {
+    return put(e, true, key, json_object_new_boolean(value));
+}
+
+SPARK_API int spark_state_set_str(spark_event *e, const char *key, const char *value) {
+    return put(e, true, key, json_object_new_string(value ? value : ""));
+}
+
+SPARK_API int spark_state_add(spark_event *e, const char *key, long long delta) {
+    return spark_state_set_int(e, key, spark_state_int(e, key, 0) + delta);
+}
+
+/* ---- lists --------------------------------------------------------------------- */
+
+static json_object *list_of(json_object *state, const char *list) {
+    json_object *a = field(state, list);
+    return json_object_is_type(a, json_type_array) ? a : NULL;
+}
+
+SPARK_API size_t spark_list_len(const spark_view *v, const char *list) {
+    json_object *a = list_of(v->state, list);
+    return a ? json_object_array_length(a) : 0;
+}
+
+SPARK_API const spark_item *spark_list_at(const spark_view *v, const char *list, size_t i) {
+    json_object *a = list_of(v->state, list);
+    json_object *it = a && i < json_object_array_length(a) ? json_object_array_get_idx(a, i) : NULL;
+    return json_object_is_type(it, json_type_object) ? (const spark_item *)it : NULL;
+}
+
+SPARK_API spark_item *spark_list_edit(spark_event *e, const char *list, size_t i) {
+    if (!allowed(e, true)) return NULL;
+    return (spark_item *)spark_list_at(e, list, i);
+}
+
+SPARK_API spark_item *spark_list_add(spark_event *e, const char *list) {
+    if (!list || !allowed(e, true)) return NULL;
+    json_object *a = list_of(e->state, list);
+    if (!a) {
+        a = json_object_new_array();
+        json_object_object_add(e->state, list, a);
+    }
+    json_object *it = json_object_new_object();
+    json_object_array_add(a, it);
+    return (spark_item *)it;
+}
+
+SPARK_API void spark_list_remove(spark_event *e, const char *list, size_t i) {
+    json_object *a = allowed(e, true) ? list_of(e->state, list) : NULL;
+    if (a && i < json_object_array_length(a)) json_object_array_del_idx(a, i, 1);
+}
+
+SPARK_API long long spark_item_int(const spark_item *it, const char *key, long long fallback) {
+    return get_int((json_object *)it, key, fallback);
+}
+
+SPARK_API bool spark_item_bool(const spark_item *it, const char *key, bool fallback) {
+    return get_bool((json_object *)it, key, fallback);
+}
+
+SPARK_API const char *spark_item_str(const spark_item *it, const char *key, const char *fallback) {
+    return get_str((json_object *)it, key, fallback);
+}
+
+SPARK_API void spark_item_set_int(spark_item *it, const char *key, long long value) {
+    if (it && key) json_object_object_add((json_object *)it, key, json_object_new_int64(value));
+}
+
+SPARK_API void spark_item_set_bool(spark_item *it, const char *key, bool value) {
+    if (it && key) json_object_object_add((json_object *)it, key, json_object_new_boolean(value));
+}
+
+SPARK_API void spark_item_set_str(spark_item *it, const char *key, const char *value) {
+    if (it && key)
+        json_object_object_add((json_object *)it, key, json_object_new_string(value ? value : ""));
+}
+
+/* ---- view state ------------------------------------------------------------------ */
+
+SPARK_API long long spark_local_int(const spark_view *v, const char *key, long long fallback) {
+    return get_int(v->local, key, fallback);
+}
+
+SPARK_API bool spark_local_bool(const spark_view *v, const char *key, bool fallback) {
+    return get_bool(v->local, key, fallback);
+}
+
+SPARK_API const char *spark_local_str(const spark_view *v, const char *key, const char *fallback) {
+    return get_str(v->local, key, fallback);
+}
+
+SPARK_API int spark_local_set_int(spark_event *e, const char *key, long long value) {
+    return put(e, false, key, json_object_new_int64(value));
+}
+
+SPARK_API int spark_local_set_bool(spark_event *e, const char *key, bool value) {
+    return put(e, false, key, json_object_new_boolean(value));
+}
+
+SPARK_API int spark_local_set_str(spark_event *e, const char *key, const char *value) {
+    return put(e, false, key, json_object_new_string(value ? value : ""));
+}
+
+/* ---- rooms ------------------------------------------------------------------------- */
+
+SPARK_API size_t spark_room_len(const spark_view *v) {
+    return v->room && v->room->messages ? json_object_array_length(v->room->messages) : 0;
+}
+
+SPARK_API const spark_item *spark_room_at(const spark_view *v, size_t i) {
+    if (i >= spark_room_len(v)) return NULL;
+    json_object *m = json_object_array_get_idx(v->room->messages, i);
+    return json_object_is_type(m, json_type_object) ? (const spark_item *)m : NULL;
+}
+
+SPARK_API size_t spark_room_online_len(const spark_view *v) {
+    return v->room ? v->room->nonline : 0;
+}
+
+SPARK_API const char *spark_room_online(const spark_view *v, size_t i) {
+    return i < spark_room_online_len(v) ? v->room->online[i] : NULL;
+}
+
+SPARK_API size_t spark_room_typing_len(const spark_view *v) {
+    return v->room ? v->room->ntyping : 0;
+}
+
+SPARK_API const char *spark_room_typing(const spark_view *v, size_t i) {
+    return i < spark_room_typing_len(v) ? v->room->typing[i] : NULL;
+}
+
+SPARK_API spark_item *spark_room_post(spark_event *e, bool ephemeral) {
+    if (!e->type->room || !e->local_writable) return NULL;
+    if (!e->posts) e->posts = json_object_new_array();
+    json_object *post = json_object_new_object(), *payload = json_object_new_object();
+    json_object_object_add(post, "ephemeral", json_object_new_boolean(ephemeral));
+    json_object_object_add(post, "payload", payload);
+    json_object_array_add(e->posts, post);
+    return (spark_item *)payload;
+}

@@ -1,0 +1,179 @@
+/*
+ * store.c - live components' statements, and turning their results into
+ * plain values so that the runtime never handles a PGresult.
+ *
+ * The write goes through spark.apply_events (sql/40_components.sql): a
+ * whole batch in one statement, so one transaction and one round trip, and
+ * the check of the expected version happens under the row's lock.
+ */
+#include "store.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A call in flight. They are listed so that those a closing connection
+ * drops without an answer can still be freed (spark_store_abandon). */
+typedef struct call {
+    struct call *prev, *next;
+    void (*fn)(void);
+    void *ud;
+} call;
+
+static call *calls;
+
+static call *new_call(void (*fn)(void), void *ud) {
+    call *c = calloc(1, sizeof *c);
+    if (c) {
+        c->fn = fn;
+        c->ud = ud;
+    }
+    return c;
+}
+
+static void end_call(call *c) {
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (calls == c)
+        calls = c->next;
+    if (c->next) c->next->prev = c->prev;
+    free(c);
+}
+
+static int run(spark_pg *db, const char *sql, int n, const char *const *params,
+               spark_pg_result_fn done, call *c) {
+    if (c && db && spark_pg_query(db, sql, n, params, done, c) == 0) {
+        c->next = calls;
+        if (calls) calls->prev = c;
+        calls = c;
+        return 0;
+    }
+    free(c);
+    return -1;
+}
+
+void spark_store_abandon(void) {
+    while (calls)
+        end_call(calls);
+}
+
+static long long num(const PGresult *res, int row, int col) {
+    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static const char *text_or_null(const PGresult *res, int row, int col) {
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+/* ---- states ------------------------------------------------------------- */
+
+static void on_state(void *ud, const PGresult *res, const char *error) {
+    call *c = ud;
+    spark_store_state_fn cb = (spark_store_state_fn)c->fn;
+    if (error)
+        cb(c->ud, 0, NULL, error);
+    else if (PQntuples(res) == 0)
+        cb(c->ud, 0, NULL, NULL);
+    else
+        cb(c->ud, num(res, 0, 0), text_or_null(res, 0, 1), NULL);
+    end_call(c);
+}
+
+int spark_store_load(spark_pg *db, const char *id, spark_store_state_fn cb, void *ud) {
+    const char *params[] = {id};
+    return run(db, "SELECT version, state::text FROM spark.components WHERE id = $1", 1, params,
+               on_state, new_call((void (*)(void))cb, ud));
+}
+
+int spark_store_state_at(spark_pg *db, const char *id, long long version, spark_store_state_fn cb,
+                         void *ud) {
+    char v[24];
+    snprintf(v, sizeof v, "%lld", version);
+    const char *params[] = {id, v};
+    return run(db,
+               "SELECT $2::bigint, (SELECT state::text FROM spark.events"
+               "                     WHERE component_id = $1 AND version = $2::bigint)",
+               2, params, on_state, new_call((void (*)(void))cb, ud));
+}
+
+/* ---- writes --------------------------------------------------------------- */
+
+static void on_applied(void *ud, const PGresult *res, const char *error) {
+    call *c = ud;
+    spark_store_apply_fn cb = (spark_store_apply_fn)c->fn;
+    if (error || PQntuples(res) != 1)
+        cb(c->ud, SPARK_STORE_ERROR, 0, NULL, error ? error : "no result");
+    else
+        cb(c->ud,
+           strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? SPARK_STORE_APPLIED : SPARK_STORE_CONFLICT,
+           num(res, 0, 1), text_or_null(res, 0, 2), NULL);
+    end_call(c);
+}
+
+int spark_store_apply(spark_pg *db, const char *id, long long expected, const char *events_json,
+                      const char *instance, spark_store_apply_fn cb, void *ud) {
+    char v[24];
+    snprintf(v, sizeof v, "%lld", expected);
+    const char *params[] = {id, v, events_json, instance};
+    return run(db,
+               "SELECT applied, version, state::text"
+               " FROM spark.apply_events($1, $2::bigint, $3::jsonb, $4)",
+               4, params, on_applied, new_call((void (*)(void))cb, ud));
+}
+
+/* ---- rooms ------------------------------------------------------------------ */
+
+static void on_room(void *ud, const PGresult *res, const char *error) {
+    call *c = ud;
+    spark_store_room_fn cb = (spark_store_room_fn)c->fn;
+    if (error || PQntuples(res) != 1)
+        cb(c->ud, NULL, NULL, 0, error ? error : "no result");
+    else
+        cb(c->ud, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), num(res, 0, 2), NULL);
+    end_call(c);
+}
+
+int spark_store_room(spark_pg *db, const char *room, long long after_seq, int limit,
+                     spark_store_room_fn cb, void *ud) {
+    char after[24], lim[16];
+    snprintf(after, sizeof after, "%lld", after_seq);
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *params[] = {room, after, lim};
+    return run(db,
+               "SELECT (SELECT coalesce(json_agg(CASE WHEN jsonb_typeof(x.payload) = 'object'"
+               "                 THEN x.payload || jsonb_build_object('seq', x.seq)"
+               "                 ELSE x.payload END ORDER BY x.seq), '[]')"
+               "          FROM (SELECT seq, payload FROM spark.messages"
+               "                 WHERE room = $1 AND kind = 'message' AND seq > $2::bigint"
+               "                 ORDER BY seq DESC LIMIT $3::int) x)::text,"
+               " spark.presence_state($1)::text,"
+               " coalesce((SELECT max(seq) FROM spark.messages WHERE room = $1), 0)",
+               3, params, on_room, new_call((void (*)(void))cb, ud));
+}
+
+static void log_failure(void *ud, const PGresult *res, const char *error) {
+    (void)res;
+    if (error) spark_log(SPARK_LOG_WARN, "component.query_failed", error, "what=%s", (char *)ud);
+}
+
+int spark_store_track(spark_pg *db, const char *instance, unsigned long long conn, const char *room,
+                      const char *user_id, const char *user_name) {
+    char serial[24];
+    snprintf(serial, sizeof serial, "%llu", conn);
+    const char *params[] = {instance, serial, room, user_id, user_name};
+    return db ? spark_pg_query(db, "SELECT spark.presence_track($1, $2, $3, $4, $5, '{}'::jsonb)",
+                               5, params, log_failure, (void *)"presence_track")
+              : -1;
+}
+
+int spark_store_untrack(spark_pg *db, const char *instance, unsigned long long conn,
+                        const char *room) {
+    char serial[24];
+    snprintf(serial, sizeof serial, "%llu", conn);
+    const char *params[] = {instance, serial, room};
+    return db ? spark_pg_query(db, "SELECT spark.presence_untrack($1, $2, $3)", 3, params,
+                               log_failure, (void *)"presence_untrack")
+              : -1;
+}

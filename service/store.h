@@ -1,0 +1,61 @@
+/*
+ * store.h - the PostgreSQL side of live components: load a state, read an
+ * old version, store a batch of events, read a room, track presence.
+ *
+ * Every call queues one statement on the instance's "db" connection and
+ * answers through a callback from the event loop; calls answer in the
+ * order they were made (the connection runs one statement at a time), which
+ * the runtime relies on: a load queued after a write sees that write.
+ * A call returns -1 when the connection is not up; the callback then never
+ * runs.
+ */
+#ifndef SPARK_STORE_H
+#define SPARK_STORE_H
+
+#include "pg.h"
+
+#include <stdbool.h>
+
+/* A component's stored state: `state` is JSON text, or NULL when the
+ * component does not exist (or, for a version, has no such version).
+ * `error` is non-NULL when the query failed. Strings are borrowed. */
+typedef void (*spark_store_state_fn)(void *ud, long long version, const char *state,
+                                     const char *error);
+
+int spark_store_load(spark_pg *db, const char *id, spark_store_state_fn cb, void *ud);
+/* Answers with `version` as asked, and its state or NULL. */
+int spark_store_state_at(spark_pg *db, const char *id, long long version, spark_store_state_fn cb,
+                         void *ud);
+
+typedef enum { SPARK_STORE_APPLIED, SPARK_STORE_CONFLICT, SPARK_STORE_ERROR } spark_store_outcome;
+
+/* A batch write: APPLIED with the last version written; CONFLICT with the
+ * current version and state (NULL: absent); ERROR with a reason. */
+typedef void (*spark_store_apply_fn)(void *ud, spark_store_outcome outcome, long long version,
+                                     const char *state, const char *error);
+
+/* `events_json`: [{"e":name,"d":data,"a":actor,"s":state}], each a change
+ * on top of the one before, the first on top of `expected` (0: absent). */
+int spark_store_apply(spark_pg *db, const char *id, long long expected, const char *events_json,
+                      const char *instance, spark_store_apply_fn cb, void *ud);
+
+/* A room's messages of kind "message" after `after_seq` (the newest
+ * `limit` of them, as a JSON array of payloads, oldest first), its
+ * presence state (JSON object) and its last seq of any kind. */
+typedef void (*spark_store_room_fn)(void *ud, const char *messages, const char *presence,
+                                    long long last_seq, const char *error);
+
+int spark_store_room(spark_pg *db, const char *room, long long after_seq, int limit,
+                     spark_store_room_fn cb, void *ud);
+
+/* Frees the bookkeeping of calls that will never be answered (their
+ * connection was freed with them queued). */
+void spark_store_abandon(void);
+
+/* Presence of one viewer (instance, conn) in a room, as channels track it. */
+int spark_store_track(spark_pg *db, const char *instance, unsigned long long conn, const char *room,
+                      const char *user_id, const char *user_name);
+int spark_store_untrack(spark_pg *db, const char *instance, unsigned long long conn,
+                        const char *room);
+
+#endif

@@ -1,0 +1,66 @@
+-- 40_components.sql: the write path of live components in sparkd.
+-- Re-applied by every `sparkd migrate`: must stay idempotent.
+--
+-- sparkd runs a component's handlers on the state it has cached, then
+-- stores the results of every event that arrived together in one call of
+-- spark.apply_events: one statement, so one transaction and one round
+-- trip. Each event is its own UPDATE, so the triggers of 0001 give each its
+-- own version, history row (event, data, actor, instance) and NOTIFY.
+
+-- p_expected: the version the handlers ran on (0: the component did not
+-- exist). p_events: [{"e": name, "d": data, "a": actor, "s": state after}].
+-- Returns applied = true and the last version written; or, when another
+-- writer got there first, applied = false with the current version and
+-- state (null state: the component does not exist), and nothing written.
+-- Only the first statement can meet a conflict: it leaves the row locked
+-- for the rest of the batch.
+CREATE OR REPLACE FUNCTION spark.apply_events(p_id text, p_expected bigint, p_events jsonb,
+                                              p_instance text)
+RETURNS TABLE (applied boolean, version bigint, state jsonb)
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+DECLARE
+    v_event   jsonb;
+    v_version bigint := p_expected;
+    v_new     bigint;
+BEGIN
+    PERFORM set_config('spark.instance', coalesce(p_instance, ''), true);
+    FOR v_event IN SELECT t.e FROM jsonb_array_elements(p_events) AS t(e) LOOP
+        PERFORM set_config('spark.event', coalesce(v_event->>'e', ''), true);
+        PERFORM set_config('spark.event_data', coalesce((v_event->'d')::text, ''), true);
+        PERFORM set_config('spark.actor', coalesce(v_event->>'a', ''), true);
+        v_new := NULL;
+        IF v_version = 0 THEN
+            INSERT INTO spark.components AS c (id, state)
+            VALUES (p_id, v_event->'s')
+            ON CONFLICT (id) DO NOTHING
+            RETURNING c.version INTO v_new;
+        ELSE
+            UPDATE spark.components AS c
+               SET state = v_event->'s'
+             WHERE c.id = p_id AND c.version = v_version
+            RETURNING c.version INTO v_new;
+        END IF;
+        IF v_new IS NULL THEN
+            RETURN QUERY
+                SELECT false,
+                       coalesce((SELECT c.version FROM spark.components c WHERE c.id = p_id), 0),
+                       (SELECT c.state FROM spark.components c WHERE c.id = p_id);
+            RETURN;
+        END IF;
+        v_version := v_new;
+    END LOOP;
+    PERFORM set_config('spark.event', '', true);
+    PERFORM set_config('spark.event_data', '', true);
+    PERFORM set_config('spark.actor', '', true);
+    PERFORM set_config('spark.instance', '', true);
+    RETURN QUERY SELECT true, v_version, NULL::jsonb;
+END;
+$$;
+
+COMMENT ON FUNCTION spark.apply_events(text, bigint, jsonb, text) IS
+    'sparkd''s batched write of component events: each element of p_events becomes one version with its '
+    'own history row, if the component is still at p_expected (0: absent); otherwise nothing is written '
+    'and the current version and state are returned with applied = false.';
