@@ -1,0 +1,257 @@
+/*
+ * test_live.c - live components without a server: parsing /spark frames
+ * (every kind of bad input gets its error code), the server's frames, the
+ * author API's rules, and the todo demo's rendering and escaping.
+ */
+#include "live.h"
+
+/* The demo app uses only the public API; link it in. */
+#include "../../apps/todo.c"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *parse_error(const char *frame, long long *ref) {
+    spark_msg m;
+    const char *code = NULL, *message = NULL;
+    int r = spark_msg_parse(frame, strlen(frame), &m, &code, &message);
+    if (ref) *ref = m.ref;
+    spark_msg_clear(&m);
+    return r == 0 ? NULL : code;
+}
+
+START_TEST(bad_frames_get_codes) {
+    static const struct {
+        const char *frame, *code;
+    } cases[] = {
+        {"", "invalid_json"},
+        {"not json", "invalid_json"},
+        {"{\"t\":\"join\"", "invalid_json"},
+        {"{\"t\":\"join\",\"cid\":\"a:b\"} trailing", "invalid_json"},
+        {"[]", "invalid_json"},
+        {"42", "invalid_json"},
+        {"null", "invalid_json"},
+        {"{}", "invalid_message"},
+        {"{\"t\":7,\"cid\":\"a:b\"}", "invalid_message"},
+        {"{\"t\":\"wave\",\"cid\":\"a:b\"}", "unknown_type"},
+        {"{\"t\":\"join\"}", "invalid_message"},
+        {"{\"t\":\"join\",\"cid\":\"\"}", "invalid_message"},
+        {"{\"t\":\"join\",\"cid\":[\"a:b\"]}", "invalid_message"},
+        {"{\"t\":\"join\",\"cid\":\"a\\u0000b\"}", "invalid_message"},
+        {"{\"t\":\"join\",\"cid\":\"a:b\",\"v\":\"12\"}", "invalid_message"},
+        {"{\"t\":\"join\",\"cid\":\"a:b\",\"v\":-1}", "invalid_message"},
+        {"{\"t\":\"join\",\"cid\":\"a:b\",\"v\":1.5}", "invalid_message"},
+        {"{\"t\":\"join\",\"cid\":\"a:b\",\"ref\":\"1\"}", "invalid_message"},
+        {"{\"t\":\"join\",\"cid\":\"a:b\",\"ref\":-3}", "invalid_message"},
+        {"{\"t\":\"event\",\"cid\":\"a:b\"}", "invalid_message"},
+        {"{\"t\":\"event\",\"cid\":\"a:b\",\"e\":\"\"}", "invalid_message"},
+        {"{\"t\":\"event\",\"cid\":\"a:b\",\"e\":5}", "invalid_message"},
+        {"{\"t\":\"event\",\"cid\":\"a:b\",\"e\":\"x\",\"d\":[1]}", "invalid_data"},
+        {"{\"t\":\"event\",\"cid\":\"a:b\",\"e\":\"x\",\"d\":\"text\"}", "invalid_data"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *code = parse_error(cases[i].frame, NULL);
+        ck_assert_msg(code && strcmp(code, cases[i].code) == 0, "%s: got %s, want %s",
+                      cases[i].frame, code ? code : "(ok)", cases[i].code);
+    }
+    char *big = malloc(SPARK_LIVE_MAX_FRAME + 2);
+    memset(big, ' ', SPARK_LIVE_MAX_FRAME + 1);
+    big[SPARK_LIVE_MAX_FRAME + 1] = '\0';
+    ck_assert_str_eq(parse_error(big, NULL), "too_large");
+    free(big);
+    /* The ref comes back with the error when it could be read. */
+    long long ref = 0;
+    ck_assert_str_eq(parse_error("{\"t\":\"wave\",\"ref\":9,\"cid\":\"a:b\"}", &ref),
+                     "unknown_type");
+    ck_assert_int_eq(ref, 9);
+    ck_assert_str_eq(parse_error("garbage", &ref), "invalid_json");
+    ck_assert_int_eq(ref, -1);
+}
+END_TEST
+
+START_TEST(good_frames_parse) {
+    spark_msg m;
+    const char *code, *message;
+    const char *join = "{\"t\":\"join\",\"ref\":1,\"cid\":\"todo:groceries\",\"v\":12}";
+    ck_assert_int_eq(spark_msg_parse(join, strlen(join), &m, &code, &message), 0);
+    ck_assert_int_eq(m.kind, SPARK_MSG_JOIN);
+    ck_assert_int_eq(m.ref, 1);
+    ck_assert_int_eq(m.v, 12);
+    ck_assert_str_eq(m.cid, "todo:groceries");
+    spark_msg_clear(&m);
+    const char *ev = "{\"t\":\"event\",\"ref\":2,\"cid\":\"todo:g\",\"e\":\"add_todo\","
+                     "\"d\":{\"text\":\"milk\"}}";
+    ck_assert_int_eq(spark_msg_parse(ev, strlen(ev), &m, &code, &message), 0);
+    ck_assert_int_eq(m.kind, SPARK_MSG_EVENT);
+    ck_assert_str_eq(m.event, "add_todo");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(m.data, "text")), "milk");
+    spark_msg_clear(&m);
+    const char *leave = "{\"t\":\"leave\",\"cid\":\"todo:g\"}";
+    ck_assert_int_eq(spark_msg_parse(leave, strlen(leave), &m, &code, &message), 0);
+    ck_assert_int_eq(m.kind, SPARK_MSG_LEAVE);
+    ck_assert_int_eq(m.ref, -1);
+    spark_msg_clear(&m);
+}
+END_TEST
+
+START_TEST(server_frames) {
+    spark_sbuf b = {0};
+    spark_frame_reply_ok(&b, 2);
+    ck_assert_str_eq(b.data, "{\"t\":\"reply\",\"ref\":2,\"ok\":true}");
+    spark_sbuf_free(&b);
+    spark_frame_reply_error(&b, -1, "invalid_json", "a \"frame\"");
+    ck_assert_str_eq(b.data, "{\"t\":\"reply\",\"ref\":null,\"ok\":false,\"error\":{\"code\":"
+                             "\"invalid_json\",\"message\":\"a \\\"frame\\\"\"}}");
+    spark_sbuf_free(&b);
+    spark_frame_patch(&b, "counter:x", 4, "[]");
+    ck_assert_str_eq(b.data, "{\"t\":\"patch\",\"cid\":\"counter:x\",\"v\":4,\"ops\":[]}");
+    spark_sbuf_free(&b);
+    spark_frame_redirect(&b, "/login");
+    ck_assert_str_eq(b.data, "{\"t\":\"redirect\",\"url\":\"/login\"}");
+    spark_sbuf_free(&b);
+}
+END_TEST
+
+START_TEST(component_ids) {
+    const char *key;
+    ck_assert_ptr_eq(spark_component_of_id("todo:groceries", &key), &todo_component);
+    ck_assert_str_eq(key, "groceries");
+    ck_assert_ptr_eq(spark_component_of_id("todo:a:b|c", &key), &todo_component);
+    ck_assert_str_eq(key, "a:b|c");
+    ck_assert_ptr_null(spark_component_of_id("todo:", NULL));
+    ck_assert_ptr_null(spark_component_of_id("todo", NULL));
+    ck_assert_ptr_null(spark_component_of_id("nope:x", NULL));
+    ck_assert_ptr_null(spark_component_of_id(":x", NULL));
+    /* A second registration of a name is refused. */
+    ck_assert_int_eq(spark_component_register(&todo_component), -1);
+}
+END_TEST
+
+START_TEST(todo_text_is_escaped) {
+    char *html = spark_component_render_html(
+        "todo:x",
+        "{\"items\":[{\"id\":1,\"text\":\"<img src=x onerror=alert(1)>\",\"done\":false}],"
+        "\"next_id\":2}",
+        NULL);
+    ck_assert_ptr_nonnull(html);
+    ck_assert_msg(strstr(html, "<label>&lt;img src=x onerror=alert(1)&gt;</label>"), "%s", html);
+    ck_assert_ptr_null(strstr(html, "<img"));
+    ck_assert_ptr_nonnull(strstr(html, "1 items left"));
+    ck_assert_ptr_null(strstr(html, "Clear completed"));
+    free(html);
+    /* Quotes in a draft stay inside the attribute. */
+    html = spark_component_render_html("todo:x", NULL, "{\"draft\":\"\\\" autofocus x=\\\"\"}");
+    ck_assert_msg(strstr(html, "value=\"&quot; autofocus x=&quot;\""), "%s", html);
+    free(html);
+}
+END_TEST
+
+START_TEST(todo_counts_and_filters) {
+    const char *state = "{\"items\":[{\"id\":1,\"text\":\"milk\",\"done\":true},"
+                        "{\"id\":2,\"text\":\"eggs\",\"done\":false},"
+                        "{\"id\":3,\"text\":\"tea\",\"done\":false}],\"next_id\":4}";
+    char *html = spark_component_render_html("todo:x", state, NULL);
+    ck_assert_ptr_nonnull(strstr(html, "2 items left"));
+    ck_assert_ptr_nonnull(strstr(html, "Clear completed"));
+    ck_assert_ptr_nonnull(
+        strstr(html, "<li spark-key=\"1\" class=\"done\"><input type=\"checkbox\""));
+    ck_assert_ptr_nonnull(strstr(html, "checked=\"\""));
+    ck_assert_ptr_nonnull(strstr(html, "eggs"));
+    free(html);
+    html = spark_component_render_html("todo:x", state, "{\"filter\":\"completed\"}");
+    ck_assert_ptr_nonnull(strstr(html, "milk"));
+    ck_assert_ptr_null(strstr(html, "eggs"));
+    ck_assert_ptr_nonnull(strstr(html, "2 items left"));
+    free(html);
+}
+END_TEST
+
+/* Runs one todo event on a state the way the runtime does. */
+static int run_event(json_object *state, json_object *local, const char *name, const char *data,
+                     spark_live *out) {
+    const char *key;
+    const spark_component *type = spark_component_of_id("todo:x", &key);
+    json_object *d = json_tokener_parse(data);
+    *out = (spark_live){.type = type,
+                        .id = "todo:x",
+                        .key = key,
+                        .state = state,
+                        .local = local,
+                        .viewer_id = "u1",
+                        .viewer_name = "Ann",
+                        .shared_writable = true,
+                        .local_writable = true,
+                        .event = name,
+                        .data = d};
+    int r = spark_live_dispatch(out);
+    json_object_put(d);
+    out->data = NULL;
+    return r;
+}
+
+START_TEST(todo_events) {
+    json_object *state = spark_component_initial(todo_component.initial_state);
+    json_object *local = spark_component_initial(todo_component.initial_view);
+    spark_live lv;
+    ck_assert_int_eq(run_event(state, local, "add_todo", "{\"text\":\"milk\"}", &lv), SPARK_OK);
+    ck_assert_int_eq(run_event(state, local, "add_todo", "{\"text\":\" \\t \"}", &lv), SPARK_OK);
+    ck_assert_int_eq(json_object_array_length(json_object_object_get(state, "items")), 1);
+    char long_text[1200] = "{\"text\":\"";
+    memset(long_text + 9, 'a', 501);
+    strcpy(long_text + 510, "\"}");
+    ck_assert_int_eq(run_event(state, local, "add_todo", long_text, &lv), SPARK_FAILED);
+    ck_assert_str_eq(lv.fail_code, "too_long");
+    spark_live_clear_outcome(&lv);
+    ck_assert_int_eq(run_event(state, local, "toggle", "{\"id\":\"1\"}", &lv), SPARK_OK);
+    ck_assert(json_object_get_boolean(json_object_object_get(
+        json_object_array_get_idx(json_object_object_get(state, "items"), 0), "done")));
+    ck_assert_int_eq(run_event(state, local, "toggle", "{\"id\":99}", &lv), SPARK_FAILED);
+    ck_assert_str_eq(lv.fail_code, "not_found");
+    spark_live_clear_outcome(&lv);
+    ck_assert_int_eq(run_event(state, local, "filter", "{\"filter\":\"bogus\"}", &lv),
+                     SPARK_FAILED);
+    spark_live_clear_outcome(&lv);
+    ck_assert_int_eq(run_event(state, local, "filter", "{\"filter\":\"active\"}", &lv), SPARK_OK);
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(local, "filter")), "active");
+    ck_assert_int_eq(run_event(state, local, "clear_completed", "{}", &lv), SPARK_OK);
+    ck_assert_int_eq(json_object_array_length(json_object_object_get(state, "items")), 0);
+    ck_assert_int_eq(run_event(state, local, "fly", "{}", &lv), SPARK_UNKNOWN_EVENT);
+    json_object_put(state);
+    json_object_put(local);
+}
+END_TEST
+
+START_TEST(render_cannot_write) {
+    /* A render is read-only: shared state writes are refused. */
+    json_object *state = json_tokener_parse("{\"count\":3}");
+    spark_live lv = {.type = &todo_component, .id = "todo:x", .state = state};
+    ck_assert_int_eq(spark_state_set_int(&lv, "count", 9), SPARK_FAILED);
+    ck_assert_int_eq(spark_state_int(&lv, "count", 0), 3);
+    lv.shared_writable = true;
+    ck_assert_int_eq(spark_state_add(&lv, "count", 2), SPARK_OK);
+    ck_assert_int_eq(spark_state_int(&lv, "count", 0), 5);
+    ck_assert_int_eq(spark_state_int(&lv, "missing", -7), -7);
+    ck_assert_str_eq(spark_state_str(&lv, "count", "not a string"), "not a string");
+    json_object_put(state);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("live");
+    TCase *tc = tcase_create("live");
+    tcase_add_test(tc, bad_frames_get_codes);
+    tcase_add_test(tc, good_frames_parse);
+    tcase_add_test(tc, server_frames);
+    tcase_add_test(tc, component_ids);
+    tcase_add_test(tc, todo_text_is_escaped);
+    tcase_add_test(tc, todo_counts_and_filters);
+    tcase_add_test(tc, todo_events);
+    tcase_add_test(tc, render_cannot_write);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
