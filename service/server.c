@@ -181,6 +181,8 @@ static void drain_check(lws_sorted_usec_list_t *sul) {
         if (timed_out && pending)
             spark_log(SPARK_LOG_WARN, "shutdown.timeout", NULL, "pending_queries=%zu", pending);
         s->stopped = true;
+        /* Timers run before lws's poll: wake it, or it sleeps to the next. */
+        lws_cancel_service(s->ctx);
         return;
     }
     lws_sul_schedule(s->ctx, 0, &s->drain_timer, drain_check, DRAIN_POLL_US);
