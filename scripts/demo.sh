@@ -78,6 +78,20 @@ export DATABASE_URL
 log "migrating"
 build/sparkd migrate
 
+# Session tokens: a key pair made once for this checkout, kept out of git
+# in .spark/keys.env, unless the environment brings its own.
+if [[ -z ${SPARK_VERIFY_KEYS:-} ]]; then
+  keys=$root/.spark/keys.env
+  if [[ ! -s $keys ]]; then
+    mkdir -p "$root/.spark"
+    (umask 077 && build/sparkd keygen >"$keys")
+  fi
+  set -a
+  # shellcheck source=/dev/null
+  . "$keys"
+  set +a
+fi
+
 export SPARK_WEB_ROOT=web SPARK_DEMO_LOGIN=1
 start_instance() {
   local name=$1 port=$2
@@ -116,8 +130,9 @@ if ! $stopping && all_alive; then
 Spark demo: two instances sharing one database.
   instance a: http://localhost:$port_a/
   instance b: http://localhost:$port_b/
-Each answers /healthz and /metrics. A NOTIFY on channel spark, or any write
-to spark.components, reaches both; the database:
+Open the same page on both (say /todo/groceries on a and on b), sign in
+with any name, and watch them stay in step. Each instance also answers
+/healthz and /metrics. The database, with its full history:
   psql '$DATABASE_URL'
 Ctrl-C stops everything.
 
