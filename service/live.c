@@ -51,8 +51,10 @@
 #define ROOM_MESSAGES    50
 #define MAX_VIEWS_PER_WS 64
 
+/* A render's tree, kept in the builder that made it (no copy), shared by
+ * the viewers it was sent to. */
 typedef struct shared_tree {
-    spark_tree *tree;
+    spark_html *h;
     int refs;
 } shared_tree;
 
@@ -159,7 +161,7 @@ static const char *json_text(json_object *o) {
 
 static void tree_release(shared_tree *t) {
     if (t && --t->refs == 0) {
-        spark_tree_free(t->tree);
+        spark_html_free(t->h);
         free(t);
     }
 }
@@ -198,19 +200,19 @@ static shared_tree *render(instance *in, viewer *v, json_object *state, json_obj
     spark_html *h = spark_live_render(&lv, &error);
     if (!h) return NULL;
     shared_tree *t = malloc(sizeof *t);
-    if (t && !(t->tree = spark_tree_copy(spark_html_root(h)))) {
-        free(t);
-        t = NULL;
+    if (!t) {
+        spark_html_free(h);
+        return NULL;
     }
-    if (t) t->refs = 1;
-    spark_html_free(h);
+    t->h = h;
+    t->refs = 1;
     if (used_viewer) *used_viewer = lv.used_viewer;
     return t;
 }
 
 static void send_render(viewer *v, shared_tree *t) {
     spark_sbuf b = {0};
-    spark_frame_render(&b, v->inst->id, v->inst->version, spark_tree_root(t->tree));
+    spark_frame_render(&b, v->inst->id, v->inst->version, spark_html_root(t->h));
     send_buf(v->lc, &b);
 }
 
@@ -295,7 +297,7 @@ static void flush_instance(instance *in) {
                 if (diffs[i].from == v->tree && diffs[i].to == r->tree) ops = diffs[i].ops;
             spark_sbuf b = {0};
             if (!ops) {
-                spark_diff(spark_tree_root(v->tree->tree), spark_tree_root(r->tree->tree), &b);
+                spark_diff(spark_html_root(v->tree->h), spark_html_root(r->tree->h), &b);
                 ops = b.failed ? NULL : b.data;
                 if (ops && ndiffs < sizeof diffs / sizeof *diffs) {
                     diffs[ndiffs++] = (diff_memo){v->tree, r->tree, b.data};
@@ -833,7 +835,7 @@ static viewer *find_viewer(live_conn *lc, const char *id) {
 static void join_with(viewer *v, shared_tree *now, shared_tree *old) {
     if (old) {
         spark_sbuf b = {0};
-        spark_diff(spark_tree_root(old->tree), spark_tree_root(now->tree), &b);
+        spark_diff(spark_html_root(old->h), spark_html_root(now->h), &b);
         if (b.failed)
             send_render(v, now);
         else
@@ -904,7 +906,7 @@ static void complete_join(viewer *v) {
                              : spark_component_initial(in->type->initial_state);
         old = page_render(in, v, s);
         json_object_put(s);
-        if (old && spark_node_equal(spark_tree_root(old->tree), spark_tree_root(now->tree))) {
+        if (old && spark_node_equal(spark_html_root(old->h), spark_html_root(now->h))) {
             set_tree(v, now); /* the page is current: nothing to send */
             v->joined = true;
             if (v->join_ref != -2) reply_ok(v->lc, v->join_ref);
