@@ -34,10 +34,7 @@ test('a page whose instance is killed shows reconnecting, then catches up', asyn
   await pa.waitForSelector(`${root}.spark-connected`, { timeout: 15000 });
   await env.untilEqual(() => todo.texts(pa, list), ['before', 'while a was away'], 'a caught up');
   assert.equal(await todo.isDone(pa, list, 'before'), true);
-  await env.until(async () => {
-    const [live, fresh] = [await env.liveRender(pa, todo.cid(list)), await env.freshRender(pa, todo.cid(list))];
-    return fresh && live.html === fresh.html;
-  }, 'a equal to a fresh render');
+  await env.matchesFreshRender(pa, todo.cid(list));
   // And it is live again.
   await todo.add(pa, list, 'after');
   await env.untilEqual(() => todo.texts(pb, list), ['before', 'while a was away', 'after'], 'b sees a again', 1000);

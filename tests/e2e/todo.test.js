@@ -137,15 +137,10 @@ test('after random edits on both pages, each page equals a fresh server render',
       JSON.stringify(await todo.texts(pb, list)), `both pages in step after: ${log.slice(-3).join('; ')}`);
   }
   for (const page of [pa, pb]) {
-    let last;
     try {
-      await env.until(async () => {
-        const [live, fresh] = [await env.liveRender(page, todo.cid(list)), await env.freshRender(page, todo.cid(list))];
-        last = { live, fresh };
-        return fresh && live.html === fresh.html && live.v === fresh.v;
-      }, 'the page to equal a fresh render', 5000);
+      await env.matchesFreshRender(page, todo.cid(list));
     } catch (e) {
-      assert.equal(last && last.live.html, last && last.fresh && last.fresh.html, `${e.message}\nafter: ${log.join('; ')}`);
+      e.message += `\n  after: ${log.join('; ')}`;
       throw e;
     }
   }

@@ -62,7 +62,14 @@ async function user(browser, name) {
 function watchPage(ctx, page) {
   page.on('pageerror', (e) => ctx.problems.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error') ctx.problems.push(`console: ${m.text()}`);
+    // Failed loads are reported below, with their URL.
+    if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) ctx.problems.push(`console: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    // The browser asks for /favicon.ico by itself; the demos have none.
+    if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico') {
+      ctx.problems.push(`HTTP ${r.status()} for ${r.url()}`);
+    }
   });
 }
 
@@ -78,7 +85,9 @@ async function open(ctx, url) {
 
 async function screenshot(page, name) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+  // caret: 'initial', since hiding the caret leaves style="" on every
+  // input, and the page would no longer equal the server's render.
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true, caret: 'initial' });
 }
 
 // Polls `fn` (async) until it returns a truthy value; fails with `what`
@@ -148,6 +157,23 @@ async function liveRender(page, cid) {
   }, cid);
 }
 
+// Waits until the page's component equals a fresh server render of it
+// (markup and version); fails showing both.
+async function matchesFreshRender(page, cid, timeout = 5000) {
+  let last;
+  try {
+    await until(async () => {
+      const live = await liveRender(page, cid);
+      const fresh = await freshRender(page, cid);
+      last = { live, fresh };
+      return live && fresh && live.html === fresh.html && live.v === fresh.v;
+    }, `${cid} on ${page.url()} to equal a fresh render`, timeout);
+  } catch (e) {
+    throw new Error(`${e.message.replace(/ \(last.*$/, '')}\n  page   (v${last?.live?.v}): ${last?.live?.html}` +
+      `\n  server (v${last?.fresh?.v}): ${last?.fresh?.html}`);
+  }
+}
+
 function instance(action, name, port) {
   const args = [path.join(HERE, 'instance.sh'), action, name];
   if (port) args.push(String(port));
@@ -156,6 +182,6 @@ function instance(action, name, port) {
 
 module.exports = {
   A, B, ARTIFACTS, uid, launch, token, user, open, screenshot, until, untilEqual, root,
-  connected, settled, freshRender, liveRender, instance,
+  connected, settled, freshRender, liveRender, matchesFreshRender, instance,
   PORT_A: Number(process.env.SPARK_E2E_PORT_A), PORT_B: Number(process.env.SPARK_E2E_PORT_B),
 };

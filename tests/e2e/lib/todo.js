@@ -5,7 +5,7 @@
 //     adds on Enter (a spark-submit form or a spark-keydown Enter);
 //   - each item is an <li> with a checkbox that toggles it (spark-click or
 //     spark-change) and one <button> that deletes it, and shows its text;
-//   - the filters are links or buttons named All, Active and Completed.
+//   - the filters are links or buttons named All, Active and Completed (any case).
 'use strict';
 
 const env = require('./env');
@@ -67,7 +67,7 @@ async function clearCompleted(page, list) {
 }
 
 async function filter(page, list, name) {
-  await root(page, list).locator('a, button').filter({ hasText: new RegExp(`^\\s*${name}\\s*$`) }).first().click();
+  await root(page, list).locator('a, button').filter({ hasText: new RegExp(`^\\s*${name}\\s*$`, 'i') }).first().click();
   await env.settled(page);
 }
 
