@@ -75,8 +75,8 @@ START_TEST(bad_tokens_are_refused_before_the_upgrade) {
     char *early = mint_with(SIGNING, "alice", now + 3600, 3600, "room:*");
     const char *cases[] = {NULL,   "",         "garbage", "a.b.c", tampered,
                            forged, relabelled, expired,   early};
-    const char *targets[] = {"/chat/lobby", "/notifications/alice"};
-    for (size_t t = 0; t < 2; t++)
+    const char *targets[] = {"/chat/lobby", "/notifications/alice", "/spark"};
+    for (size_t t = 0; t < 3; t++)
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
             int status = 0;
             it_ws *ws = open_with(pair.port[0], targets[t], cases[i], NULL, &status);
@@ -116,6 +116,16 @@ END_TEST
 START_TEST(a_scope_mismatch_closes_4403) {
     start();
     char *token = mint("bob", 600, "room:kitchen");
+    /* On /spark, a component the token does not grant is refused by reply,
+     * and the connection stays usable. */
+    it_ws *live = open_with(pair.port[1], "/spark", token, NULL, NULL);
+    ck_assert_ptr_nonnull(live);
+    it_ws_send_text(live, "{\"t\":\"join\",\"ref\":1,\"cid\":\"todo:secret\"}");
+    char *reply = it_ws_recv_match(live, "\"t\":\"reply\"", RECV_MS);
+    ck_assert_msg(reply && strstr(reply, "\"ok\":false") && strstr(reply, "\"forbidden\""), "%s",
+                  reply ? reply : "nothing");
+    free(reply);
+    it_ws_close(live);
     it_ws *ws = open_with(pair.port[0], "/chat/lobby", token, NULL, NULL);
     ck_assert_ptr_nonnull(ws);
     ck_assert_int_eq(it_ws_wait_close(ws, RECV_MS), 4403);
@@ -184,6 +194,13 @@ START_TEST(demo_login_sets_a_cookie_that_opens_sockets) {
     start();
     static char resp[16384];
     int port = pair.port[0];
+    /* A page that needs a user sends a stranger to sign in first. */
+    static char req[512];
+    snprintf(req, sizeof req,
+             "GET /todo/groceries HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
+             port);
+    ck_assert_int_eq(it_http_exchange(port, req, resp, sizeof resp), 303);
+    ck_assert_msg(strstr(resp, "location: /login?next=/todo/groceries\r\n"), "%s", resp);
     ck_assert_int_eq(it_http_get(port, "/login?next=/chat/x", resp, sizeof resp), 200);
     ck_assert_msg(strstr(resp, "name=\"name\"") && strstr(resp, "value=\"/chat/x\""), "%s", resp);
 
