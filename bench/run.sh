@@ -26,6 +26,8 @@
 # 20; 0: no keys, anonymous connections); BENCH_COMPONENTS (events and
 # pgbench, default 20); BENCH_PGBENCH_CLIENTS (default "1 2 8");
 # BENCH_PGBENCH_SECONDS (default 10); BENCH_KEEP_DB=1 keeps the database;
+# BENCH_PERF=1 records a perf profile of instance A (and BENCH_PERF=b of B)
+# while spark_load runs, into $BENCH_OUT/perf-*.data;
 # BENCH_SOURCE: the source tree whose sparkd, migrations, sql and web to use
 # (default: this checkout; e.g. a `git archive` of a commit to compare).
 set -euo pipefail
@@ -98,6 +100,7 @@ stop_instances() {
 
 cleanup() {
   trap '' INT TERM
+  if [[ -n ${perf_pid:-} ]]; then kill -INT "$perf_pid" 2>/dev/null || true; fi
   ((${#pids[@]} == 0)) || stop_instances
   if [[ -n $db_name && ${BENCH_KEEP_DB:-0} != 1 ]]; then
     psql -q "$admin_url" -c "DROP DATABASE IF EXISTS \"$db_name\" WITH (FORCE)" >/dev/null 2>&1 ||
@@ -157,7 +160,7 @@ if [[ $auth == 1 ]]; then
   export SPARK_SIGNING_KEY SPARK_VERIFY_KEYS
   for ((i = 1; i <= users; i++)); do
     "$sparkd" token --sub "bench-$i" --name "bench $i" --ttl 86400 \
-      --scope 'room:*' --scope 'component:*' --scope "user:bench-$i"
+      --scope 'room:*' --scope 'component:*' --scope 'user:*'
   done >"$work/tokens"
   load_args+=(--token-file "$work/tokens")
 fi
@@ -237,6 +240,17 @@ SQL
   ceiling=$best
 }
 
+# ---- profiling -----------------------------------------------------------------
+perf_pid=""
+start_perf() {
+  [[ -n ${BENCH_PERF:-} && ${BENCH_PERF:-0} != 0 ]] || return 0
+  local target=$pid_a name=a
+  if [[ $BENCH_PERF == b ]]; then target=$pid_b name=b; fi
+  perf record -q -F 499 -g -o "$out/perf-$name-$stamp.data" -p "$target" 2>/dev/null &
+  perf_pid=$!
+  log "perf recording instance $name into $out/perf-$name-$stamp.data"
+}
+
 # ---- the scenario ----------------------------------------------------------------
 rc=0
 case $scenario in
@@ -244,16 +258,19 @@ case $scenario in
     run_pgbench
     ;;
   fanout)
+    start_perf
     "$load" fanout --port-a "$port_a" --port-b "$port_b" --pid-a "$pid_a" --pid-b "$pid_b" \
       --clients 5000 --rate 10 --duration 20 --warmup 5 "${load_args[@]}" \
       --json "$out/fanout-$stamp.json" "$@" || rc=$?
     ;;
   idle)
+    start_perf
     "$load" idle --port-a "$port_a" --port-b "$port_b" --pid-a "$pid_a" --pid-b "$pid_b" \
       --clients 10000 "${load_args[@]}" --json "$out/idle-$stamp.json" "$@" || rc=$?
     ;;
   events)
     run_pgbench
+    start_perf
     "$load" events --port-a "$port_a" --port-b "$port_b" --pid-a "$pid_a" --pid-b "$pid_b" \
       --clients "$components" --ceiling "$ceiling" "${load_args[@]}" \
       --json "$out/events-$stamp.json" "$@" || rc=$?
@@ -263,5 +280,11 @@ case $scenario in
     fi
     ;;
 esac
+if [[ -n $perf_pid ]]; then
+  kill -INT "$perf_pid" 2>/dev/null || true
+  wait "$perf_pid" 2>/dev/null || true
+  perf_pid=""
+  log "perf report -i $out/perf-*-$stamp.data --no-children"
+fi
 log "results in $out (*-$stamp.json); instance logs in $out/sparkd-*-$stamp.log"
 exit "$rc"

@@ -64,7 +64,8 @@ typedef struct {
     const char *room;
     const char *path; /* idle: path template, {i} is the connection index */
     const char *type, *event, *event_data;
-    double max_p99_ms; /* events: a step is sustained under this p99 */
+    double max_p99_ms;  /* events: a step is sustained under this p99 */
+    int ready_on_frame; /* idle: ready at the first frame (1), when open (0), -1 = by path */
     int pid_a, pid_b;
     const char *token;
     char **tokens;
@@ -96,6 +97,7 @@ static options opt = {
     .event = "increment",
     .event_data = "{}",
     .max_p99_ms = 100,
+    .ready_on_frame = -1,
 };
 
 static const char *scenario_name(scenario_kind s) {
@@ -138,6 +140,8 @@ static void usage(FILE *out) {
             "  --room NAME           fanout: chat room (default bench)\n"
             "  --path TEMPLATE       idle: path, {i} = connection index (default "
             "/chat/idle-{i})\n"
+            "  --ready open|frame    idle: a connection counts as ready once open, or once\n"
+            "                        its first frame arrives (default: frame for /chat/ paths)\n"
             "  --type T, --event E, --event-data JSON\n"
             "                        events: component type, event name and data\n"
             "                        (default counter, increment, {})\n"
@@ -582,6 +586,8 @@ static void on_message(conn *c, const char *msg, size_t len) {
         fanout_receive(c, msg, len);
     else if (opt.scenario == SC_EVENTS)
         events_receive(c, msg, len);
+    else
+        mark_ready(c);
 }
 
 static void conn_failed(conn *c, const char *why) {
@@ -622,7 +628,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         g.inflight--;
         g.opened++;
         if (g.opened + g.failed >= g.nconns) g.all_open = now_us();
-        if (opt.scenario == SC_IDLE) mark_ready(c);
+        if (opt.scenario == SC_IDLE && !opt.ready_on_frame) mark_ready(c);
         if (opt.scenario == SC_EVENTS) events_join(c);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE: {
@@ -1067,8 +1073,10 @@ static json_object *report_idle(void) {
                           : -1;
     long self = proc_kib(0, "VmHWM");
     printf("\nidle: %d connections to A (%s)\n", g.nconns, opt.path);
-    printf("  opened %d in %.2f s (%.0f/s)\n", g.opened, (double)open_us / 1e6,
-           open_us > 0 ? g.opened / ((double)open_us / 1e6) : 0);
+    int64_t ready_us = (g.all_ready ? g.all_ready : now_us()) - g.connect_start;
+    printf("  opened %d in %.2f s (%.0f/s); %d ready (%s) after %.2f s\n", g.opened,
+           (double)open_us / 1e6, open_us > 0 ? g.opened / ((double)open_us / 1e6) : 0, g.ready,
+           opt.ready_on_frame ? "first frame received" : "open", (double)ready_us / 1e6);
     if (opt.pid_a > 0) {
         printf("  sparkd A RSS: %ld KiB before, %ld KiB after (peak %ld KiB)\n", g.rss_a0, g.rss_a1,
                g.hwm_a1);
@@ -1080,6 +1088,8 @@ static json_object *report_idle(void) {
     json_object_object_add(o, "connections", json_object_new_int(g.nconns));
     json_object_object_add(o, "opened", json_object_new_int(g.opened));
     json_object_object_add(o, "open_s", json_object_new_double((double)open_us / 1e6));
+    json_object_object_add(o, "ready", json_object_new_int(g.ready));
+    json_object_object_add(o, "ready_s", json_object_new_double((double)ready_us / 1e6));
     json_object_object_add(o, "rss_before_kib", json_object_new_int64(g.rss_a0));
     json_object_object_add(o, "rss_after_kib", json_object_new_int64(g.rss_a1));
     json_object_object_add(o, "rss_peak_kib", json_object_new_int64(g.hwm_a1));
@@ -1271,7 +1281,8 @@ static int parse_args(int argc, char **argv) {
         O_JSON,
         O_QUIET,
         O_HELP,
-        O_SCENARIO
+        O_SCENARIO,
+        O_READY
     };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, O_HOST},
@@ -1304,6 +1315,7 @@ static int parse_args(int argc, char **argv) {
         {"quiet", no_argument, NULL, O_QUIET},
         {"help", no_argument, NULL, O_HELP},
         {"scenario", required_argument, NULL, O_SCENARIO},
+        {"ready", required_argument, NULL, O_READY},
         {NULL, 0, NULL, 0},
     };
     const char *scenario = NULL, *rates = "250,500,1000,2000";
@@ -1432,6 +1444,7 @@ static int parse_args(int argc, char **argv) {
         fprintf(stderr, "spark_load: --rates: bad list '%s'\n", rates);
         return -1;
     }
+    if (opt.ready_on_frame < 0) opt.ready_on_frame = strncmp(opt.path, "/chat/", 6) == 0;
     if (opt.clients < 0) opt.clients = opt.scenario == SC_EVENTS ? 20 : 1000;
     if (opt.scenario == SC_FANOUT && opt.senders > (opt.clients + 1) / 2) {
         fprintf(stderr, "spark_load: --senders: at most half the members (those on A)\n");
