@@ -59,6 +59,11 @@ struct spark_http_request {
     const route *pending; /* a POST route waiting for its body */
     char body[MAX_BODY_BYTES + 1];
     size_t body_len;
+    spark_http_later *later; /* deferred: the handler answers later */
+};
+
+struct spark_http_later {
+    spark_http_request *req; /* NULL once the connection is gone */
 };
 
 static const struct {
@@ -315,7 +320,36 @@ static void run_route(spark_http *http, spark_http_request *req, const route *r)
     spark_identity_clear(&req->identity);
     spark_sessions_identify(http->sessions, req->wsi, &req->identity);
     r->handler(req, r->ud);
-    if (!req->responded) respond_text(req, 500, "no response\n");
+    if (!req->responded && !req->later) respond_text(req, 500, "no response\n");
+}
+
+spark_http_later *spark_http_defer(spark_http_request *req) {
+    if (req->responded || req->later) return NULL;
+    spark_http_later *later = calloc(1, sizeof *later);
+    if (later) {
+        later->req = req;
+        req->later = later;
+    }
+    return later;
+}
+
+spark_http_request *spark_http_later_request(const spark_http_later *later) {
+    return later ? later->req : NULL;
+}
+
+void spark_http_later_free(spark_http_later *later) {
+    if (!later) return;
+    if (later->req) {
+        if (!later->req->responded) respond_text(later->req, 500, "no response\n");
+        later->req->later = NULL;
+    }
+    free(later);
+}
+
+/* The client went away: a deferred answer has no one to go to. */
+static void forget_later(spark_http_request *req) {
+    if (req->later) req->later->req = NULL;
+    req->later = NULL;
 }
 
 static int handle_request(spark_http *http, spark_http_request *req, const char *uri) {
@@ -400,6 +434,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         if (req) {
             release_body(req);
             spark_identity_clear(&req->identity);
+            forget_later(req);
         }
         break;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:

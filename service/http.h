@@ -90,6 +90,15 @@ void spark_http_respond(spark_http_request *req, int status, const char *content
 void spark_http_respond_with(spark_http_request *req, int status, const char *content_type,
                              const char *body, size_t len, const char *const *headers);
 
+/* Answering later: a handler that must wait for something (a component
+ * loading from PostgreSQL) defers the request and returns; the loop goes
+ * on. spark_http_later_request() gives the request back, or NULL once the
+ * client has gone; the holder answers it and frees the handle either way. */
+typedef struct spark_http_later spark_http_later;
+spark_http_later *spark_http_defer(spark_http_request *req);
+spark_http_request *spark_http_later_request(const spark_http_later *later);
+void spark_http_later_free(spark_http_later *later);
+
 /* A POST request's body (NUL-terminated), valid during the handler. */
 const char *spark_http_request_body(const spark_http_request *req, size_t *len);
 

@@ -8,10 +8,10 @@
  * and its children are exactly the component's render, so the client can
  * join at that version and apply patches to that element.
  *
- * HTTP handlers must answer before they return, and the loop never waits
- * for PostgreSQL. A component that is not in the cache yet is loaded now,
- * and the browser is sent to the same page again (303, counted in the
- * query so that it cannot loop): the second request finds it warm.
+ * The loop never waits for PostgreSQL: a component that is not in the
+ * cache yet is loaded now, and the request is deferred and answered as
+ * soon as the component is there (checked every few milliseconds, for at
+ * most a few seconds).
  */
 #include "live.h"
 
@@ -21,7 +21,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_WAIT_HOPS 20
+#define RETRY_US    (5 * LWS_US_PER_MS)
+#define MAX_WAIT_US (5 * LWS_US_PER_SEC)
+
+typedef struct {
+    const char *type, *param, *title_fmt;
+} page_kind;
+
+static const page_kind counter_kind = {"counter", "id", "Counter %.200s"};
+static const page_kind todo_kind = {"todo", "list", "Todo: %.200s"};
+static const page_kind chat_kind = {"chat", "room", "Chat: %.200s"};
+
+/* A page waiting for its component to load. */
+typedef struct {
+    lws_sorted_usec_list_t sul;
+    spark_http_later *later;
+    const page_kind *kind;
+    lws_usec_t deadline;
+} waiting_page;
 
 static void attr_escape(spark_sbuf *out, const char *s) {
     for (; *s; s++) {
@@ -40,20 +57,6 @@ static void attr_escape(spark_sbuf *out, const char *s) {
             break;
         default:
             spark_sbuf_putc(out, *s);
-        }
-    }
-}
-
-static void url_escape(spark_sbuf *out, const char *s) {
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            strchr("-._~", *p)) {
-            spark_sbuf_putc(out, (char)*p);
-        } else {
-            spark_sbuf_putc(out, '%');
-            spark_sbuf_putc(out, hex[*p >> 4]);
-            spark_sbuf_putc(out, hex[*p & 15]);
         }
     }
 }
@@ -83,30 +86,52 @@ static void layout(spark_sbuf *out, const char *title, const char *id, long long
     spark_sbuf_puts(out, "</div>\n</main>\n</body>\n</html>\n");
 }
 
-/* Sends the browser to this page again while its component loads. */
-static void come_back(spark_http_request *req, const char *prefix, const char *key) {
-    char hops[16];
-    int n = spark_http_request_query(req, "spark_wait", hops, sizeof hops) == 0 ? atoi(hops) : 0;
-    if (n >= MAX_WAIT_HOPS) {
+/* Renders the page into the response. Returns 0 when the component is not
+ * loaded yet (nothing was sent), 1 when the request was answered. */
+static int try_page(spark_http_request *req, const page_kind *kind) {
+    const char *key = spark_http_request_param(req, kind->param);
+    char id[SPARK_MAX_CID_BYTES + 1], title[300];
+    snprintf(id, sizeof id, "%s:%s", kind->type, key);
+    char *html = NULL;
+    long long version = 0;
+    int r = spark_live_page(id, spark_http_request_user_id(req), spark_http_request_user_name(req),
+                            &html, &version);
+    if (r == 0) return 0;
+    if (r < 0) {
         respond_text(req, 503, "the component is not available right now\n");
-        return;
+        return 1;
     }
-    spark_sbuf loc = {0};
-    spark_sbuf_puts(&loc, prefix);
-    url_escape(&loc, key);
-    spark_sbuf_printf(&loc, "?spark_wait=%d", n + 1);
-    if (loc.failed)
+    snprintf(title, sizeof title, kind->title_fmt, key);
+    spark_sbuf out = {0};
+    layout(&out, title, id, version, html);
+    free(html);
+    if (out.failed)
         respond_text(req, 500, "out of memory\n");
     else
-        spark_http_redirect(req, loc.data);
-    spark_sbuf_free(&loc);
+        spark_http_respond(req, 200, "text/html; charset=utf-8", out.data, out.len);
+    spark_sbuf_free(&out);
+    return 1;
 }
 
-static void page(spark_http_request *req, const char *type, const char *param, const char *prefix,
-                 const char *title_fmt) {
-    const char *key = spark_http_request_param(req, param);
-    char id[SPARK_MAX_CID_BYTES + 1], scope[SPARK_MAX_CID_BYTES + 16], title[300];
-    if (!key || !*key || snprintf(id, sizeof id, "%s:%s", type, key) >= (int)sizeof id) {
+static void retry_page(lws_sorted_usec_list_t *sul) {
+    waiting_page *w = lws_container_of(sul, waiting_page, sul);
+    spark_http_request *req = spark_http_later_request(w->later);
+    if (req && !try_page(req, w->kind)) {
+        if (lws_now_usecs() < w->deadline) {
+            lws_sul_schedule(lws_get_context(spark_http_request_wsi(req)), 0, &w->sul, retry_page,
+                             RETRY_US);
+            return;
+        }
+        respond_text(req, 503, "the component is not available right now\n");
+    }
+    spark_http_later_free(w->later);
+    free(w);
+}
+
+static void page(spark_http_request *req, const page_kind *kind) {
+    const char *key = spark_http_request_param(req, kind->param);
+    char id[SPARK_MAX_CID_BYTES + 1], scope[SPARK_MAX_CID_BYTES + 16];
+    if (!key || !*key || snprintf(id, sizeof id, "%s:%s", kind->type, key) >= (int)sizeof id) {
         respond_text(req, 404, "not found\n");
         return;
     }
@@ -116,42 +141,32 @@ static void page(spark_http_request *req, const char *type, const char *param, c
         respond_text(req, 403, "forbidden\n");
         return;
     }
-    char *html = NULL;
-    long long version = 0;
-    int r = spark_live_page(id, spark_http_request_user_id(req), spark_http_request_user_name(req),
-                            &html, &version);
-    if (r == 0) {
-        come_back(req, prefix, key);
-        return;
-    }
-    if (r < 0) {
-        respond_text(req, 503, "the component is not available right now\n");
-        return;
-    }
-    snprintf(title, sizeof title, title_fmt, key);
-    spark_sbuf out = {0};
-    layout(&out, title, id, version, html);
-    free(html);
-    if (out.failed)
+    if (try_page(req, kind)) return;
+    waiting_page *w = calloc(1, sizeof *w);
+    if (!w || !(w->later = spark_http_defer(req))) {
+        free(w);
         respond_text(req, 500, "out of memory\n");
-    else
-        spark_http_respond(req, 200, "text/html; charset=utf-8", out.data, out.len);
-    spark_sbuf_free(&out);
+        return;
+    }
+    w->kind = kind;
+    w->deadline = lws_now_usecs() + MAX_WAIT_US;
+    lws_sul_schedule(lws_get_context(spark_http_request_wsi(req)), 0, &w->sul, retry_page,
+                     RETRY_US);
 }
 
 static void counter_page(spark_http_request *req, void *ud) {
     (void)ud;
-    page(req, "counter", "id", "/counter/", "Counter %.200s");
+    page(req, &counter_kind);
 }
 
 static void todo_page(spark_http_request *req, void *ud) {
     (void)ud;
-    page(req, "todo", "list", "/todo/", "Todo: %.200s");
+    page(req, &todo_kind);
 }
 
 static void chat_page(spark_http_request *req, void *ud) {
     (void)ud;
-    page(req, "chat", "room", "/chat/", "Chat: %.200s");
+    page(req, &chat_kind);
 }
 
 void spark_pages_register(spark_http *http) {
