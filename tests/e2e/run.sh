@@ -62,6 +62,11 @@ rm -rf "${artifacts:?}"/*
 run=$artifacts/run
 mkdir -p "$run"
 
+# A copy of sparkd: a rebuild during the run must not change the binary that
+# the tests restart or mint tokens with.
+cp -- "$sparkd" "$run/sparkd"
+sparkd=$run/sparkd
+
 # The test database: DATABASE_URL's server, a database of our own.
 db_name=spark_e2e_$$_$RANDOM
 with_db() {

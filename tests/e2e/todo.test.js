@@ -111,30 +111,43 @@ test('after random edits on both pages, each page equals a fresh server render',
   const rand = (n) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
   const words = ['milk', 'eggs', 'a & b', '<i>x</i>', 'tea "green"', 'bread', 'ümlaut', '  spaced  '];
   const log = [];
-  for (let i = 0; i < 40; i++) {
-    const page = rand(2) ? pa : pb;
-    const shown = await todo.texts(page, list);
-    const r = rand(10);
-    if (r < 4 || shown.length === 0) {
-      const text = `${words[rand(words.length)]} [${i}]`;
-      log.push(`add ${text}`);
-      await todo.add(page, list, text);
-    } else if (r < 7) {
-      const t = shown[rand(shown.length)];
-      log.push(`toggle ${t}`);
-      await todo.toggle(page, list, t);
-    } else if (r < 9) {
-      const t = shown[rand(shown.length)];
-      log.push(`delete ${t}`);
-      await todo.remove(page, list, t);
-    } else if (await todo.root(page, list).getByRole('button', { name: 'Clear completed' }).count()) {
-      log.push('clear completed');
-      await todo.clearCompleted(page, list);
+  try {
+    await randomEdits();
+  } catch (e) {
+    for (const [name, page] of [['a', pa], ['b', pb]]) {
+      await env.screenshot(page, `todo-random-failed-${name}`).catch(() => {});
+      e.message += `\n  page ${name}: ${JSON.stringify(await env.liveRender(page, todo.cid(list)).catch(() => null))}`;
     }
-    // The other page must show the same list before the next step picks
-    // an item from it.
-    await env.until(async () => JSON.stringify(await todo.texts(pa, list)) ===
-      JSON.stringify(await todo.texts(pb, list)), `both pages in step after: ${log.slice(-3).join('; ')}`);
+    e.message += `\n  steps: ${log.join('; ')}`;
+    throw e;
+  }
+  async function randomEdits() {
+    for (let i = 0; i < 40; i++) {
+      const page = rand(2) ? pa : pb;
+      log.push(page === pa ? 'on a:' : 'on b:');
+      const shown = await todo.texts(page, list);
+      const r = rand(10);
+      if (r < 4 || shown.length === 0) {
+        const text = `${words[rand(words.length)]} [${i}]`;
+        log.push(`add ${text}`);
+        await todo.add(page, list, text);
+      } else if (r < 7) {
+        const t = shown[rand(shown.length)];
+        log.push(`toggle ${t}`);
+        await todo.toggle(page, list, t);
+      } else if (r < 9) {
+        const t = shown[rand(shown.length)];
+        log.push(`delete ${t}`);
+        await todo.remove(page, list, t);
+      } else if (await todo.root(page, list).getByRole('button', { name: 'Clear completed' }).count()) {
+        log.push('clear completed');
+        await todo.clearCompleted(page, list);
+      }
+      // The other page must show the same list before the next step picks
+      // an item from it.
+      await env.until(async () => JSON.stringify(await todo.texts(pa, list)) ===
+        JSON.stringify(await todo.texts(pb, list)), `both pages in step after: ${log.slice(-3).join('; ')}`);
+    }
   }
   for (const page of [pa, pb]) {
     try {
