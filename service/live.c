@@ -233,13 +233,18 @@ static void set_tree(viewer *v, shared_tree *t) {
 
 static void flush_cb(lws_sorted_usec_list_t *sul);
 
+/* Timers are armed only while attached: after detach the lws context is
+ * about to go, and a timer armed then would point into freed memory. */
+static void arm(spark_components *cs, lws_sorted_usec_list_t *sul, sul_cb_t cb, lws_usec_t us) {
+    if (!cs->detached) lws_sul_schedule(cs->ctx, 0, sul, cb, us);
+}
+
 static void mark_dirty(viewer *v) {
     instance *in = v->inst;
     v->dirty = true;
     spark_components *cs = in->cs;
     if (lws_dll2_is_detached(&in->in_dirty)) lws_dll2_add_tail(&in->in_dirty, &cs->dirty);
-    if (lws_dll2_is_detached(&cs->flush_timer.list))
-        lws_sul_schedule(cs->ctx, 0, &cs->flush_timer, flush_cb, FLUSH_US);
+    if (lws_dll2_is_detached(&cs->flush_timer.list)) arm(cs, &cs->flush_timer, flush_cb, FLUSH_US);
 }
 
 static void mark_all_dirty(instance *in) {
@@ -410,7 +415,7 @@ static void sweep_cb(lws_sorted_usec_list_t *sul) {
             next = in->next;
             if (evictable(in, now)) free_instance(in);
         }
-    lws_sul_schedule(cs->ctx, 0, &cs->sweep_timer, sweep_cb, SWEEP_US);
+    arm(cs, &cs->sweep_timer, sweep_cb, SWEEP_US);
 }
 
 static void apply_state(instance *in, long long version, const char *state) {
@@ -591,7 +596,7 @@ static void typing_cb(lws_sorted_usec_list_t *sul) {
                 mark_all_dirty(in);
             }
         }
-    if (next) lws_sul_schedule(cs->ctx, 0, &cs->typing_timer, typing_cb, next - now);
+    if (next) arm(cs, &cs->typing_timer, typing_cb, next - now);
 }
 
 /* An ephemeral room message: "e|<origin>|{"room":..,"kind":..,"payload":..}". */
@@ -627,7 +632,7 @@ static void on_ephemeral(spark_components *cs, const char *rest) {
                 rebuild_typing_names(in);
                 mark_all_dirty(in);
                 if (lws_dll2_is_detached(&cs->typing_timer.list))
-                    lws_sul_schedule(cs->ctx, 0, &cs->typing_timer, typing_cb, TYPING_US);
+                    arm(cs, &cs->typing_timer, typing_cb, TYPING_US);
             }
         }
     }
@@ -979,8 +984,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul) {
         }
     }
     if (in->viewers.count)
-        lws_sul_schedule(in->cs->ctx, 0, &in->tick_timer, tick_cb,
-                         (lws_usec_t)in->type->tick_ms * LWS_US_PER_MS);
+        arm(in->cs, &in->tick_timer, tick_cb, (lws_usec_t)in->type->tick_ms * LWS_US_PER_MS);
 }
 
 /* ---- the /spark channel --------------------------------------------------------------- */
@@ -1029,8 +1033,7 @@ static void on_join(live_conn *lc, spark_msg *m) {
                           spark_conn_user_id(lc->conn), spark_conn_user_name(lc->conn)) == 0)
         v->tracked = true;
     if (type->on_tick && type->tick_ms > 0 && lws_dll2_is_detached(&in->tick_timer.list))
-        lws_sul_schedule(cs->ctx, 0, &in->tick_timer, tick_cb,
-                         (lws_usec_t)type->tick_ms * LWS_US_PER_MS);
+        arm(cs, &in->tick_timer, tick_cb, (lws_usec_t)type->tick_ms * LWS_US_PER_MS);
     if (in->loaded)
         complete_join(v);
     else if (!in->loading)
@@ -1176,9 +1179,7 @@ spark_components *spark_components_new(struct lws_context *ctx, struct lws_vhost
 
 void spark_components_free(spark_components *cs) {
     if (!cs) return;
-    lws_sul_cancel(&cs->flush_timer);
-    lws_sul_cancel(&cs->sweep_timer);
-    lws_sul_cancel(&cs->typing_timer);
+    /* The timers were cancelled by detach, before the context went. */
     /* Connections are closed by now: whatever is left is held by queries
      * that will never answer. */
     for (size_t b = 0; b < NBUCKETS; b++)
@@ -1236,4 +1237,10 @@ void spark_components_detach(spark_components *cs) {
     if (!cs) return;
     cs->detached = true;
     cs->db = NULL;
+    lws_sul_cancel(&cs->flush_timer);
+    lws_sul_cancel(&cs->sweep_timer);
+    lws_sul_cancel(&cs->typing_timer);
+    for (size_t b = 0; b < NBUCKETS; b++)
+        for (instance *in = cs->buckets[b]; in; in = in->next)
+            lws_sul_cancel(&in->tick_timer);
 }
