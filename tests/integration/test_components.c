@@ -330,8 +330,25 @@ START_TEST(an_update_from_psql_reaches_a_client) {
     /* And the runtime's next write builds on it. */
     event_ok(b, "counter:sql", 2, "increment", NULL);
     expect_free(a, "Count: 43");
+    expect_free(b, "Count: 43");
     ck_assert_str_eq(value(pg, "SELECT version FROM spark.components WHERE id = 'counter:sql'"),
                      "3");
+    /* A write that rolls back reaches no one: the next count both see is
+     * the one committed after it. */
+    PQclear(it_exec(pg, "BEGIN"));
+    PQclear(it_exec(pg, "UPDATE spark.components SET state = jsonb_set(state, '{count}', '999')"
+                        " WHERE id = 'counter:sql'"));
+    PQclear(it_exec(pg, "ROLLBACK"));
+    PQclear(it_exec(pg, "SELECT spark.revert('counter:sql', 2)"));
+    it_ws *clients[] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        char *m = expect(clients[k], "Count: ");
+        ck_assert_msg(strstr(m, "Count: 42") && !strstr(m, "999"), "client %d got %s", k, m);
+        free(m);
+    }
+    ck_assert_str_eq(value(pg, "SELECT event FROM spark.events WHERE component_id = 'counter:sql'"
+                               " ORDER BY version DESC LIMIT 1"),
+                     "revert");
     PQfinish(pg);
     it_ws_close(a);
     it_ws_close(b);
