@@ -33,6 +33,7 @@
 #include "log.h"
 #include "diff.h"
 #include "store.h"
+#include "strhash.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -166,12 +167,7 @@ static void tree_release(shared_tree *t) {
     }
 }
 
-static size_t bucket_of(const char *id) {
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % NBUCKETS;
-}
+static size_t bucket_of(const char *id) { return spark_strhash(id) % NBUCKETS; }
 
 static instance *find_instance(spark_components *cs, const char *id) {
     for (instance *in = cs->buckets[bucket_of(id)]; in; in = in->next)

@@ -25,6 +25,7 @@
 #include "channel_internal.h"
 #include "log.h"
 #include "metrics.h"
+#include "strhash.h"
 
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -82,12 +83,7 @@ struct spark_rooms {
 
 /* ---- the room table ------------------------------------------------------ */
 
-static size_t bucket_of(const char *name) {
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % NBUCKETS;
-}
+static size_t bucket_of(const char *name) { return spark_strhash(name) % NBUCKETS; }
 
 static room *find_room(spark_rooms *rooms, const char *name) {
     for (room *r = rooms->buckets[bucket_of(name)]; r; r = r->next)
