@@ -1044,7 +1044,11 @@ static json_object *report_fanout(void) {
     printf("  messages measured: %lld; deliveries %lld of %lld (%.0f/s); missing %lld; "
            "duplicates %lld\n",
            measured, delivered, expected, per_s, expected - delivered, f->dups);
-    printf("  joining: %.2f s for all members to be live in the room\n", (double)join_us / 1e6);
+    if (g.ready < g.nconns)
+        printf("  joining: only %d of %d members were live in the room after %.2f s\n", g.ready,
+               g.nconns, (double)join_us / 1e6);
+    else
+        printf("  joining: %.2f s for all members to be live in the room\n", (double)join_us / 1e6);
     print_common();
 
     json_object *o = json_object_new_object();
