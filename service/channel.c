@@ -53,7 +53,7 @@ struct spark_conn {
     char origin[96];
     lws_dll2_t link; /* in owner->conns */
     spark_route_params params;
-    char query[MAX_QUERY_BYTES]; /* "name=value" strings, each NUL-ended */
+    char *query; /* "name=value" strings, each NUL-ended; NULL when none */
     size_t query_len;
     char user_id[SPARK_TOKEN_SUB_MAX + 1], user_name[SPARK_TOKEN_NAME_MAX + 1];
     spark_identity identity;
@@ -214,15 +214,21 @@ static int refuse(struct lws *wsi, int status, const char *why, const char *path
     return -1;
 }
 
-/* Copies the query arguments ("a=1", "b=2"), as lws decoded them. */
+/* Copies the query arguments ("a=1", "b=2"), as lws decoded them, into
+ * a buffer of their size: most connections have none or a short one. */
 static void copy_query(spark_conn *c, struct lws *wsi) {
-    char arg[512];
+    char all[MAX_QUERY_BYTES], arg[512];
+    size_t len = 0;
     for (int i = 0; lws_hdr_copy_fragment(wsi, arg, sizeof arg, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
          i++) {
         size_t n = strlen(arg) + 1;
-        if (c->query_len + n > sizeof c->query) break;
-        memcpy(c->query + c->query_len, arg, n);
-        c->query_len += n;
+        if (len + n > sizeof all) break;
+        memcpy(all + len, arg, n);
+        len += n;
+    }
+    if (len && (c->query = malloc(len))) {
+        memcpy(c->query, all, len);
+        c->query_len = len;
     }
 }
 
@@ -297,6 +303,7 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
 static void free_conn(spark_conn *c) {
     lws_sul_cancel(&c->expiry);
     spark_identity_clear(&c->identity);
+    free(c->query);
     drop_queue(c);
     free(c->rx);
     if (c->release) c->release(c->data);

@@ -57,7 +57,7 @@ struct spark_http_request {
     void *ws; /* the WebSocket connection, once upgraded */
     spark_identity identity;
     const route *pending; /* a POST route waiting for its body */
-    char body[MAX_BODY_BYTES + 1];
+    char *body;           /* a POST's body, allocated when one comes: most sockets never have one */
     size_t body_len;
     spark_http_later *later; /* deferred: the handler answers later */
 };
@@ -136,7 +136,7 @@ void spark_http_set_sessions(spark_http *http, const spark_sessions *sessions) {
 
 const char *spark_http_request_body(const spark_http_request *req, size_t *len) {
     if (len) *len = req->body_len;
-    return req->body;
+    return req->body ? req->body : "";
 }
 
 void spark_http_set_ws(spark_http *http, spark_http_ws_fn cb, void *ud) {
@@ -356,8 +356,9 @@ static int handle_request(spark_http *http, spark_http_request *req, const char 
     release_body(req);
     req->responded = false;
     req->pending = NULL;
+    free(req->body);
+    req->body = NULL;
     req->body_len = 0;
-    req->body[0] = '\0';
     if (strlen(uri) >= sizeof req->path || uri[0] != '/') {
         snprintf(req->path, sizeof req->path, "/");
         respond_text(req, 414, "request path too long\n");
@@ -403,6 +404,11 @@ static int on_body(spark_http_request *req, const char *in, size_t len) {
         respond_text(req, 413, "request body too large\n");
         return 0;
     }
+    if (!req->body && !(req->body = malloc(MAX_BODY_BYTES + 1))) {
+        req->pending = NULL;
+        respond_text(req, 500, "out of memory\n");
+        return 0;
+    }
     memcpy(req->body + req->body_len, in, len);
     req->body_len += len;
     req->body[req->body_len] = '\0';
@@ -435,6 +441,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             release_body(req);
             spark_identity_clear(&req->identity);
             forget_later(req);
+            free(req->body);
+            req->body = NULL;
         }
         break;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:

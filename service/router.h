@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SPARK_ROUTE_MAX_PARAMS 8
+#define SPARK_ROUTE_MAX_PARAMS 4
 #define SPARK_ROUTE_MAX_NAME   32
 #define SPARK_ROUTE_MAX_VALUE  256
 
@@ -26,7 +26,7 @@ typedef struct {
 } spark_route_params;
 
 /* True if `pattern` is well formed: starts with "/", has no empty segment,
- * parameter names are 1-31 of [A-Za-z0-9_], at most 8 of them, no repeats. */
+ * parameter names are 1-31 of [A-Za-z0-9_], at most 4 of them, no repeats. */
 bool spark_route_valid(const char *pattern);
 
 /* Matches `path` (no query string) against a valid `pattern`, filling `out`

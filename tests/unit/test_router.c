@@ -19,7 +19,8 @@ START_TEST(valid_patterns) {
     ck_assert(!spark_route_valid("/chat/:"));
     ck_assert(!spark_route_valid("/chat/:room-id"));
     ck_assert(!spark_route_valid("/:a/:a"));
-    ck_assert(!spark_route_valid("/:a/:b/:c/:d/:e/:f/:g/:h/:i"));
+    ck_assert(spark_route_valid("/:a/:b/:c/:d"));
+    ck_assert(!spark_route_valid("/:a/:b/:c/:d/:e"));
 }
 END_TEST
 
