@@ -38,6 +38,7 @@
 #define SLOW_KILL_SECS   2
 #define CLOSE_ABNORMAL   1006
 #define CLOSE_AUTH       4401
+#define RX_KEEP_BYTES    4096
 
 typedef struct frame {
     struct frame *next;
@@ -62,7 +63,7 @@ struct spark_conn {
 
     /* receiving */
     char *rx;
-    size_t rx_len;
+    size_t rx_len, rx_cap;
     bool rx_binary;
 
     /* sending */
@@ -453,9 +454,16 @@ static int on_receive(spark_conn *c, struct lws *wsi, const void *in, size_t len
                          strlen(c->close_reason));
         return -1;
     }
-    if (!c->rx) {
-        c->rx = malloc(limit + 1);
-        if (!c->rx) return -1;
+    /* The buffer grows with the message and a big one is let go after
+     * use: thousands of mostly idle sockets must not each keep 64 KiB. */
+    if (c->rx_len + len + 1 > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap : 256;
+        while (cap < c->rx_len + len + 1)
+            cap *= 2;
+        char *rx = realloc(c->rx, cap);
+        if (!rx) return -1;
+        c->rx = rx;
+        c->rx_cap = cap;
     }
     memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
@@ -463,6 +471,11 @@ static int on_receive(spark_conn *c, struct lws *wsi, const void *in, size_t len
         c->rx[c->rx_len] = '\0';
         dispatch(c);
         c->rx_len = 0;
+        if (c->rx_cap > RX_KEEP_BYTES) {
+            free(c->rx);
+            c->rx = NULL;
+            c->rx_cap = 0;
+        }
     }
     return 0;
 }

@@ -26,6 +26,7 @@
 #define MAX_PATH_BYTES 1024
 #define WRITE_CHUNK    16384
 #define MAX_BODY_BYTES 8192
+#define RX_CHUNK       1024
 
 typedef struct {
     char *path;
@@ -466,6 +467,9 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 struct lws_protocols spark_http_protocol(spark_http *http) {
-    struct lws_protocols p = {"http", http_callback, sizeof(spark_http_request), 0, 0, http, 0};
+    /* rx_buffer_size is what lws gives each socket for reading; WebSocket
+     * messages arrive in chunks of it and are joined by the channel layer. */
+    struct lws_protocols p = {"http", http_callback, sizeof(spark_http_request), RX_CHUNK, 0, http,
+                              0};
     return p;
 }
