@@ -3,7 +3,7 @@
  *
  * The runtime keeps the tree it last sent to a viewer, renders again, and
  * sends spark_diff() of the two; the browser applies the ops to the DOM it
- * parsed from the earlier HTML (web/js/patch.js). The op format, the order
+ * parsed from the earlier HTML (the applier in web/js/spark.js). The op format, the order
  * ops apply in and how paths are read are specified in docs/patch.md.
  *
  * spark_patch_apply() is the same applier in C, over our own trees: the

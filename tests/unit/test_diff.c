@@ -10,7 +10,7 @@
  * SPARK_DIFF_ITERATIONS=N changes the number of random pairs (valgrind runs
  * use fewer). SPARK_DIFF_VECTORS=path also writes 200 of the pairs as
  * {"vectors":[{"old":html,"ops":[...],"new":html},...]} for the browser test
- * of web/js/patch.js.
+ * of the applier in web/js/spark.js.
  */
 #include "diff.h"
 #include "html_tree.h"
@@ -723,7 +723,7 @@ START_TEST(random_pairs_patch_exactly) {
 }
 END_TEST
 
-/* ---- vectors for the browser test of web/js/patch.js ---- */
+/* ---- vectors for the browser test of the applier in web/js/spark.js ---- */
 
 START_TEST(write_vectors_for_the_browser) {
     const char *path = getenv("SPARK_DIFF_VECTORS");
