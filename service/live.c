@@ -1233,6 +1233,7 @@ void spark_components_detach(spark_components *cs) {
     if (!cs) return;
     cs->detached = true;
     cs->db = NULL;
+    spark_pages_abandon();
     lws_sul_cancel(&cs->flush_timer);
     lws_sul_cancel(&cs->sweep_timer);
     lws_sul_cancel(&cs->typing_timer);

@@ -120,4 +120,8 @@ int spark_live_page(const char *id, const char *viewer_id, const char *viewer_na
 /* Routes the demo pages (/counter/:id, /todo/:list, /chat/:room). */
 void spark_pages_register(spark_http *http);
 
+/* Answers (503) and forgets every page still waiting for its component:
+ * called before the lws context goes, which owns their timers. */
+void spark_pages_abandon(void);
+
 #endif

@@ -35,6 +35,7 @@ static const page_kind chat_kind = {"chat", "room", "Chat: %.200s"};
 /* A page waiting for its component to load. */
 typedef struct {
     lws_sorted_usec_list_t sul;
+    lws_dll2_t link; /* in waiting */
     spark_http_later *later;
     const page_kind *kind;
     lws_usec_t deadline;
@@ -113,6 +114,24 @@ static int try_page(spark_http_request *req, const page_kind *kind) {
     return 1;
 }
 
+static lws_dll2_owner_t waiting;
+
+static void stop_waiting(waiting_page *w) {
+    lws_sul_cancel(&w->sul);
+    lws_dll2_remove(&w->link);
+    spark_http_later_free(w->later);
+    free(w);
+}
+
+void spark_pages_abandon(void) {
+    while (waiting.head) {
+        waiting_page *w = lws_container_of(waiting.head, waiting_page, link);
+        spark_http_request *req = spark_http_later_request(w->later);
+        if (req) respond_text(req, 503, "the server is stopping\n");
+        stop_waiting(w);
+    }
+}
+
 static void retry_page(lws_sorted_usec_list_t *sul) {
     waiting_page *w = lws_container_of(sul, waiting_page, sul);
     spark_http_request *req = spark_http_later_request(w->later);
@@ -124,8 +143,7 @@ static void retry_page(lws_sorted_usec_list_t *sul) {
         }
         respond_text(req, 503, "the component is not available right now\n");
     }
-    spark_http_later_free(w->later);
-    free(w);
+    stop_waiting(w);
 }
 
 static void page(spark_http_request *req, const page_kind *kind) {
@@ -150,6 +168,7 @@ static void page(spark_http_request *req, const page_kind *kind) {
     }
     w->kind = kind;
     w->deadline = lws_now_usecs() + MAX_WAIT_US;
+    lws_dll2_add_tail(&w->link, &waiting);
     lws_sul_schedule(lws_get_context(spark_http_request_wsi(req)), 0, &w->sul, retry_page,
                      RETRY_US);
 }
