@@ -15,7 +15,7 @@ before(async () => {
 });
 after(async () => { await browser?.close(); });
 
-const TODO = '<div spark-component="todo:t1" spark-version="7">' +
+const TODO_PAGE = '<div spark-component="todo:t1" spark-version="7">' +
   '<form spark-submit="add"><input id="new" name="text" placeholder="What needs to be done?" value="">' +
   '<button spark-disable-with="Adding...">Add</button></form>' +
   '<ul><li spark-key="1"><span>milk</span><button spark-click="delete" spark-value-id="1" spark-value-item-kind="x">x</button></li></ul>' +
@@ -31,7 +31,7 @@ function rootState(page, cid) {
 
 test('joins every root at its rendered version and shows the state as a class', async () => {
   const { page, mock } = await mockPage(ctx,
-    '<div spark-component="counter:c1" spark-version="3"><p>Count: 0</p></div>' + TODO, { autoReply: false });
+    '<div spark-component="counter:c1" spark-version="3"><p>Count: 0</p></div>' + TODO_PAGE, { autoReply: false });
   const j1 = await mock.next((m) => m.t === 'join' && m.cid === 'counter:c1', 'join of counter:c1');
   const j2 = await mock.next((m) => m.t === 'join' && m.cid === 'todo:t1', 'join of todo:t1');
   assert.equal(j1.v, 3);
@@ -47,7 +47,7 @@ test('joins every root at its rendered version and shows the state as a class', 
 });
 
 test('clicks send spark-value-* (and live-click is an alias); links do not navigate', async () => {
-  const { page, mock } = await mockPage(ctx, TODO);
+  const { page, mock } = await mockPage(ctx, TODO_PAGE);
   await page.waitForSelector('.spark-connected');
   await page.click('button[spark-click="delete"]');
   const ev = await mock.next((m) => m.t === 'event', 'the delete event');
@@ -60,7 +60,7 @@ test('clicks send spark-value-* (and live-click is an alias); links do not navig
 });
 
 test('an event in flight marks its element spark-loading; the reply restores the exact DOM', async () => {
-  const { page, mock } = await mockPage(ctx, TODO);
+  const { page, mock } = await mockPage(ctx, TODO_PAGE);
   await page.waitForSelector('.spark-connected');
   const before = await page.evaluate(() => document.querySelector('[spark-component]').innerHTML);
   await page.click('button[spark-click="delete"]');
@@ -73,7 +73,7 @@ test('an event in flight marks its element spark-loading; the reply restores the
 });
 
 test('submit sends the form fields, disables with spark-disable-with, then the server owns the field', async () => {
-  const { page, mock } = await mockPage(ctx, TODO);
+  const { page, mock } = await mockPage(ctx, TODO_PAGE);
   await page.waitForSelector('.spark-connected');
   await page.fill('#new', 'buy milk');
   await page.press('#new', 'Enter');
@@ -93,7 +93,7 @@ test('submit sends the form fields, disables with spark-disable-with, then the s
 });
 
 test('spark-keydown fires only for its key; spark-input is debounced; spark-change on a form sends the form', async () => {
-  const { page, mock } = await mockPage(ctx, TODO);
+  const { page, mock } = await mockPage(ctx, TODO_PAGE);
   await page.waitForSelector('.spark-connected');
   await page.focus('#k');
   await page.keyboard.press('End');
@@ -120,7 +120,7 @@ test('spark-keydown fires only for its key; spark-input is debounced; spark-chan
 });
 
 test('patches keep focus, text and caret in the field being edited', async () => {
-  const { page, mock } = await mockPage(ctx, TODO);
+  const { page, mock } = await mockPage(ctx, TODO_PAGE);
   await page.waitForSelector('.spark-connected');
   await page.focus('#new');
   await page.keyboard.type('hello world');
@@ -154,7 +154,7 @@ test('patches keep focus, text and caret in the field being edited', async () =>
 });
 
 test('render replaces the component and keeps the focused field; flash shows and can be dismissed', async () => {
-  const { page, mock } = await mockPage(ctx, TODO);
+  const { page, mock } = await mockPage(ctx, TODO_PAGE);
   await page.waitForSelector('.spark-connected');
   await page.focus('#new');
   await page.keyboard.type('abc');
@@ -173,7 +173,7 @@ test('render replaces the component and keeps the focused field; flash shows and
 });
 
 test('a patch that does not fit asks for a full render (leave, join without a version)', async () => {
-  const { page, mock } = await mockPage(ctx, TODO);
+  const { page, mock } = await mockPage(ctx, TODO_PAGE);
   await page.waitForSelector('.spark-connected');
   const from = mock.received.length;
   mock.send({ t: 'patch', cid: 'todo:t1', v: 8, ops: [['t', [42, 0], 'x']] });
@@ -184,7 +184,7 @@ test('a patch that does not fit asks for a full render (leave, join without a ve
 });
 
 test('a dropped connection shows reconnecting, then re-joins at the version held', async () => {
-  const { page, mock } = await mockPage(ctx, TODO);
+  const { page, mock } = await mockPage(ctx, TODO_PAGE);
   await page.waitForSelector('.spark-connected');
   mock.send({ t: 'patch', cid: 'todo:t1', v: 12, ops: [['t', [1, 0, 0, 0], 'oat milk']] });
   await page.waitForSelector('span:text("oat milk")');
@@ -204,7 +204,7 @@ test('a dropped connection shows reconnecting, then re-joins at the version held
 });
 
 test('close 4401 stops reconnecting and marks the roots', async () => {
-  const { page, mock } = await mockPage(ctx, TODO);
+  const { page, mock } = await mockPage(ctx, TODO_PAGE);
   await page.waitForSelector('.spark-connected');
   const unauthorized = page.evaluate(() => new Promise((r) => window.Spark.on('unauthorized', r)));
   mock.drop(4401);
@@ -215,7 +215,7 @@ test('close 4401 stops reconnecting and marks the roots', async () => {
 });
 
 test('redirect follows same-site and http(s) URLs only', async () => {
-  const { page, mock } = await mockPage(ctx, TODO);
+  const { page, mock } = await mockPage(ctx, TODO_PAGE);
   await page.waitForSelector('.spark-connected');
   mock.send({ t: 'redirect', url: 'javascript:alert(1)' });
   mock.send({ t: 'redirect', url: '/e2e/elsewhere' });
