@@ -39,6 +39,7 @@
 #define CLOSE_ABNORMAL   1006
 #define CLOSE_AUTH       4401
 #define RX_KEEP_BYTES    4096
+#define MAX_TOKEN_WAIT_S (400LL * 86400)
 
 typedef struct frame {
     struct frame *next;
@@ -76,7 +77,7 @@ struct spark_conn {
     int strikes;
 
     /* closing */
-    bool established, closing, kill;
+    bool upgrading, established, closing, kill;
     int close_code;
     char close_reason[MAX_REASON_BYTES + 1];
 
@@ -90,6 +91,7 @@ struct spark_channels {
     spark_rooms *rooms;
     spark_sessions *sessions;
     lws_dll2_owner_t conns;
+    size_t upgrading; /* accepted by the filter, not yet established */
     uint64_t next_serial;
     bool refusing;
 };
@@ -275,7 +277,9 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
         refuse(wsi, 404, "no channel on this route", path);
         return NULL;
     }
-    if (channels->refusing || channels->conns.count >= (uint32_t)channels->cfg->max_connections) {
+    /* Handshakes in progress count too, or a burst could pass the limit. */
+    if (channels->refusing ||
+        channels->conns.count + channels->upgrading >= (size_t)channels->cfg->max_connections) {
         spark_metric_add(SPARK_M_WS_REFUSED, 1);
         refuse(wsi, 503, channels->refusing ? "stopping" : "connection limit reached", path);
         return NULL;
@@ -298,10 +302,19 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
     c->tokens = channels->cfg->rate_limit;
     c->refilled_at = lws_now_usecs();
     c->close_code = CLOSE_ABNORMAL;
+    c->upgrading = true;
+    channels->upgrading++;
     return c;
 }
 
+static void upgrade_done(spark_conn *c) {
+    if (!c->upgrading) return;
+    c->upgrading = false;
+    c->owner->upgrading--;
+}
+
 static void free_conn(spark_conn *c) {
+    upgrade_done(c);
     lws_sul_cancel(&c->expiry);
     spark_identity_clear(&c->identity);
     free(c->query);
@@ -323,12 +336,14 @@ static void on_token_expired(lws_sorted_usec_list_t *sul) {
 static void schedule_expiry(spark_conn *c) {
     if (!c->identity.authenticated) return;
     int64_t left = c->identity.claims.exp - (int64_t)time(NULL);
+    if (left > MAX_TOKEN_WAIT_S) left = MAX_TOKEN_WAIT_S; /* a far exp must not overflow */
     lws_usec_t us = (lws_usec_t)(left > 0 ? left : 0) * LWS_US_PER_SEC +
                     (lws_usec_t)c->owner->cfg->token_grace_ms * LWS_US_PER_MS;
     lws_sul_schedule(lws_get_context(c->wsi), 0, &c->expiry, on_token_expired, us);
 }
 
 static void on_established(spark_conn *c, struct lws *wsi) {
+    upgrade_done(c);
     c->wsi = wsi;
     c->established = true;
     lws_dll2_add_tail(&c->link, &c->owner->conns);
@@ -509,7 +524,10 @@ int spark_channels_callback(void *ud, struct lws *wsi, enum lws_callback_reasons
         if (c) on_peer_close(c, in, len);
         return 0;
     case LWS_CALLBACK_CLOSED:
-        if (c && c->established) on_closed(c);
+        if (c && c->established)
+            on_closed(c);
+        else if (c)
+            free_conn(c);
         *slot = NULL;
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:

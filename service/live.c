@@ -599,7 +599,9 @@ static void typing_cb(lws_sorted_usec_list_t *sul) {
 static void on_ephemeral(spark_components *cs, const char *rest) {
     const char *bar = strchr(rest, '|');
     json_object *o = bar ? json_tokener_parse(bar + 1) : NULL, *room = NULL, *payload = NULL;
+    /* Any role may NOTIFY: a room that is not a string is not ours. */
     if (json_object_object_get_ex(o, "room", &room) &&
+        json_object_is_type(room, json_type_string) &&
         json_object_object_get_ex(o, "payload", &payload)) {
         instance *in = find_instance(cs, json_object_get_string(room));
         json_object *type = NULL, *user = NULL, *uid = NULL;

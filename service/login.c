@@ -123,8 +123,16 @@ static bool clean_name(char *name) {
 static void post_login(spark_http_request *req, void *ud) {
     const spark_sessions *sessions = ud;
     struct lws *wsi = spark_http_request_wsi(req);
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0 &&
-        !spark_sessions_origin_allowed(sessions, wsi)) {
+    /* Browsers send Origin with a form POST; one without it is accepted
+     * only when the browser says the request is same-origin. */
+    char site[32] = "";
+    static const char fetch_site[] = "sec-fetch-site:";
+    bool same_site =
+        lws_hdr_custom_copy(wsi, site, sizeof site, fetch_site, sizeof fetch_site - 1) > 0 &&
+        strcmp(site, "same-origin") == 0;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0
+            ? !spark_sessions_origin_allowed(sessions, wsi)
+            : !same_site) {
         spark_http_respond(req, 403, "text/plain; charset=utf-8", "origin not allowed\n", 19);
         return;
     }
@@ -139,8 +147,8 @@ static void post_login(spark_http_request *req, void *ud) {
         return;
     }
     char cookie[SPARK_TOKEN_MAX + 128];
-    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d",
-             SPARK_AUTH_COOKIE, token, ttl);
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s",
+             SPARK_AUTH_COOKIE, token, ttl, lws_is_ssl(wsi) ? "; Secure" : "");
     free(token);
     const char *headers[] = {"set-cookie:", cookie, "location:", safe_next(next), NULL};
     spark_http_respond_with(req, 303, "text/plain; charset=utf-8", "", 0, headers);

@@ -570,7 +570,9 @@ static void on_ephemeral(spark_rooms *rooms, const char *rest) {
     if (!bar) return;
     size_t origin_len = (size_t)(bar - rest);
     json_object *o = json_tokener_parse(bar + 1), *name = NULL, *payload = NULL;
+    /* Any role may NOTIFY: the payload is checked like any other input. */
     if (json_object_object_get_ex(o, "room", &name) &&
+        json_object_is_type(name, json_type_string) && valid_room(json_object_get_string(name)) &&
         json_object_object_get_ex(o, "payload", &payload)) {
         room *r = find_room(rooms, json_object_get_string(name));
         const char *text = json_object_to_json_string_ext(

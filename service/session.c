@@ -130,9 +130,9 @@ bool spark_sessions_origin_allowed(const spark_sessions *s, struct lws *wsi) {
     if (s->allowed_origins) return listed(s->allowed_origins, origin);
     header(wsi, WSI_TOKEN_HOST, host, sizeof host);
     if (!host[0]) return false;
-    const char *rest = strstr(origin, "://");
-    snprintf(same, sizeof same, "%s", rest ? rest + 3 : "");
-    return strcasecmp(same, host) == 0;
+    /* Same origin: the same scheme as this connection and the same host. */
+    snprintf(same, sizeof same, "%s://%s", lws_is_ssl(wsi) ? "https" : "http", host);
+    return strcasecmp(origin, same) == 0;
 }
 
 /* The same name (ignoring case and surrounding space) is the same user:

@@ -134,6 +134,15 @@ START_TEST(ephemeral_excluding_the_sender) {
     free(m);
     /* Ephemeral messages are not stored. */
     PGconn *pg = it_connect(db);
+    /* Any role may NOTIFY: malformed ephemeral payloads are ignored, and
+     * both instances go on serving. */
+    PQclear(it_exec(pg, "SELECT pg_notify('spark', 'e||{\"room\":null,\"payload\":1}'),"
+                        " pg_notify('spark', 'e||{\"room\":5,\"payload\":1}'),"
+                        " pg_notify('spark', 'e||not json'), pg_notify('spark', 'e|')"));
+    chat(a, "after-garbage");
+    free(expect(b, "after-garbage"));
+    ck_assert_int_eq(it_http_get(port_a, "/healthz", NULL, 0), 200);
+    ck_assert_int_eq(it_http_get(port_b, "/healthz", NULL, 0), 200);
     char n[32];
     it_query_value(pg, "SELECT count(*) FROM spark.messages WHERE payload->>'type' = 'typing'", n,
                    sizeof n);

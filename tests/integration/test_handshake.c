@@ -215,6 +215,14 @@ START_TEST(demo_login_sets_a_cookie_that_opens_sockets) {
     ck_assert_int_eq(login(port, "name=Ada&next=%2F%2Fevil.example", resp, sizeof resp), 303);
     ck_assert_msg(strstr(resp, "location: /\r\n"), "%s", resp);
     ck_assert_int_eq(login(port, "name=&next=/", resp, sizeof resp), 400);
+    /* A form post from nowhere (no Origin, no same-origin fetch) is refused. */
+    static char bare[512];
+    snprintf(bare, sizeof bare,
+             "POST /login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: 8\r\n"
+             "Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n"
+             "name=Eve",
+             port);
+    ck_assert_int_eq(it_http_exchange(port, bare, resp, sizeof resp), 403);
     ck_assert_int_eq(login(port, "nothing", resp, sizeof resp), 400);
 
     /* The cookie opens a socket from our own origin, on either instance,
