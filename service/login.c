@@ -21,7 +21,7 @@ static const char page_head[] =
     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
     "<title>Sign in - Spark</title><link rel=\"stylesheet\" href=\"/css/spark.css\"></head>"
-    "<body><main class=\"login\"><h1>Sign in</h1>";
+    "<body><main class=\"login\">";
 
 /* Escapes text for an HTML attribute or text node into out. */
 static void escape_html(const char *in, char *out, size_t cap) {
@@ -56,7 +56,7 @@ static void show_form(spark_http_request *req, const char *next, const char *err
     escape_html(safe_next(next), next_html, sizeof next_html);
     int n = snprintf(
         page, sizeof page,
-        "%s%s<form method=\"post\" action=\"/login\">"
+        "%s<h1>Sign in</h1>%s<form method=\"post\" action=\"/login\">"
         "<label for=\"name\">Your name</label>"
         "<input id=\"name\" name=\"name\" maxlength=\"%d\" required autofocus>"
         "<input type=\"hidden\" name=\"next\" value=\"%s\">"
@@ -120,22 +120,28 @@ static bool clean_name(char *name) {
     return n > 0 && n <= MAX_NAME_BYTES;
 }
 
-static void post_login(spark_http_request *req, void *ud) {
-    const spark_sessions *sessions = ud;
+/* Whether a form POST comes from our own pages: browsers send Origin with
+ * one; without it, only a browser's own word that it is same-origin counts.
+ * Answers 403 and returns false otherwise. */
+static bool posted_by_us(spark_http_request *req, const spark_sessions *sessions) {
     struct lws *wsi = spark_http_request_wsi(req);
-    /* Browsers send Origin with a form POST; one without it is accepted
-     * only when the browser says the request is same-origin. */
     char site[32] = "";
     static const char fetch_site[] = "sec-fetch-site:";
     bool same_site =
         lws_hdr_custom_copy(wsi, site, sizeof site, fetch_site, sizeof fetch_site - 1) > 0 &&
         strcmp(site, "same-origin") == 0;
     if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0
-            ? !spark_sessions_origin_allowed(sessions, wsi)
-            : !same_site) {
-        spark_http_respond(req, 403, "text/plain; charset=utf-8", "origin not allowed\n", 19);
-        return;
-    }
+            ? spark_sessions_origin_allowed(sessions, wsi)
+            : same_site)
+        return true;
+    spark_http_respond(req, 403, "text/plain; charset=utf-8", "origin not allowed\n", 19);
+    return false;
+}
+
+static void post_login(spark_http_request *req, void *ud) {
+    const spark_sessions *sessions = ud;
+    struct lws *wsi = spark_http_request_wsi(req);
+    if (!posted_by_us(req, sessions)) return;
     const char *body = spark_http_request_body(req, NULL);
     char name[MAX_NAME_BYTES * 4 + 1], next[1024] = "/";
     form_field(body, "next", next, sizeof next);
@@ -154,8 +160,20 @@ static void post_login(spark_http_request *req, void *ud) {
     spark_http_respond_with(req, 303, "text/plain; charset=utf-8", "", 0, headers);
 }
 
+/* Signing out is a POST too, so that another site cannot do it with a
+ * link or an image; GET shows the button. */
 static void get_logout(spark_http_request *req, void *ud) {
     (void)ud;
+    static const char page[] = "<h1>Sign out</h1><form method=\"post\" action=\"/logout\">"
+                               "<button type=\"submit\">Sign out</button></form></main></body>"
+                               "</html>\n";
+    char html[sizeof page_head + sizeof page];
+    int n = snprintf(html, sizeof html, "%s%s", page_head, page);
+    spark_http_respond(req, 200, "text/html; charset=utf-8", html, (size_t)n);
+}
+
+static void post_logout(spark_http_request *req, void *ud) {
+    if (!posted_by_us(req, ud)) return;
     const char *headers[] = {
         "set-cookie:", SPARK_AUTH_COOKIE "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
         "location:", "/", NULL};
@@ -167,7 +185,8 @@ int spark_login_routes(spark_http *http, const spark_sessions *sessions) {
     void *ud = (void *)(uintptr_t)sessions;
     return spark_http_get(http, "/login", get_login, ud) ||
                    spark_http_post(http, "/login", post_login, ud) ||
-                   spark_http_get(http, "/logout", get_logout, ud)
+                   spark_http_get(http, "/logout", get_logout, ud) ||
+                   spark_http_post(http, "/logout", post_logout, ud)
                ? -1
                : 0;
 }

@@ -223,6 +223,23 @@ START_TEST(demo_login_sets_a_cookie_that_opens_sockets) {
              "name=Eve",
              port);
     ck_assert_int_eq(it_http_exchange(port, bare, resp, sizeof resp), 403);
+    /* Signing out is a POST from our own origin: a GET only shows the
+     * button, and a cross-site POST is refused. */
+    ck_assert_int_eq(it_http_get(port, "/logout", resp, sizeof resp), 200);
+    ck_assert_msg(strstr(resp, "action=\"/logout\"") && !strstr(resp, "set-cookie"), "%s", resp);
+    static char out_req[512];
+    snprintf(out_req, sizeof out_req,
+             "POST /logout HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nOrigin: http://evil.example\r\n"
+             "Content-Length: 0\r\nConnection: close\r\n\r\n",
+             port);
+    ck_assert_int_eq(it_http_exchange(port, out_req, resp, sizeof resp), 403);
+    snprintf(out_req, sizeof out_req,
+             "POST /logout HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nOrigin: http://127.0.0.1:%d\r\n"
+             "Content-Length: 0\r\nConnection: close\r\n\r\n",
+             port, port);
+    ck_assert_int_eq(it_http_exchange(port, out_req, resp, sizeof resp), 303);
+    ck_assert_msg(strstr(resp, "set-cookie: spark_session=;") && strstr(resp, "Max-Age=0"), "%s",
+                  resp);
     ck_assert_int_eq(login(port, "nothing", resp, sizeof resp), 400);
 
     /* The cookie opens a socket from our own origin, on either instance,
