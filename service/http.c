@@ -383,9 +383,17 @@ static int handle_request(spark_http *http, spark_http_request *req, const char 
             return 0;
         }
         char length[24] = "";
-        if (lws_hdr_copy(req->wsi, length, sizeof length, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
-            atol(length) > MAX_BODY_BYTES) {
+        long body_bytes =
+            lws_hdr_copy(req->wsi, length, sizeof length, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0
+                ? atol(length)
+                : 0;
+        if (body_bytes > MAX_BODY_BYTES) {
             respond_text(req, 413, "request body too large\n");
+            return 0;
+        }
+        /* With no body to wait for, lws may not report one as complete. */
+        if (body_bytes <= 0) {
+            run_route(http, req, r);
             return 0;
         }
         req->pending = r; /* the handler runs once the body is in */
