@@ -7,7 +7,13 @@
  * watched descriptor is compared with libpq's by identity (device, inode)
  * after every poll: a new socket can reuse the old one's number.
  *
- * Queries run strictly one at a time in FIFO order. A lost connection fails
+ * Queries run in FIFO order, each in its own implicit transaction. By
+ * default one is in flight at a time; with spark_pg_set_pipeline() up to N
+ * are sent ahead in libpq's pipeline mode, each followed by its own sync so
+ * that one failing statement never aborts the next. Order and callbacks are
+ * the same either way; pipelining only removes the round trip between
+ * queries, which is what bounds an instance that joins thousands of members
+ * or writes hundreds of events per second. A lost connection fails
  * everything queued, since a statement in flight may or may not have
  * committed and only its caller knows whether retrying is safe.
  */
@@ -54,11 +60,13 @@ struct spark_pg {
     dev_t sock_dev;
     ino_t sock_ino;
 
-    query *head, *tail; /* head is in flight once `sent` */
-    bool sent;
-    PGresult *result; /* last result of the query in flight */
-    char *error;      /* its first error */
-    size_t pending;   /* user queries queued or in flight */
+    query *head, *tail;  /* the first `in_flight` of them are sent */
+    query *unsent;       /* first query not yet sent, or NULL */
+    unsigned in_flight;  /* sent, their outcome not yet delivered */
+    unsigned max_flight; /* 1: one at a time; more: pipeline mode */
+    PGresult *result;    /* last result of the query in flight */
+    char *error;         /* its first error */
+    size_t pending;      /* user queries queued or in flight */
     lws_usec_t ping_sent_at;
 
     unsigned attempt; /* failed attempts since the last success */
@@ -104,6 +112,7 @@ static void enqueue(spark_pg *pg, query *q) {
     else
         pg->head = q;
     pg->tail = q;
+    if (!pg->unsent) pg->unsent = q;
     if (!q->is_ping) pg->pending++;
 }
 
@@ -111,7 +120,10 @@ static query *dequeue(spark_pg *pg) {
     query *q = pg->head;
     pg->head = q->next;
     if (!pg->head) pg->tail = NULL;
-    pg->sent = false;
+    if (pg->unsent == q)
+        pg->unsent = q->next;
+    else if (pg->in_flight)
+        pg->in_flight--;
     if (!q->is_ping) pg->pending--;
     return q;
 }
@@ -124,17 +136,24 @@ static void flush_output(spark_pg *pg) {
         connection_lost(pg, PQerrorMessage(pg->conn));
 }
 
+static bool pipelined(const spark_pg *pg) { return pg->max_flight > 1; }
+
 static void send_next(spark_pg *pg) {
-    if (pg->state != SPARK_PG_UP || !pg->head || pg->sent) return;
-    query *q = pg->head;
-    if (!PQsendQueryParams(pg->conn, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
-                           NULL, 0)) {
-        connection_lost(pg, PQerrorMessage(pg->conn));
-        return;
+    bool sent_any = false;
+    while (pg->state == SPARK_PG_UP && pg->unsent && pg->in_flight < pg->max_flight) {
+        query *q = pg->unsent;
+        if (!PQsendQueryParams(pg->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
+                               NULL, NULL, 0) ||
+            (pipelined(pg) && !PQpipelineSync(pg->conn))) {
+            connection_lost(pg, PQerrorMessage(pg->conn));
+            return;
+        }
+        pg->unsent = q->next;
+        pg->in_flight++;
+        if (q->is_ping) pg->ping_sent_at = lws_now_usecs();
+        sent_any = true;
     }
-    pg->sent = true;
-    if (q->is_ping) pg->ping_sent_at = lws_now_usecs();
-    flush_output(pg);
+    if (sent_any) flush_output(pg);
 }
 
 /* Delivers the outcome of the query at the head, then sends the next. */
@@ -154,17 +173,25 @@ static void complete_head(spark_pg *pg) {
     send_next(pg);
 }
 
+/* A query's results end with a NULL result; in pipeline mode its sync's
+ * PGRES_PIPELINE_SYNC follows, and only then is the query complete. */
 static void collect_results(spark_pg *pg) {
-    while (pg->state == SPARK_PG_UP && pg->head && pg->sent && !PQisBusy(pg->conn)) {
+    while (pg->state == SPARK_PG_UP && pg->in_flight && !PQisBusy(pg->conn)) {
         PGresult *res = PQgetResult(pg->conn);
         if (!res) {
-            complete_head(pg);
+            if (!pipelined(pg)) complete_head(pg);
             continue;
         }
         ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            complete_head(pg);
+            continue;
+        }
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY &&
             !pg->error)
-            pg->error = strdup(PQresultErrorMessage(res));
+            pg->error = strdup(st == PGRES_PIPELINE_ABORTED ? "pipeline aborted"
+                                                            : PQresultErrorMessage(res));
         PQclear(pg->result);
         pg->result = res;
     }
@@ -230,7 +257,7 @@ static int watch_socket(spark_pg *pg) {
 static void ping_due(lws_sorted_usec_list_t *sul) {
     spark_pg *pg = lws_container_of(sul, spark_pg, ping_timer);
     if (pg->state != SPARK_PG_UP) return;
-    if (pg->head && pg->head->is_ping && pg->sent &&
+    if (pg->head && pg->head->is_ping && pg->in_flight &&
         lws_now_usecs() - pg->ping_sent_at > PING_TIMEOUT_US) {
         connection_lost(pg, "no answer to ping");
         return;
@@ -249,6 +276,10 @@ static void ping_due(lws_sorted_usec_list_t *sul) {
 static void became_up(spark_pg *pg) {
     lws_sul_cancel(&pg->connect_timer);
     if (PQsetnonblocking(pg->conn, 1) != 0) {
+        connection_lost(pg, PQerrorMessage(pg->conn));
+        return;
+    }
+    if (pipelined(pg) && !PQenterPipelineMode(pg->conn)) {
         connection_lost(pg, PQerrorMessage(pg->conn));
         return;
     }
@@ -423,7 +454,12 @@ spark_pg *spark_pg_new(struct lws_context *context, struct lws_vhost *vhost, con
     snprintf(pg->name, sizeof pg->name, "%s", name);
     if (events) pg->events = *events;
     pg->ud = ud;
+    pg->max_flight = 1;
     return pg;
+}
+
+void spark_pg_set_pipeline(spark_pg *pg, unsigned max_in_flight) {
+    pg->max_flight = max_in_flight ? max_in_flight : 1;
 }
 
 void spark_pg_start(spark_pg *pg) {
@@ -444,6 +480,10 @@ const char *spark_pg_state_name(spark_pg_state state) {
 }
 
 size_t spark_pg_pending(const spark_pg *pg) { return pg->pending; }
+
+size_t spark_pg_in_flight(const spark_pg *pg) {
+    return pg->in_flight - (pg->head && pg->head->is_ping && pg->in_flight);
+}
 
 int spark_pg_query(spark_pg *pg, const char *sql, int nparams, const char *const *params,
                    spark_pg_result_fn cb, void *ud) {

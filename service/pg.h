@@ -43,6 +43,12 @@ extern const struct lws_protocols spark_pg_protocol;
 spark_pg *spark_pg_new(struct lws_context *context, struct lws_vhost *vhost, const char *conninfo,
                        const char *name, const spark_pg_events *events, void *ud);
 
+/* Lets up to `max_in_flight` queries be sent before the first one's answer
+ * (libpq pipeline mode; 0 or 1 turns it off). Order, transactions (each
+ * query is its own unless it runs BEGIN) and callbacks do not change.
+ * Call before spark_pg_start(); not for a connection that LISTENs. */
+void spark_pg_set_pipeline(spark_pg *pg, unsigned max_in_flight);
+
 /* Begins connecting; on failure keeps retrying until spark_pg_free(). */
 void spark_pg_start(spark_pg *pg);
 
@@ -51,6 +57,9 @@ const char *spark_pg_state_name(spark_pg_state state);
 
 /* Queries queued or in flight, not counting internal pings. */
 size_t spark_pg_pending(const spark_pg *pg);
+
+/* Of those, the ones sent and not yet answered (at most the pipeline depth). */
+size_t spark_pg_in_flight(const spark_pg *pg);
 
 /* Queues one statement with text parameters ($1...). Returns 0, or -1 when
  * the connection is not up (the callback is then never called). */

@@ -34,6 +34,9 @@
 
 #define DRAIN_POLL_US (20 * LWS_US_PER_MS)
 #define FD_LIMIT_CAP  100000
+/* Queries sent ahead on the main connection: enough to hide the round trip
+ * behind a burst of joins or writes, few enough to keep the backlog small. */
+#define DB_PIPELINE_DEPTH 64
 
 typedef struct {
     const spark_config *cfg;
@@ -268,6 +271,7 @@ static int start(server *s, struct lws_protocols *protocols) {
     struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "sparkd");
     static const spark_pg_events db_events = {.on_up = on_db_up};
     s->db = spark_pg_new(s->ctx, vh, s->cfg->database_url, "db", &db_events, s);
+    if (s->db) spark_pg_set_pipeline(s->db, DB_PIPELINE_DEPTH);
     s->bus = spark_bus_new(s->ctx, vh, s->cfg->database_url);
     s->rooms = s->db ? spark_rooms_new(s->ctx, s->db, s->cfg) : NULL;
     s->channels = s->rooms ? spark_channels_new(s->cfg, s->rooms, s->sessions) : NULL;

@@ -1,0 +1,152 @@
+/*
+ * test_pg.c - the asynchronous PostgreSQL connection on its own, inside a
+ * real lws loop against the real server: queries answer in order, a failing
+ * statement fails alone, explicit transactions span queries, and pipeline
+ * mode really sends queries ahead of the answers.
+ */
+#include "harness.h"
+#include "pg.h"
+
+#include <check.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ANSWERS 512
+
+typedef struct {
+    int n;
+    char value[MAX_ANSWERS][64]; /* first value, or "ERR" */
+    bool up;
+} answers;
+
+static struct lws_context *ctx;
+static struct lws_vhost *vhost;
+
+static void on_up(void *ud) { ((answers *)ud)->up = true; }
+
+static void record(void *ud, const PGresult *res, const char *error) {
+    answers *a = ud;
+    ck_assert_int_lt(a->n, MAX_ANSWERS);
+    const char *v = error ? "ERR" : PQntuples(res) ? PQgetvalue(res, 0, 0) : "";
+    snprintf(a->value[a->n++], sizeof a->value[0], "%s", v);
+}
+
+static spark_pg *open_pg(unsigned depth, answers *a) {
+    static struct lws_protocols list[2]; /* lws keeps a pointer to it */
+    list[0] = spark_pg_protocol;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = list;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    lws_set_log_level(LLL_ERR, NULL);
+    ctx = lws_create_context(&info);
+    ck_assert_ptr_nonnull(ctx);
+    info.vhost_name = "test";
+    vhost = lws_create_vhost(ctx, &info);
+    ck_assert_ptr_nonnull(vhost);
+
+    char name[64];
+    const char *db = it_create_database(name);
+    static const spark_pg_events events = {.on_up = on_up};
+    spark_pg *pg = spark_pg_new(ctx, vhost, db, "test", &events, a);
+    spark_pg_set_pipeline(pg, depth);
+    spark_pg_start(pg);
+    lws_usec_t deadline = lws_now_usecs() + 10 * LWS_US_PER_SEC;
+    while (!a->up && lws_now_usecs() < deadline)
+        lws_service(ctx, 0);
+    ck_assert_msg(a->up, "no connection");
+    return pg;
+}
+
+static void wait_answers(answers *a, int n) {
+    lws_usec_t deadline = lws_now_usecs() + 10 * LWS_US_PER_SEC;
+    while (a->n < n && lws_now_usecs() < deadline)
+        lws_service(ctx, 0);
+    ck_assert_int_eq(a->n, n);
+}
+
+static void close_pg(spark_pg *pg) {
+    spark_pg_free(pg);
+    lws_context_destroy(ctx);
+}
+
+static void query(spark_pg *pg, answers *a, const char *sql) {
+    ck_assert_int_eq(spark_pg_query(pg, sql, 0, NULL, record, a), 0);
+}
+
+/* The same script with and without pipelining gives the same answers. */
+static void run_script(unsigned depth) {
+    answers *a = calloc(1, sizeof *a);
+    spark_pg *pg = open_pg(depth, a);
+    query(pg, a, "SELECT 'first'");
+    query(pg, a, "SELECT 1/0");
+    query(pg, a, "SELECT 'after the error'");
+    query(pg, a, "CREATE TEMP TABLE t (x int)");
+    query(pg, a, "BEGIN");
+    query(pg, a, "INSERT INTO t VALUES (1)");
+    query(pg, a, "SELECT count(*) FROM t");
+    query(pg, a, "SELECT 1/0");
+    query(pg, a, "INSERT INTO t VALUES (2)"); /* the transaction is aborted */
+    query(pg, a, "ROLLBACK");
+    query(pg, a, "SELECT count(*) FROM t");
+    for (int i = 0; i < 300; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", i);
+        const char *params[] = {n};
+        ck_assert_int_eq(spark_pg_query(pg, "SELECT $1::int * 2", 1, params, record, a), 0);
+    }
+    wait_answers(a, 311);
+    const char *want[] = {"first", "ERR", "after the error", "", "", "", "1", "ERR", "ERR",
+                          "",      "0"};
+    for (int i = 0; i < 11; i++)
+        ck_assert_msg(strcmp(a->value[i], want[i]) == 0, "depth %u answer %d: %s, not %s", depth, i,
+                      a->value[i], want[i]);
+    for (int i = 0; i < 300; i++)
+        ck_assert_int_eq(atoi(a->value[11 + i]), 2 * i);
+    ck_assert_uint_eq(spark_pg_pending(pg), 0);
+    close_pg(pg);
+    free(a);
+}
+
+START_TEST(queries_answer_in_order_one_at_a_time) { run_script(1); }
+END_TEST
+
+START_TEST(queries_answer_in_order_pipelined) { run_script(16); }
+END_TEST
+
+START_TEST(pipeline_sends_ahead_of_the_answers) {
+    answers *a = calloc(1, sizeof *a);
+    spark_pg *pg = open_pg(8, a);
+    for (int i = 0; i < 20; i++)
+        query(pg, a, "SELECT pg_sleep(0.001)");
+    ck_assert_uint_eq(spark_pg_in_flight(pg), 8);
+    ck_assert_uint_eq(spark_pg_pending(pg), 20);
+    wait_answers(a, 20);
+    ck_assert_uint_eq(spark_pg_in_flight(pg), 0);
+    close_pg(pg);
+    free(a);
+
+    a = calloc(1, sizeof *a);
+    pg = open_pg(1, a);
+    for (int i = 0; i < 5; i++)
+        query(pg, a, "SELECT 1");
+    ck_assert_uint_eq(spark_pg_in_flight(pg), 1);
+    wait_answers(a, 5);
+    close_pg(pg);
+    free(a);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("pg");
+    TCase *tc = tcase_create("pg");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, queries_answer_in_order_one_at_a_time);
+    tcase_add_test(tc, queries_answer_in_order_pipelined);
+    tcase_add_test(tc, pipeline_sends_ahead_of_the_answers);
+    suite_add_tcase(s, tc);
+    return it_run_suite(s);
+}
