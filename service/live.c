@@ -12,17 +12,21 @@
  * Events of one instance are handled strictly in arrival order. Those that
  * arrive while a write is in flight wait, and then go together: the
  * handlers run one after the other on copies of the cached state, and
- * every event that changed the state is stored in one statement
- * (spark.apply_events), each as its own version and history row. If
- * another writer got there first, the statement returns the current state
- * and the handlers run again on it, a bounded number of times. Replies,
- * flashes, redirects and room posts go out only once the batch is stored,
- * so a re-run never shows twice.
+ * every event that changed the state is stored, each as its own version and
+ * history row. The batches of all components wait for one another: one
+ * group write (spark.apply_batch) is in flight at a time, and the batches
+ * that became ready meanwhile go together in the next, so one commit (one
+ * fsync) serves every component that had events, whatever their number. If
+ * another writer got to a component first, its part returns the current
+ * state and its handlers run again on it, a bounded number of times.
+ * Replies, flashes, redirects and room posts go out only once the batch is
+ * stored, so a re-run never shows twice.
  *
  * Propagation never trusts a notification's payload beyond "this id is now
  * at version N": an instance behind it reloads the state once (a
  * notification during a load only marks it for one more), marks its
- * viewers dirty, and a 16 ms timer renders them: once per distinct
+ * viewers dirty, and they render on the loop's next turn (at most once per
+ * 16 ms per instance): once per distinct
  * (view state, viewer if the render looked at the viewer), and one diff
  * per distinct previous tree, since viewers who saw the same render share
  * its tree.
@@ -48,6 +52,7 @@
 #define TYPING_US        (3 * LWS_US_PER_SEC)
 #define MAX_ATTEMPTS     10
 #define MAX_BATCH        256
+#define MAX_GROUP        256
 #define MAX_QUEUE        4096
 #define ROOM_MESSAGES    50
 #define MAX_VIEWS_PER_WS 64
@@ -106,9 +111,12 @@ struct instance {
     bool persisted, loaded, loading, reload;
     lws_dll2_owner_t viewers, queue, batch;
     json_object *batch_state;
+    lws_dll2_t in_write;       /* in the components' write queue */
+    json_object *write_events; /* the batch's changes, until the group goes */
     bool writing;
     int attempts, refs;
     lws_usec_t keep_until;
+    lws_usec_t flushed_at, flush_due; /* last render of its viewers; the next */
     lws_sorted_usec_list_t tick_timer;
     /* rooms */
     spark_room_view room;
@@ -124,7 +132,11 @@ struct spark_components {
     const spark_config *cfg;
     instance *buckets[NBUCKETS];
     lws_dll2_owner_t dirty;
-    lws_sorted_usec_list_t flush_timer, sweep_timer, typing_timer;
+    lws_dll2_owner_t write_queue; /* instances whose batch waits for the next group */
+    instance **group;             /* the group write in flight, or NULL */
+    int ngroup;
+    lws_usec_t flush_at; /* when flush_timer fires */
+    lws_sorted_usec_list_t flush_timer, sweep_timer, typing_timer, write_timer;
     bool detached;
 };
 
@@ -235,12 +247,22 @@ static void arm(spark_components *cs, lws_sorted_usec_list_t *sul, sul_cb_t cb, 
     if (!cs->detached) lws_sul_schedule(cs->ctx, 0, sul, cb, us);
 }
 
+/* An instance renders at once (on the loop's next turn, so that what
+ * arrives together renders once) unless it rendered less than FLUSH_US
+ * ago: then at FLUSH_US after that render. A lone change shows without
+ * delay; a busy instance renders at most 1/FLUSH_US times a second. */
 static void mark_dirty(viewer *v) {
     instance *in = v->inst;
     v->dirty = true;
     spark_components *cs = in->cs;
-    if (lws_dll2_is_detached(&in->in_dirty)) lws_dll2_add_tail(&in->in_dirty, &cs->dirty);
-    if (lws_dll2_is_detached(&cs->flush_timer.list)) arm(cs, &cs->flush_timer, flush_cb, FLUSH_US);
+    if (!lws_dll2_is_detached(&in->in_dirty)) return;
+    lws_usec_t now = lws_now_usecs();
+    in->flush_due = in->flushed_at + FLUSH_US > now ? in->flushed_at + FLUSH_US : now;
+    lws_dll2_add_tail(&in->in_dirty, &cs->dirty);
+    if (lws_dll2_is_detached(&cs->flush_timer.list) || in->flush_due < cs->flush_at) {
+        cs->flush_at = in->flush_due;
+        arm(cs, &cs->flush_timer, flush_cb, in->flush_due - now);
+    }
 }
 
 static void mark_all_dirty(instance *in) {
@@ -327,10 +349,20 @@ static void flush_instance(instance *in) {
 
 static void flush_cb(lws_sorted_usec_list_t *sul) {
     spark_components *cs = lws_container_of(sul, spark_components, flush_timer);
+    lws_usec_t now = lws_now_usecs(), next = 0;
     EACH_LINK(d, &cs->dirty) {
         instance *in = lws_container_of(d, instance, in_dirty);
-        lws_dll2_remove(&in->in_dirty);
-        if (in->loaded) flush_instance(in);
+        if (in->flush_due > now) {
+            if (!next || in->flush_due < next) next = in->flush_due;
+        } else {
+            lws_dll2_remove(&in->in_dirty);
+            in->flushed_at = now;
+            if (in->loaded) flush_instance(in);
+        }
+    }
+    if (next) {
+        cs->flush_at = next;
+        arm(cs, &cs->flush_timer, flush_cb, next - now);
     }
 }
 
@@ -387,9 +419,11 @@ static void free_instance(instance *in) {
             break;
         }
     lws_dll2_remove(&in->in_dirty);
+    lws_dll2_remove(&in->in_write);
     lws_sul_cancel(&in->tick_timer);
     json_object_put(in->state);
     json_object_put(in->batch_state);
+    json_object_put(in->write_events);
     json_object_put(in->room.messages);
     free_names(in->room.online, in->room.nonline);
     free_names(in->room.typing, in->room.ntyping);
@@ -739,6 +773,69 @@ static void on_applied(void *ud, spark_store_outcome outcome, long long version,
     pump(in);
 }
 
+static void send_group(lws_sorted_usec_list_t *sul);
+
+/* The batch waits for the next group write, sent from the loop (never from
+ * inside a handler's pump) once no other group is in flight. */
+static void queue_write(instance *in, json_object *events) {
+    spark_components *cs = in->cs;
+    in->write_events = json_object_get(events);
+    in->refs++;
+    lws_dll2_add_tail(&in->in_write, &cs->write_queue);
+    if (!cs->group) arm(cs, &cs->write_timer, send_group, 0);
+}
+
+static void on_group_applied(void *ud, int n, const spark_store_result *results,
+                             const char *error) {
+    spark_components *cs = ud;
+    instance **group = cs->group;
+    int ngroup = cs->ngroup;
+    cs->group = NULL;
+    cs->ngroup = 0;
+    if (!error && n != ngroup) error = "the group write answered for other components";
+    for (int i = 0; i < ngroup; i++) {
+        if (error)
+            on_applied(group[i], SPARK_STORE_ERROR, 0, NULL, error);
+        else
+            on_applied(group[i], results[i].outcome, results[i].version, results[i].state,
+                       results[i].error);
+    }
+    free(group);
+    if (cs->write_queue.count) arm(cs, &cs->write_timer, send_group, 0);
+}
+
+static void send_group(lws_sorted_usec_list_t *sul) {
+    spark_components *cs = lws_container_of(sul, spark_components, write_timer);
+    if (cs->group || !cs->write_queue.count) return;
+    int n = cs->write_queue.count < MAX_GROUP ? (int)cs->write_queue.count : MAX_GROUP;
+    instance **group = calloc((size_t)n, sizeof *group);
+    json_object *batch = json_object_new_array();
+    for (int i = 0; i < n; i++) {
+        instance *in = lws_container_of(lws_dll2_get_head(&cs->write_queue), instance, in_write);
+        lws_dll2_remove(&in->in_write);
+        json_object *item = json_object_new_object();
+        json_object_object_add(item, "id", json_object_new_string(in->id));
+        json_object_object_add(item, "v", json_object_new_int64(in->persisted ? in->version : 0));
+        json_object_object_add(item, "events", in->write_events);
+        in->write_events = NULL;
+        json_object_array_add(batch, item);
+        if (group)
+            group[i] = in;
+        else
+            on_applied(in, SPARK_STORE_ERROR, 0, NULL, "out of memory");
+    }
+    if (group && spark_store_apply_batch(cs->db, json_text(batch), cs->cfg->instance,
+                                         on_group_applied, cs) == 0) {
+        cs->group = group;
+        cs->ngroup = n;
+    } else if (group) {
+        for (int i = 0; i < n; i++)
+            on_applied(group[i], SPARK_STORE_ERROR, 0, NULL, "the database is not reachable");
+        free(group);
+    }
+    json_object_put(batch);
+}
+
 /* Runs every handler of the batch on the cached state, then stores what
  * changed. Called again, on the fresh state, after a conflict. */
 static void run_batch(instance *in) {
@@ -802,11 +899,8 @@ static void run_batch(instance *in) {
         finish_batch(in, "unavailable", "out of memory");
     } else if (json_object_array_length(events) == 0) {
         finish_batch(in, NULL, NULL); /* nothing to store: a no-op writes nothing */
-    } else if (spark_store_apply(in->cs->db, in->id, in->persisted ? in->version : 0,
-                                 json_text(events), in->cs->cfg->instance, on_applied, in) == 0) {
-        in->refs++;
     } else {
-        finish_batch(in, "unavailable", "the database is not reachable");
+        queue_write(in, events);
     }
     json_object_put(events);
 }
@@ -1193,6 +1287,7 @@ void spark_components_free(spark_components *cs) {
             }
             free_instance(in);
         }
+    free(cs->group);
     spark_store_abandon();
     if (active == cs) active = NULL;
     free(cs);
@@ -1239,6 +1334,7 @@ void spark_components_detach(spark_components *cs) {
     lws_sul_cancel(&cs->flush_timer);
     lws_sul_cancel(&cs->sweep_timer);
     lws_sul_cancel(&cs->typing_timer);
+    lws_sul_cancel(&cs->write_timer);
     for (size_t b = 0; b < NBUCKETS; b++)
         for (instance *in = cs->buckets[b]; in; in = in->next)
             lws_sul_cancel(&in->tick_timer);

@@ -2,9 +2,10 @@
  * store.c - live components' statements, and turning their results into
  * plain values so that the runtime never handles a PGresult.
  *
- * The write goes through spark.apply_events (sql/40_components.sql): a
- * whole batch in one statement, so one transaction and one round trip, and
- * the check of the expected version happens under the row's lock.
+ * The write goes through spark.apply_batch (sql/40_components.sql): the
+ * pending events of many components in one statement, so one transaction,
+ * one commit and one round trip, and the check of each expected version
+ * happens under that row's lock.
  */
 #include "store.h"
 
@@ -100,27 +101,40 @@ int spark_store_state_at(spark_pg *db, const char *id, long long version, spark_
 
 /* ---- writes --------------------------------------------------------------- */
 
-static void on_applied(void *ud, const PGresult *res, const char *error) {
+static void on_batch_applied(void *ud, const PGresult *res, const char *error) {
     call *c = ud;
-    spark_store_apply_fn cb = (spark_store_apply_fn)c->fn;
-    if (error || PQntuples(res) != 1)
-        cb(c->ud, SPARK_STORE_ERROR, 0, NULL, error ? error : "no result");
-    else
-        cb(c->ud,
-           strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? SPARK_STORE_APPLIED : SPARK_STORE_CONFLICT,
-           num(res, 0, 1), text_or_null(res, 0, 2), NULL);
+    spark_store_batch_fn cb = (spark_store_batch_fn)c->fn;
+    int n = error ? 0 : PQntuples(res);
+    spark_store_result *results = n ? calloc((size_t)n, sizeof *results) : NULL;
+    if (n && !results) error = "out of memory";
+    for (int i = 0; !error && i < n; i++)
+        results[i] = (spark_store_result){SPARK_STORE_ERROR, 0, NULL, "no result"};
+    for (int row = 0; !error && row < n; row++) {
+        long long i = num(res, row, 0);
+        if (i < 1 || i > n) {
+            error = "apply_batch answered out of order";
+            break;
+        }
+        spark_store_result *r = &results[i - 1];
+        r->error = text_or_null(res, row, 4);
+        r->outcome = r->error                                    ? SPARK_STORE_ERROR
+                     : strcmp(PQgetvalue(res, row, 1), "t") == 0 ? SPARK_STORE_APPLIED
+                                                                 : SPARK_STORE_CONFLICT;
+        r->version = num(res, row, 2);
+        r->state = text_or_null(res, row, 3);
+    }
+    cb(c->ud, error ? 0 : n, error ? NULL : results, error);
+    free(results);
     end_call(c);
 }
 
-int spark_store_apply(spark_pg *db, const char *id, long long expected, const char *events_json,
-                      const char *instance, spark_store_apply_fn cb, void *ud) {
-    char v[24];
-    snprintf(v, sizeof v, "%lld", expected);
-    const char *params[] = {id, v, events_json, instance};
+int spark_store_apply_batch(spark_pg *db, const char *batch_json, const char *instance,
+                            spark_store_batch_fn cb, void *ud) {
+    const char *params[] = {batch_json, instance};
     return run(db,
-               "SELECT applied, version, state::text"
-               " FROM spark.apply_events($1, $2::bigint, $3::jsonb, $4)",
-               4, params, on_applied, new_call((void (*)(void))cb, ud));
+               "SELECT i, applied, version, state::text, error"
+               " FROM spark.apply_batch($1::jsonb, $2)",
+               2, params, on_batch_applied, new_call((void (*)(void))cb, ud));
 }
 
 /* ---- rooms ------------------------------------------------------------------ */

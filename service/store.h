@@ -29,15 +29,25 @@ int spark_store_state_at(spark_pg *db, const char *id, long long version, spark_
 
 typedef enum { SPARK_STORE_APPLIED, SPARK_STORE_CONFLICT, SPARK_STORE_ERROR } spark_store_outcome;
 
-/* A batch write: APPLIED with the last version written; CONFLICT with the
- * current version and state (NULL: absent); ERROR with a reason. */
-typedef void (*spark_store_apply_fn)(void *ud, spark_store_outcome outcome, long long version,
-                                     const char *state, const char *error);
+/* The writes of several components in one statement and one commit. Each
+ * element of `batch_json` is {"id","v":expected,"events":[...]}, where
+ * events are [{"e":name,"d":data,"a":actor,"s":state}], each a change on top
+ * of the one before, the first on top of `v` (0: absent). The callback gets
+ * one result per element, in the order of `batch_json`: APPLIED with the
+ * last version written; CONFLICT with the current version and state (NULL:
+ * absent) and nothing written; ERROR with a reason. `error` (and n = 0)
+ * when the statement as a whole failed. */
+typedef struct {
+    spark_store_outcome outcome;
+    long long version;
+    const char *state, *error; /* borrowed, as above */
+} spark_store_result;
 
-/* `events_json`: [{"e":name,"d":data,"a":actor,"s":state}], each a change
- * on top of the one before, the first on top of `expected` (0: absent). */
-int spark_store_apply(spark_pg *db, const char *id, long long expected, const char *events_json,
-                      const char *instance, spark_store_apply_fn cb, void *ud);
+typedef void (*spark_store_batch_fn)(void *ud, int n, const spark_store_result *results,
+                                     const char *error);
+
+int spark_store_apply_batch(spark_pg *db, const char *batch_json, const char *instance,
+                            spark_store_batch_fn cb, void *ud);
 
 /* A room's messages of kind "message" after `after_seq` (the newest
  * `limit` of them, as a JSON array of payloads, oldest first), its

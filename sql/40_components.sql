@@ -64,3 +64,43 @@ COMMENT ON FUNCTION spark.apply_events(text, bigint, jsonb, text) IS
     'sparkd''s batched write of component events: each element of p_events becomes one version with its '
     'own history row, if the component is still at p_expected (0: absent); otherwise nothing is written '
     'and the current version and state are returned with applied = false.';
+
+-- spark.apply_batch: the writes of many components in one statement, so
+-- one transaction and one commit (one fsync) for all of them: an instance
+-- with events pending on many components sends them together. p_batch:
+-- [{"id": text, "v": expected, "events": [...as above...]}]. Components
+-- are written in order of id, so two instances writing overlapping sets
+-- lock rows in the same order and cannot deadlock. Each runs in its own
+-- subtransaction: one that fails returns its error and is rolled back
+-- alone. One row per element, `i` its 1-based position in p_batch.
+CREATE OR REPLACE FUNCTION spark.apply_batch(p_batch jsonb, p_instance text)
+RETURNS TABLE (i integer, applied boolean, version bigint, state jsonb, error text)
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+DECLARE
+    v_item record;
+    v_res  record;
+BEGIN
+    FOR v_item IN
+        SELECT t.item, t.ord::integer AS ord
+          FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS t(item, ord)
+         ORDER BY t.item->>'id', t.ord
+    LOOP
+        BEGIN
+            SELECT * INTO v_res
+              FROM spark.apply_events(v_item.item->>'id', (v_item.item->>'v')::bigint,
+                                      v_item.item->'events', p_instance);
+            RETURN QUERY SELECT v_item.ord, v_res.applied, v_res.version, v_res.state, NULL::text;
+        EXCEPTION WHEN OTHERS THEN
+            RETURN QUERY SELECT v_item.ord, NULL::boolean, NULL::bigint, NULL::jsonb, SQLERRM;
+        END;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION spark.apply_batch(jsonb, text) IS
+    'sparkd''s group commit across components: spark.apply_events for each element of p_batch '
+    '([{"id","v","events"}]), in order of id, each in its own subtransaction, all in one transaction; '
+    'one row per element (i: its position), error set when that element failed.';

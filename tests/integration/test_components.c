@@ -391,6 +391,52 @@ START_TEST(the_chat_component_and_the_chat_channel_see_each_other) {
 }
 END_TEST
 
+/* While one group write waits on a row lock, the events of two other
+ * components queue up; they then go together in the next group: one
+ * transaction (one commit) for both, seen as one transaction start time
+ * (now(), the history's `at`) on their rows. Each component writes in a
+ * subtransaction of its own, so xmin would differ. */
+START_TEST(components_waiting_together_share_one_commit) {
+    it_pair_start(&pair, "components-group");
+    it_ws *a = open_spark(port_a);
+    const char *ids[] = {"counter:g1", "counter:g2", "counter:g3"};
+    for (int i = 0; i < 3; i++) {
+        free(join(a, ids[i], 1 + i));
+        event_ok(a, ids[i], 10 + i, "increment", NULL);
+    }
+    PGconn *lock = it_connect(db), *pg = it_connect(db);
+    PQclear(it_exec(lock, "BEGIN"));
+    PQclear(it_exec(lock, "SELECT 1 FROM spark.components WHERE id = 'counter:g1' FOR UPDATE"));
+    event(a, "counter:g1", 20, "increment", NULL);
+    long long deadline = it_now_ms() + RECV_MS;
+    while (strcmp(value(pg, "SELECT count(*) FROM pg_stat_activity"
+                            " WHERE wait_event_type = 'Lock' AND datname = current_database()"),
+                  "1") != 0)
+        ck_assert_msg(it_now_ms() < deadline, "the first group never waited on the lock");
+    event(a, "counter:g2", 21, "increment", NULL);
+    event(a, "counter:g3", 22, "increment", NULL);
+    /* Answered at once, after the two events before it on this socket. */
+    event(a, "counter:none", 23, "increment", NULL);
+    expect_free(a, "\"ref\":23,\"ok\":false");
+    PQclear(it_exec(lock, "COMMIT"));
+    for (int ref = 20; ref <= 22; ref++) {
+        char reply[64];
+        snprintf(reply, sizeof reply, "\"ref\":%d,\"ok\":true", ref);
+        expect_free(a, reply);
+    }
+    ck_assert_str_eq(value(pg,
+                           "SELECT count(DISTINCT at) FROM spark.events"
+                           " WHERE version = 2 AND component_id IN ('counter:g2', 'counter:g3')"),
+                     "1");
+    ck_assert_str_eq(value(pg, "SELECT count(DISTINCT at) FROM spark.events WHERE version = 2"),
+                     "2");
+    PQfinish(lock);
+    PQfinish(pg);
+    it_ws_close(a);
+    it_pair_stop(&pair);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("components");
     TCase *tc = tcase_create("two instances");
@@ -399,6 +445,7 @@ int main(void) {
     tcase_add_test(tc, bad_input_gets_error_codes_and_the_connection_stays);
     tcase_add_test(tc, an_event_reaches_both_instances_and_history_matches);
     tcase_add_test(tc, two_instances_forty_clients_two_thousand_increments);
+    tcase_add_test(tc, components_waiting_together_share_one_commit);
     tcase_add_test(tc, a_join_at_an_old_version_gets_the_difference);
     tcase_add_test(tc, view_state_never_leaks_to_another_viewer);
     tcase_add_test(tc, an_update_from_psql_reaches_a_client);

@@ -429,6 +429,39 @@ START_TEST(jsonb_diff_patches_apply_exactly) {
 }
 END_TEST
 
+/* sparkd's group write: each element stands alone (applied, conflict with
+ * the current state, or its own error), and the rest commit. */
+START_TEST(apply_batch_isolates_each_component) {
+    char name[64];
+    const char *db = it_create_migrated_database(name);
+    PGconn *pg = it_connect(db);
+    ck_value(pg, "SELECT spark.set_state('counter:b', '{\"count\": 5}')", "1");
+    ck_value(pg,
+             "SELECT string_agg(concat_ws('|', i, applied, version, state, error IS NOT NULL),"
+             " ' ; ' ORDER BY i) FROM spark.apply_batch('["
+             "{\"id\": \"counter:z\", \"v\": 0, \"events\": ["
+             "  {\"e\": \"increment\", \"d\": {}, \"a\": \"u1\", \"s\": {\"count\": 1}},"
+             "  {\"e\": \"increment\", \"d\": {}, \"a\": \"u1\", \"s\": {\"count\": 2}}]},"
+             "{\"id\": \"Not An Id\", \"v\": 0, \"events\": ["
+             "  {\"e\": \"x\", \"d\": {}, \"a\": \"u1\", \"s\": {}}]},"
+             "{\"id\": \"counter:b\", \"v\": 7, \"events\": ["
+             "  {\"e\": \"increment\", \"d\": {}, \"a\": \"u2\", \"s\": {\"count\": 6}}]},"
+             "{\"id\": \"counter:a\", \"v\": 0, \"events\": ["
+             "  {\"e\": \"increment\", \"d\": {}, \"a\": \"u2\", \"s\": {\"count\": 1}}]}"
+             "]', 'inst')",
+             "1|t|2|f ; 2|t ; 3|f|1|{\"count\": 5}|f ; 4|t|1|f" /* concat_ws skips NULLs */);
+    ck_value(
+        pg,
+        "SELECT string_agg(concat_ws('|', component_id, version, event, actor, instance), ' ; '"
+        " ORDER BY seq) FROM spark.events WHERE instance = 'inst'",
+        "counter:a|1|increment|u2|inst ; counter:z|1|increment|u1|inst ; "
+        "counter:z|2|increment|u1|inst");
+    /* The labels of the batch do not outlive it. */
+    ck_value(pg, "SELECT coalesce(current_setting('spark.instance', true), '')", "");
+    PQfinish(pg);
+}
+END_TEST
+
 START_TEST(writes_revert_and_fork) {
     char name[64];
     const char *db = it_create_migrated_database(name);
@@ -736,6 +769,7 @@ int main(void) {
     tcase_add_test(tc, inspection_on_a_history);
     tcase_add_test(tc, jsonb_diff_patches_apply_exactly);
     tcase_add_test(tc, writes_revert_and_fork);
+    tcase_add_test(tc, apply_batch_isolates_each_component);
     tcase_add_test(tc, history_is_append_only_and_retention_keeps_current_state);
     tcase_add_test(tc, sql_broadcast_commits_with_its_transaction);
     tcase_add_test(tc, psql_broadcasts_reach_both_instances_and_rollbacks_none);
