@@ -807,12 +807,19 @@ static void finish_step(void) {
              g.e.step + 1, achieved, p99, s->missing, s->sustained ? "sustained" : "not sustained");
 }
 
+/* While sending, the next tick is when the next message is due, so that a
+ * message leaves at its scheduled time: latency is measured from that time,
+ * and a coarser tick would add up to one period of lateness to every
+ * figure. */
 static int64_t next_tick_us(void) {
     if (g.phase == P_CONNECT) return 2000;
     if (g.phase == P_SEND) {
-        double rate = opt.scenario == SC_FANOUT ? opt.rate : opt.rates[g.e.step];
-        int64_t us = (int64_t)(US_PER_SEC / rate);
-        return us < 1000 ? 1000 : us > 50000 ? 50000 : us;
+        bool fanout = opt.scenario == SC_FANOUT;
+        double rate = fanout ? opt.rate : opt.rates[g.e.step];
+        int64_t start = fanout ? g.f.start : g.e.steps[g.e.step].start;
+        long long sent = fanout ? g.f.sent : g.e.steps[g.e.step].sent;
+        int64_t us = start + (int64_t)((double)sent * US_PER_SEC / rate) - now_us();
+        return us < 1 ? 1 : us > 50000 ? 50000 : us;
     }
     return 20000;
 }
