@@ -127,7 +127,7 @@ log "building sparkd (release) and spark_load"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPARK_SANITIZE=OFF \
   -DSPARK_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" -j2 --target sparkd >/dev/null
-if cmake --build "$build" --target help | grep -q '\bspark_load\b'; then
+if cmake --build "$build" --target help | grep '\bspark_load\b' >/dev/null; then
   cmake --build "$build" -j2 --target spark_load >/dev/null
   load=$build/bench/spark_load
 else

@@ -244,6 +244,9 @@ static void flush_cb(lws_sorted_usec_list_t *sul);
 /* Timers are armed only while attached: after detach the lws context is
  * about to go, and a timer armed then would point into freed memory. */
 static void arm(spark_components *cs, lws_sorted_usec_list_t *sul, sul_cb_t cb, lws_usec_t us) {
+    /* lws polls with a timeout in whole ms, rounded down: a wait of a
+     * fraction of a ms would spin the loop until it is due. */
+    if (us > 0) us = (us + LWS_US_PER_MS - 1) / LWS_US_PER_MS * LWS_US_PER_MS;
     if (!cs->detached) lws_sul_schedule(cs->ctx, 0, sul, cb, us);
 }
 
