@@ -24,6 +24,8 @@ static const struct {
                                 "WebSocket messages received."},
     [SPARK_M_WS_MESSAGES_OUT] = {"spark_ws_messages_out_total", "counter",
                                  "WebSocket messages sent."},
+    [SPARK_M_WS_WRITES] = {"spark_ws_writes_total", "counter",
+                           "Socket writes that carried them (queued messages go together)."},
     [SPARK_M_DB_QUERIES] = {"spark_db_queries_total", "counter", "PostgreSQL queries completed."},
     [SPARK_M_DB_QUERY_ERRORS] = {"spark_db_query_errors_total", "counter",
                                  "PostgreSQL queries that failed."},

@@ -178,6 +178,50 @@ START_TEST(large_payloads_cross_instances) {
 }
 END_TEST
 
+/* A burst (a resume of hundreds of messages of every size) reaches the
+ * client whole and in order, though queued messages share socket writes:
+ * frame headers of 7- and 16-bit lengths, messages straddling writes. */
+START_TEST(a_burst_shares_writes_and_arrives_whole) {
+    start_two();
+    enum { N = 400 }; /* as in the generate_series below */
+    PGconn *pg = it_connect(db);
+    PQclear(it_exec(pg, "SELECT count(spark.broadcast('chat:burst', jsonb_build_object("
+                        "'type', 'chat', 'message', lpad(i::text, 3, '0') || ':' ||"
+                        " repeat(chr(97 + i % 26), CASE WHEN i % 50 = 7 THEN 20000"
+                        " ELSE i * 7 % 300 + 1 END))))"
+                        " FROM generate_series(0, 399) i"));
+    PQfinish(pg);
+    char *text = malloc(64);
+    double messages0 = it_metric(port_b, "spark_ws_messages_out_total");
+    double writes0 = it_metric(port_b, "spark_ws_writes_total");
+    it_ws *b = open_ok(port_b, "/chat/burst?since=0");
+    for (int next = 0; next < N;) {
+        char *m = it_ws_recv(b, RECV_MS);
+        ck_assert_msg(m, "the burst ended after %d", next);
+        if (strstr(m, "\"type\":\"chat\"")) {
+            size_t len = next % 50 == 7 ? 20000 : (size_t)(next * 7 % 300) + 1;
+            snprintf(text, 64, "\"message\":\"%03d:", next);
+            char *body = strstr(m, text);
+            ck_assert_msg(body, "expected message %d, got %.80s", next, m);
+            body += strlen(text);
+            for (size_t k = 0; k < len; k++)
+                ck_assert_int_eq(body[k], 'a' + next % 26);
+            ck_assert_int_eq(body[len], '"');
+            next++;
+        }
+        free(m);
+    }
+    free(expect(b, "\"type\":\"resume\""));
+    double messages = it_metric(port_b, "spark_ws_messages_out_total") - messages0;
+    double writes = it_metric(port_b, "spark_ws_writes_total") - writes0;
+    ck_assert_msg(messages >= N && writes < messages / 4, "%.0f messages in %.0f writes", messages,
+                  writes);
+    free(text);
+    it_ws_close(b);
+    stop_two();
+}
+END_TEST
+
 START_TEST(resume_gives_exactly_what_was_missed) {
     start_two();
     it_ws *a = join_chat(port_a, "/chat/resume");
@@ -438,6 +482,7 @@ int main(void) {
     tcase_add_test(tc, ephemeral_excluding_the_sender);
     tcase_add_test(tc, large_payloads_cross_instances);
     tcase_add_test(tc, resume_gives_exactly_what_was_missed);
+    tcase_add_test(tc, a_burst_shares_writes_and_arrives_whole);
     tcase_add_test(tc, resume_past_retention_says_not_recovered);
     tcase_add_test(tc, seed_errors_keep_the_connection_open);
     tcase_add_test(tc, notifications_reach_every_tab_on_every_instance);
