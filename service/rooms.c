@@ -52,8 +52,9 @@ typedef struct member {
     member_state state;
     long long cursor, since, presence_after;
     bool recovered, tracked;
-    char *meta;                    /* what was tracked, to track again after a reap */
-    ticket *stream_q, *presence_q; /* queries in flight for it */
+    char *meta;             /* what was tracked, to track again after a reap */
+    ticket *stream_q;       /* the stream query in flight for it */
+    lws_dll2_t in_presence; /* waiting for the room's presence state */
 } member;
 
 struct room {
@@ -63,6 +64,10 @@ struct room {
     long long cursor;
     bool ready, fetching, dirty;
     int queries; /* in flight; the room is kept while > 0 */
+    /* Members who tracked and wait for the presence state: those the query
+     * in flight will answer, and those who tracked after it was sent. */
+    lws_dll2_owner_t presence_batch, presence_waiting;
+    bool presence_querying;
 };
 
 struct ticket {
@@ -417,7 +422,7 @@ static void untrack(spark_rooms *rooms, spark_conn *c, const char *room_name) {
 
 static void free_member(member *m) {
     if (m->stream_q) m->stream_q->member = NULL;
-    if (m->presence_q) m->presence_q->member = NULL;
+    lws_dll2_remove(&m->in_presence);
     lws_dll2_remove(&m->in_room);
     lws_dll2_remove(&m->in_conn);
     free(m->meta);
@@ -446,20 +451,62 @@ void spark_rooms_conn_closed(spark_rooms *rooms, spark_conn *c) {
     if (tracked) untrack(rooms, c, NULL);
 }
 
+static void query_presence(spark_rooms *rooms, room *r);
+
+/* One state answers every member of the batch: it was read after each of
+ * their tracks committed, and the diffs up to its seq are in it. */
 static void on_presence_state(void *ud, const PGresult *res, const char *error) {
     ticket *t = ud;
-    member *m = end_ticket(t);
-    if (!m || error) return;
-    m->presence_after = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "type", json_object_new_string("presence_state"));
-    json_object_object_add(o, "room", json_object_new_string(m->room->name));
-    json_object_object_add(o, "state", json_tokener_parse(PQgetvalue(res, 0, 0)));
-    size_t len;
-    const char *s = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    spark_conn_send(m->conn, s, len);
+    spark_rooms *rooms = t->rooms;
+    room *r = t->room;
+    r->queries++; /* hold the room through end_ticket */
+    end_ticket(t);
+    r->presence_querying = false;
+    json_object *o = NULL;
+    const char *text = NULL;
+    size_t len = 0;
+    long long after = 0;
+    if (!error) {
+        after = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        o = json_object_new_object();
+        json_object_object_add(o, "type", json_object_new_string("presence_state"));
+        json_object_object_add(o, "room", json_object_new_string(r->name));
+        json_object_object_add(o, "state", json_tokener_parse(PQgetvalue(res, 0, 0)));
+        text = json_object_to_json_string_length(
+            o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    }
+    EACH_LINK(d, &r->presence_batch) {
+        member *m = lws_container_of(d, member, in_presence);
+        lws_dll2_remove(&m->in_presence);
+        if (!text) continue;
+        m->presence_after = after;
+        spark_conn_send(m->conn, text, len);
+    }
     json_object_put(o);
+    if (r->presence_waiting.count) query_presence(rooms, r);
+    r->queries--;
+    release_room(rooms, r);
+}
+
+/* At most one presence query per room is in flight; members who track
+ * meanwhile wait for the next, so a burst of joins costs a few queries of
+ * the room's whole state, not one per member. */
+static void query_presence(spark_rooms *rooms, room *r) {
+    if (r->presence_querying) return;
+    EACH_LINK(d, &r->presence_waiting) {
+        lws_dll2_remove(d);
+        lws_dll2_add_tail(d, &r->presence_batch);
+    }
+    const char *params[] = {r->name};
+    ticket *t = new_ticket(rooms, r, NULL, NULL);
+    r->presence_querying = true;
+    if (!t || query(rooms,
+                    "SELECT spark.presence_state($1)::text,"
+                    " coalesce((SELECT max(seq) FROM spark.messages WHERE room = $1), 0)",
+                    1, params, on_presence_state, t)) {
+        r->presence_querying = false;
+        EACH_LINK(d, &r->presence_batch) { lws_dll2_remove(d); }
+    }
 }
 
 static int send_track(spark_rooms *rooms, member *m) {
@@ -488,15 +535,10 @@ int spark_rooms_track(spark_rooms *rooms, spark_conn *c, const char *name, const
     m->meta = copy;
     m->tracked = true;
     if (send_track(rooms, m)) return -1;
-    /* Queued after the track, so the state includes this connection; the
-     * diffs up to the state's seq are already in it. */
-    const char *params[] = {name};
-    ticket *t = new_ticket(rooms, m->room, m, &m->presence_q);
-    return t ? query(rooms,
-                     "SELECT spark.presence_state($1)::text,"
-                     " coalesce((SELECT max(seq) FROM spark.messages WHERE room = $1), 0)",
-                     1, params, on_presence_state, t)
-             : -1;
+    lws_dll2_remove(&m->in_presence);
+    lws_dll2_add_tail(&m->in_presence, &m->room->presence_waiting);
+    query_presence(rooms, m->room);
+    return 0;
 }
 
 /* ---- posting ------------------------------------------------------------- */

@@ -344,6 +344,31 @@ START_TEST(notifications_reach_every_tab_on_every_instance) {
 }
 END_TEST
 
+/* Joins that arrive together share presence queries; each member still
+ * gets one state, read after its own track: the last one's has everyone. */
+START_TEST(a_crowd_joining_together_each_gets_a_state) {
+    start_two();
+    enum { N = 30 };
+    it_ws *ws[N];
+    for (int i = 0; i < N; i++)
+        ws[i] = open_ok(port_a, "/chat/crowd");
+    for (int i = 0; i < N; i++) {
+        char *m = expect(ws[i], "\"type\":\"presence_state\"");
+        if (i == N - 1) {
+            int users = 0;
+            for (const char *p = m; (p = strstr(p, "\"anon-a-")); p++)
+                users++;
+            /* each user is a key, and its meta's ref names it again */
+            ck_assert_msg(users >= N, "the last state has %d users: %s", users, m);
+        }
+        free(m);
+    }
+    for (int i = 0; i < N; i++)
+        it_ws_close(ws[i]);
+    stop_two();
+}
+END_TEST
+
 START_TEST(presence_leaves_when_an_instance_is_killed) {
     setenv("SPARK_PRESENCE_TIMEOUT", "3", 1);
     start_two();
@@ -486,6 +511,7 @@ int main(void) {
     tcase_add_test(tc, resume_past_retention_says_not_recovered);
     tcase_add_test(tc, seed_errors_keep_the_connection_open);
     tcase_add_test(tc, notifications_reach_every_tab_on_every_instance);
+    tcase_add_test(tc, a_crowd_joining_together_each_gets_a_state);
     tcase_add_test(tc, presence_leaves_when_an_instance_is_killed);
     tcase_add_test(tc, oversized_binary_and_rate_limits);
     tcase_add_test(tc, connection_limit_refuses_cleanly);
