@@ -485,16 +485,37 @@ size_t spark_pg_in_flight(const spark_pg *pg) {
     return pg->in_flight - (pg->head && pg->head->is_ping && pg->in_flight);
 }
 
-int spark_pg_query(spark_pg *pg, const char *sql, int nparams, const char *const *params,
-                   spark_pg_result_fn cb, void *ud) {
+static int submit(spark_pg *pg, const char *sql, int nparams, const char *const *params,
+                  spark_pg_result_fn cb, void *ud, bool first) {
     if (pg->state != SPARK_PG_UP) return -1;
     query *q = query_new(sql, nparams, params);
     if (!q) return -1;
     q->cb = cb;
     q->ud = ud;
-    enqueue(pg, q);
+    if (first && pg->unsent) {
+        /* After the queries already sent, before every other. */
+        query **at = &pg->head;
+        for (unsigned i = 0; i < pg->in_flight; i++)
+            at = &(*at)->next;
+        q->next = *at;
+        *at = q;
+        pg->unsent = q;
+        pg->pending++;
+    } else {
+        enqueue(pg, q);
+    }
     send_next(pg);
     return 0;
+}
+
+int spark_pg_query(spark_pg *pg, const char *sql, int nparams, const char *const *params,
+                   spark_pg_result_fn cb, void *ud) {
+    return submit(pg, sql, nparams, params, cb, ud, false);
+}
+
+int spark_pg_query_first(spark_pg *pg, const char *sql, int nparams, const char *const *params,
+                         spark_pg_result_fn cb, void *ud) {
+    return submit(pg, sql, nparams, params, cb, ud, true);
 }
 
 void spark_pg_free(spark_pg *pg) {

@@ -66,6 +66,11 @@ size_t spark_pg_in_flight(const spark_pg *pg);
 int spark_pg_query(spark_pg *pg, const char *sql, int nparams, const char *const *params,
                    spark_pg_result_fn cb, void *ud);
 
+/* The same, but ahead of every query not yet sent: for what must not wait
+ * behind a backlog, like an instance's heartbeat. */
+int spark_pg_query_first(spark_pg *pg, const char *sql, int nparams, const char *const *params,
+                         spark_pg_result_fn cb, void *ud);
+
 /* Closes the connection. Queued queries are dropped without callbacks. */
 void spark_pg_free(spark_pg *pg);
 

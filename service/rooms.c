@@ -700,7 +700,10 @@ static void heartbeat(lws_sorted_usec_list_t *sul) {
     char timeout[32];
     snprintf(timeout, sizeof timeout, "%d milliseconds", rooms->cfg->presence_timeout_ms);
     const char *id[] = {rooms->cfg->instance}, *reap[] = {timeout};
-    spark_pg_query(rooms->db, "SELECT spark.instance_heartbeat($1)", 1, id, on_heartbeat, rooms);
+    /* Ahead of any backlog (a storm of joins): a heartbeat that waits
+     * longer than the timeout gets this instance's presences reaped. */
+    spark_pg_query_first(rooms->db, "SELECT spark.instance_heartbeat($1)", 1, id, on_heartbeat,
+                         rooms);
     spark_pg_query(rooms->db, "SELECT spark.reap_instances($1::interval)", 1, reap, on_reaped,
                    rooms);
     int every_ms = rooms->cfg->presence_timeout_ms / 3;

@@ -140,6 +140,24 @@ START_TEST(pipeline_sends_ahead_of_the_answers) {
 }
 END_TEST
 
+START_TEST(query_first_goes_ahead_of_the_backlog) {
+    answers *a = calloc(1, sizeof *a);
+    spark_pg *pg = open_pg(2, a);
+    for (int i = 0; i < 10; i++)
+        query(pg, a, "SELECT 'backlog'");
+    ck_assert_int_eq(spark_pg_query_first(pg, "SELECT 'urgent'", 0, NULL, record, a), 0);
+    wait_answers(a, 11);
+    /* the two already sent, then the urgent one */
+    ck_assert_str_eq(a->value[0], "backlog");
+    ck_assert_str_eq(a->value[1], "backlog");
+    ck_assert_str_eq(a->value[2], "urgent");
+    ck_assert_str_eq(a->value[10], "backlog");
+    ck_assert_uint_eq(spark_pg_pending(pg), 0);
+    close_pg(pg);
+    free(a);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("pg");
     TCase *tc = tcase_create("pg");
@@ -147,6 +165,7 @@ int main(void) {
     tcase_add_test(tc, queries_answer_in_order_one_at_a_time);
     tcase_add_test(tc, queries_answer_in_order_pipelined);
     tcase_add_test(tc, pipeline_sends_ahead_of_the_answers);
+    tcase_add_test(tc, query_first_goes_ahead_of_the_backlog);
     suite_add_tcase(s, tc);
     return it_run_suite(s);
 }
