@@ -187,6 +187,28 @@ static void diff_node(differ *d, const spark_node *a, const spark_node *b) {
     diff_children(d, a, b);
 }
 
+/* Whether `n` serializes to at least `limit` bytes, counting only what
+ * its HTML must hold (names, values, texts and the brackets of start tags;
+ * escaping only adds), and stopping as soon as it is known. A node whose
+ * ops are cheaper than its HTML is then never serialized: for a list of
+ * thousands, that serialization cost more than the whole diff. */
+static size_t html_size_upto(const spark_node *n, size_t size, size_t limit) {
+    if (n->kind == SPARK_NODE_ELEMENT) {
+        size += strlen(n->tag) + 2; /* "<tag>"; the end tag may be void */
+        for (size_t i = 0; i < n->nattrs; i++)
+            size += strlen(n->attrs[i].name) + strlen(n->attrs[i].value) + 1;
+    } else if (n->text) {
+        size += strlen(n->text);
+    }
+    for (size_t i = 0; i < n->nkids && size < limit; i++)
+        size = html_size_upto(n->kids[i], size, limit);
+    return size;
+}
+
+static bool html_at_least(const spark_node *n, size_t limit) {
+    return html_size_upto(n, 0, limit) >= limit;
+}
+
 /* Diffs the pair at child index `j` of the current path, replacing the new
  * node whole when that is shorter than the ops or the kinds differ. */
 static void diff_pair(differ *d, const spark_node *a, const spark_node *b, const spark_node *parent,
@@ -200,7 +222,7 @@ static void diff_pair(differ *d, const spark_node *a, const spark_node *b, const
     diff_node(d, a, b);
     size_t cost = d->out->len - m.len;
     pop_path(d);
-    if (b->kind != SPARK_NODE_ELEMENT || cost < 48 || d->oom) return;
+    if (b->kind != SPARK_NODE_ELEMENT || cost < 48 || d->oom || html_at_least(b, cost)) return;
     mark after = save(d);
     op_html(d, "p", j, parent, j, j + 1);
     size_t replace = d->out->len - after.len;

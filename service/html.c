@@ -16,6 +16,7 @@
  */
 #include "html_tree.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -357,8 +358,129 @@ static const char *const closes_p[] = {
 static const char *const scope_tags[] = {"applet",  "caption", "table",    "td",     "th",
                                          "marquee", "object",  "template", "button", NULL};
 static const char *const headings[] = {"h1", "h2", "h3", "h4", "h5", "h6", NULL};
+static const char *const sections[] = {"thead", "tbody", "tfoot", NULL};
+static const char *const in_table[] = {"caption", "colgroup", "thead", "tbody",
+                                       "tfoot",   "script",   "style", NULL};
+static const char *const in_section[] = {"tr", "script", "style", NULL};
+static const char *const in_row[] = {"td", "th", "script", "style", NULL};
+static const char *const in_select[] = {"option", "optgroup", "hr", NULL};
+/* Text (other than spaces) would be moved out of these by the parser. */
+static const char *const no_text[] = {"table", "thead", "tbody", "tfoot", "tr", "colgroup", NULL};
 
-bool spark_html_is_void(const char *tag) { return in_list(tag, void_tags); }
+/* A tag's classes: which of the lists above hold it, and the tags that the
+ * nesting rules name one by one. Every element the builder opens is
+ * classified once (one binary search), so that checking where it may go
+ * is a few bit tests, not dozens of string compares per element. */
+enum {
+    T_VOID = 1u << 0,
+    T_RAW_TEXT = 1u << 1,
+    T_RCDATA = 1u << 2,
+    T_UNSUPPORTED = 1u << 3,
+    T_CLOSES_P = 1u << 4,
+    T_SCOPE = 1u << 5,
+    T_HEADING = 1u << 6,
+    T_SECTION = 1u << 7,
+    T_IN_TABLE = 1u << 8,
+    T_IN_SECTION = 1u << 9,
+    T_IN_ROW = 1u << 10,
+    T_IN_SELECT = 1u << 11,
+    T_NO_TEXT = 1u << 12,
+    T_TABLE = 1u << 13,
+    T_TR = 1u << 14,
+    T_COLGROUP = 1u << 15,
+    T_COL = 1u << 16,
+    T_CELL = 1u << 17, /* td, th */
+    T_CAPTION = 1u << 18,
+    T_SELECT = 1u << 19,
+    T_OPTGROUP = 1u << 20,
+    T_OPTION = 1u << 21,
+    T_LI = 1u << 22,
+    T_DESC = 1u << 23, /* dd, dt */
+    T_A = 1u << 24,
+    T_BUTTON = 1u << 25,
+    T_FORM = 1u << 26,
+    T_P = 1u << 27,
+};
+
+typedef struct {
+    const char *name;
+    unsigned classes;
+} tag_class;
+
+static tag_class tag_classes[160];
+static size_t ntag_classes;
+
+static int by_tag_name(const void *a, const void *b) {
+    return strcmp(((const tag_class *)a)->name, ((const tag_class *)b)->name);
+}
+
+static void classify(const char *const *list, unsigned bit) {
+    for (; *list; list++) {
+        size_t i = 0;
+        while (i < ntag_classes && strcmp(tag_classes[i].name, *list) != 0)
+            i++;
+        if (i == ntag_classes) tag_classes[ntag_classes++] = (tag_class){*list, 0};
+        tag_classes[i].classes |= bit;
+    }
+}
+
+static void build_tag_classes(void) {
+    static const char
+        *const table[] = {"table", NULL},
+               *const tr[] = {"tr", NULL}, *const colgroup[] = {"colgroup", NULL},
+               *const col[] = {"col", NULL}, *const cell[] = {"td", "th", NULL},
+               *const caption[] = {"caption", NULL}, *const select[] = {"select", NULL},
+               *const optgroup[] = {"optgroup", NULL}, *const option[] = {"option", NULL},
+               *const li[] = {"li", NULL}, *const desc[] = {"dd", "dt", NULL},
+               *const a[] = {"a", NULL}, *const button[] = {"button", NULL},
+               *const form[] = {"form", NULL}, *const p[] = {"p", NULL};
+    static const struct {
+        const char *const *list;
+        unsigned bit;
+    } lists[] = {{void_tags, T_VOID},
+                 {raw_text_tags, T_RAW_TEXT},
+                 {rcdata_tags, T_RCDATA},
+                 {unsupported_tags, T_UNSUPPORTED},
+                 {closes_p, T_CLOSES_P},
+                 {scope_tags, T_SCOPE},
+                 {headings, T_HEADING},
+                 {sections, T_SECTION},
+                 {in_table, T_IN_TABLE},
+                 {in_section, T_IN_SECTION},
+                 {in_row, T_IN_ROW},
+                 {in_select, T_IN_SELECT},
+                 {no_text, T_NO_TEXT},
+                 {table, T_TABLE},
+                 {tr, T_TR},
+                 {colgroup, T_COLGROUP},
+                 {col, T_COL},
+                 {cell, T_CELL},
+                 {caption, T_CAPTION},
+                 {select, T_SELECT},
+                 {optgroup, T_OPTGROUP},
+                 {option, T_OPTION},
+                 {li, T_LI},
+                 {desc, T_DESC},
+                 {a, T_A},
+                 {button, T_BUTTON},
+                 {form, T_FORM},
+                 {p, T_P}};
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
+        classify(lists[i].list, lists[i].bit);
+    qsort(tag_classes, ntag_classes, sizeof *tag_classes, by_tag_name);
+}
+
+/* The classes of a lowercase tag name (0 for any other tag). */
+static unsigned classes_of(const char *tag) {
+    static pthread_once_t built = PTHREAD_ONCE_INIT;
+    pthread_once(&built, build_tag_classes);
+    tag_class key = {tag, 0};
+    const tag_class *found =
+        bsearch(&key, tag_classes, ntag_classes, sizeof *tag_classes, by_tag_name);
+    return found ? found->classes : 0;
+}
+
+bool spark_html_is_void(const char *tag) { return (classes_of(tag) & T_VOID) != 0; }
 
 /* ---- serialization ---- */
 
@@ -606,63 +728,47 @@ static const spark_node *ancestor(const spark_html *h, size_t n) {
     return n < h->depth ? h->stack[h->depth - 1 - n].node : NULL;
 }
 
-/* Is there an open `tag` before one of `stops`? */
-static bool open_in_scope(const spark_html *h, const char *tag, const char *const *stops) {
+/* Is there an open element of class `tag` before one of class `stops`? */
+static bool open_in_scope(const spark_html *h, unsigned tag, unsigned stops) {
     for (size_t i = 0; i < h->depth; i++) {
         const spark_node *a = ancestor(h, i);
         if (!a) continue;
-        if (strcmp(a->tag, tag) == 0) return true;
-        if (stops && in_list(a->tag, stops)) return false;
+        if (a->tag_class & tag) return true;
+        if (a->tag_class & stops) return false;
     }
     return false;
 }
 
-/* Why the parser would not rebuild `tag` as a child of the open element,
+/* Why the parser would not rebuild `el` as a child of the open element,
  * or NULL when it would. Not a validator: only what changes the DOM. */
-static const char *misnested(const spark_html *h, const char *tag) {
+static const char *misnested(const spark_html *h, const spark_node *el) {
     const spark_node *parent = ancestor(h, 0);
-    const char *ptag = parent ? parent->tag : "";
-    static const char *const sections[] = {"thead", "tbody", "tfoot", NULL};
-    static const char *const in_table[] = {"caption", "colgroup", "thead", "tbody",
-                                           "tfoot",   "script",   "style", NULL};
-    static const char *const in_section[] = {"tr", "script", "style", NULL};
-    static const char *const in_row[] = {"td", "th", "script", "style", NULL};
-    static const char *const in_select[] = {"option", "optgroup", "hr", NULL};
+    unsigned t = el->tag_class, p = parent ? parent->tag_class : 0;
 
-    if (in_list(tag, unsupported_tags)) return "is not supported by the builder (use spark_raw)";
-    if (parent && spark_html_is_void(ptag)) return "cannot go in a void element";
-    if (in_list(ptag, raw_text_tags) || in_list(ptag, rcdata_tags))
-        return "cannot go in an element that holds only text";
-    if (strcmp(ptag, "table") == 0 && !in_list(tag, in_table))
+    if (t & T_UNSUPPORTED) return "is not supported by the builder (use spark_raw)";
+    if (p & T_VOID) return "cannot go in a void element";
+    if (p & (T_RAW_TEXT | T_RCDATA)) return "cannot go in an element that holds only text";
+    if ((p & T_TABLE) && !(t & T_IN_TABLE))
         return "cannot go directly in a table (use thead, tbody or tfoot)";
-    if (in_list(ptag, sections) && !in_list(tag, in_section)) return "cannot go in a table section";
-    if (strcmp(ptag, "tr") == 0 && !in_list(tag, in_row)) return "cannot go in a tr";
-    if (strcmp(ptag, "colgroup") == 0 && strcmp(tag, "col") != 0) return "cannot go in a colgroup";
-    if ((strcmp(tag, "td") == 0 || strcmp(tag, "th") == 0) && strcmp(ptag, "tr") != 0)
-        return "must be a child of a tr";
-    if (strcmp(tag, "tr") == 0 && !in_list(ptag, sections))
-        return "must be a child of thead, tbody or tfoot";
-    if ((in_list(tag, sections) || strcmp(tag, "caption") == 0 || strcmp(tag, "colgroup") == 0) &&
-        strcmp(ptag, "table") != 0)
+    if ((p & T_SECTION) && !(t & T_IN_SECTION)) return "cannot go in a table section";
+    if ((p & T_TR) && !(t & T_IN_ROW)) return "cannot go in a tr";
+    if ((p & T_COLGROUP) && !(t & T_COL)) return "cannot go in a colgroup";
+    if ((t & T_CELL) && !(p & T_TR)) return "must be a child of a tr";
+    if ((t & T_TR) && !(p & T_SECTION)) return "must be a child of thead, tbody or tfoot";
+    if ((t & (T_SECTION | T_CAPTION | T_COLGROUP)) && !(p & T_TABLE))
         return "must be a child of a table";
-    if (strcmp(tag, "col") == 0 && strcmp(ptag, "colgroup") != 0)
-        return "must be a child of a colgroup";
-    if (strcmp(ptag, "select") == 0 && !in_list(tag, in_select)) return "cannot go in a select";
-    if (strcmp(ptag, "optgroup") == 0 && strcmp(tag, "option") != 0)
-        return "cannot go in an optgroup";
-    if (strcmp(ptag, "option") == 0 && (strcmp(tag, "option") == 0 || strcmp(tag, "optgroup") == 0))
-        return "cannot go in an option";
-    if (strcmp(tag, "li") == 0 && strcmp(ptag, "li") == 0) return "cannot go directly in an li";
-    if ((strcmp(tag, "dd") == 0 || strcmp(tag, "dt") == 0) &&
-        (strcmp(ptag, "dd") == 0 || strcmp(ptag, "dt") == 0))
-        return "cannot go directly in a dd or dt";
-    if (in_list(tag, headings) && in_list(ptag, headings)) return "cannot go in a heading";
-    if (in_list(tag, closes_p) && open_in_scope(h, "p", scope_tags))
+    if ((t & T_COL) && !(p & T_COLGROUP)) return "must be a child of a colgroup";
+    if ((p & T_SELECT) && !(t & T_IN_SELECT)) return "cannot go in a select";
+    if ((p & T_OPTGROUP) && !(t & T_OPTION)) return "cannot go in an optgroup";
+    if ((p & T_OPTION) && (t & (T_OPTION | T_OPTGROUP))) return "cannot go in an option";
+    if ((t & T_LI) && (p & T_LI)) return "cannot go directly in an li";
+    if ((t & T_DESC) && (p & T_DESC)) return "cannot go directly in a dd or dt";
+    if ((t & T_HEADING) && (p & T_HEADING)) return "cannot go in a heading";
+    if ((t & T_CLOSES_P) && open_in_scope(h, T_P, T_SCOPE))
         return "cannot go in a p (the parser would close the p)";
-    if (strcmp(tag, "a") == 0 && open_in_scope(h, "a", scope_tags)) return "cannot go in an a";
-    if (strcmp(tag, "button") == 0 && open_in_scope(h, "button", scope_tags))
-        return "cannot go in a button";
-    if (strcmp(tag, "form") == 0 && open_in_scope(h, "form", NULL)) return "cannot go in a form";
+    if ((t & T_A) && open_in_scope(h, T_A, T_SCOPE)) return "cannot go in an a";
+    if ((t & T_BUTTON) && open_in_scope(h, T_BUTTON, T_SCOPE)) return "cannot go in a button";
+    if ((t & T_FORM) && open_in_scope(h, T_FORM, 0)) return "cannot go in a form";
     return NULL;
 }
 
@@ -697,7 +803,8 @@ static void vopen(spark_html *h, const char *tag, va_list ap) {
         fail(h, "out of memory");
         ok = false;
     } else if (el) {
-        const char *why = misnested(h, el->tag);
+        el->tag_class = classes_of(el->tag);
+        const char *why = misnested(h, el);
         if (why) {
             fail(h, "<%s> %s", el->tag, why);
             ok = false;
@@ -801,11 +908,12 @@ static void add_text(spark_html *h, const char *s, size_t n) {
     spark_node *parent = current(h);
     if (!parent || n == 0) return;
     const char *ptag = parent->kind == SPARK_NODE_ELEMENT ? parent->tag : "";
-    if (parent->kind == SPARK_NODE_ELEMENT && spark_html_is_void(ptag)) {
+    unsigned pclass = parent->kind == SPARK_NODE_ELEMENT ? parent->tag_class : 0;
+    if (pclass & T_VOID) {
         fail(h, "text cannot go in the void element <%s>", ptag);
         return;
     }
-    if (in_list(ptag, raw_text_tags)) {
+    if (pclass & T_RAW_TEXT) {
         fail(h, "text in <%s> would not be escaped: use spark_raw for trusted content", ptag);
         return;
     }
@@ -814,9 +922,7 @@ static void add_text(spark_html *h, const char *s, size_t n) {
         fail(h, "out of memory");
         return;
     }
-    static const char *const no_text[] = {"table", "thead",    "tbody", "tfoot",
-                                          "tr",    "colgroup", NULL};
-    if (in_list(ptag, no_text) && !all_space(clean)) {
+    if ((pclass & T_NO_TEXT) && !all_space(clean)) {
         fail(h, "text cannot go directly in <%s>", ptag);
         return;
     }

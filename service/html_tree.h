@@ -38,10 +38,11 @@ typedef struct {
 typedef struct spark_node spark_node;
 struct spark_node {
     spark_node_kind kind;
-    bool opaque;      /* element or fragment with a raw child */
-    const char *tag;  /* element: lowercase tag name */
-    const char *text; /* text or raw node: its content */
-    const char *key;  /* element: the value of its spark-key attribute, or NULL */
+    bool opaque;        /* element or fragment with a raw child */
+    const char *tag;    /* element: lowercase tag name */
+    const char *text;   /* text or raw node: its content */
+    const char *key;    /* element: the value of its spark-key attribute, or NULL */
+    unsigned tag_class; /* element built by spark_html: what its tag is to the parser */
     spark_attr *attrs;
     size_t nattrs, attrs_cap;
     spark_node **kids;
