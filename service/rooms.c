@@ -55,6 +55,7 @@ typedef struct member {
     char *meta;             /* what was tracked, to track again after a reap */
     ticket *stream_q;       /* the stream query in flight for it */
     lws_dll2_t in_presence; /* waiting for the room's presence state */
+    lws_dll2_t in_track;    /* in rooms->to_track */
 } member;
 
 struct room {
@@ -83,7 +84,8 @@ struct spark_rooms {
     const spark_config *cfg;
     room *buckets[NBUCKETS];
     bool started;
-    lws_sorted_usec_list_t heartbeat_timer, prune_timer;
+    lws_dll2_owner_t to_track; /* members whose track goes in the next batch */
+    lws_sorted_usec_list_t heartbeat_timer, prune_timer, track_timer;
 };
 
 /* ---- the room table ------------------------------------------------------ */
@@ -423,6 +425,7 @@ static void untrack(spark_rooms *rooms, spark_conn *c, const char *room_name) {
 static void free_member(member *m) {
     if (m->stream_q) m->stream_q->member = NULL;
     lws_dll2_remove(&m->in_presence);
+    lws_dll2_remove(&m->in_track);
     lws_dll2_remove(&m->in_room);
     lws_dll2_remove(&m->in_conn);
     free(m->meta);
@@ -509,14 +512,60 @@ static void query_presence(spark_rooms *rooms, room *r) {
     }
 }
 
-static int send_track(spark_rooms *rooms, member *m) {
-    char serial[24];
-    snprintf(serial, sizeof serial, "%" PRIu64, spark_conn_serial(m->conn));
-    const char *params[] = {
-        rooms->cfg->instance,          serial, m->room->name, spark_conn_user_id(m->conn),
-        spark_conn_user_name(m->conn), m->meta};
-    return query_untracked(rooms, "SELECT spark.presence_track($1, $2, $3, $4, $5, $6::jsonb)", 6,
-                           params, log_failure, (void *)"presence_track");
+#define MAX_TRACK_BATCH 500
+
+/* Sends the tracks that gathered since the loop's last turn in statements
+ * of spark.presence_track_many (one commit, one diff per room for the
+ * whole batch), then asks each room for the state its new members get:
+ * queued after the tracks, so it includes them. */
+static void send_tracks(lws_sorted_usec_list_t *sul) {
+    spark_rooms *rooms = lws_container_of(sul, spark_rooms, track_timer);
+    while (rooms->to_track.count) {
+        json_object *items = json_object_new_array();
+        lws_dll2_owner_t batch = {0};
+        for (int n = 0; n < MAX_TRACK_BATCH && rooms->to_track.count; n++) {
+            member *m = lws_container_of(lws_dll2_get_head(&rooms->to_track), member, in_track);
+            lws_dll2_remove(&m->in_track);
+            lws_dll2_add_tail(&m->in_track, &batch);
+            json_object *it = json_object_new_object();
+            json_object_object_add(it, "conn", json_object_new_uint64(spark_conn_serial(m->conn)));
+            json_object_object_add(it, "room", json_object_new_string(m->room->name));
+            const char *user = spark_conn_user_id(m->conn), *name = spark_conn_user_name(m->conn);
+            json_object_object_add(it, "user", json_object_new_string(user ? user : ""));
+            json_object_object_add(it, "name", json_object_new_string(name ? name : ""));
+            json_object_object_add(
+                it, "meta", m->meta ? json_tokener_parse(m->meta) : json_object_new_object());
+            json_object_array_add(items, it);
+        }
+        const char *params[] = {rooms->cfg->instance,
+                                json_object_to_json_string_ext(items, JSON_C_TO_STRING_PLAIN)};
+        bool sent = query_untracked(rooms, "SELECT spark.presence_track_many($1, $2::jsonb)", 2,
+                                    params, log_failure, (void *)"presence_track") == 0;
+        json_object_put(items);
+        /* All of them wait first, so that each room's query answers all. */
+        EACH_LINK(d, &batch) {
+            member *m = lws_container_of(d, member, in_track);
+            if (!sent) {
+                lws_dll2_remove(&m->in_track);
+                continue;
+            }
+            lws_dll2_remove(&m->in_presence);
+            lws_dll2_add_tail(&m->in_presence, &m->room->presence_waiting);
+        }
+        EACH_LINK(d, &batch) {
+            member *m = lws_container_of(d, member, in_track);
+            lws_dll2_remove(&m->in_track);
+            query_presence(rooms, m->room);
+        }
+    }
+}
+
+/* Tracks from the same turn of the loop (a burst of joins) go together. */
+static void schedule_track(spark_rooms *rooms, member *m) {
+    lws_dll2_remove(&m->in_track);
+    lws_dll2_add_tail(&m->in_track, &rooms->to_track);
+    if (lws_dll2_is_detached(&rooms->track_timer.list))
+        lws_sul_schedule(rooms->ctx, 0, &rooms->track_timer, send_tracks, 0);
 }
 
 int spark_rooms_track(spark_rooms *rooms, spark_conn *c, const char *name, const char *meta_json) {
@@ -534,10 +583,8 @@ int spark_rooms_track(spark_rooms *rooms, spark_conn *c, const char *name, const
     free(m->meta);
     m->meta = copy;
     m->tracked = true;
-    if (send_track(rooms, m)) return -1;
-    lws_dll2_remove(&m->in_presence);
-    lws_dll2_add_tail(&m->in_presence, &m->room->presence_waiting);
-    query_presence(rooms, m->room);
+    if (!rooms->db) return -1;
+    schedule_track(rooms, m);
     return 0;
 }
 
@@ -668,7 +715,7 @@ static void retrack_all(spark_rooms *rooms) {
         for (room *r = rooms->buckets[b]; r; r = r->next) {
             EACH_LINK(d, &r->members) {
                 member *m = lws_container_of(d, member, in_room);
-                if (m->tracked) send_track(rooms, m);
+                if (m->tracked) schedule_track(rooms, m);
             }
         }
 }
@@ -741,6 +788,7 @@ void spark_rooms_db_up(spark_rooms *rooms) {
 void spark_rooms_stop(spark_rooms *rooms) {
     lws_sul_cancel(&rooms->heartbeat_timer);
     lws_sul_cancel(&rooms->prune_timer);
+    lws_sul_cancel(&rooms->track_timer); /* instance_stop removes every presence */
     const char *id[] = {rooms->cfg->instance};
     spark_pg_query(rooms->db, "SELECT spark.instance_stop($1)", 1, id, log_failure,
                    (void *)"instance_stop");
@@ -749,6 +797,7 @@ void spark_rooms_stop(spark_rooms *rooms) {
 void spark_rooms_detach(spark_rooms *rooms) {
     lws_sul_cancel(&rooms->heartbeat_timer);
     lws_sul_cancel(&rooms->prune_timer);
+    lws_sul_cancel(&rooms->track_timer);
     rooms->db = NULL;
 }
 
@@ -765,6 +814,7 @@ void spark_rooms_free(spark_rooms *rooms) {
     if (!rooms) return;
     lws_sul_cancel(&rooms->heartbeat_timer);
     lws_sul_cancel(&rooms->prune_timer);
+    lws_sul_cancel(&rooms->track_timer);
     /* Connections are gone by now; rooms kept only by lost queries remain. */
     for (size_t b = 0; b < NBUCKETS; b++)
         for (room *r = rooms->buckets[b], *next; r; r = next) {

@@ -255,3 +255,56 @@ $$;
 COMMENT ON FUNCTION spark.prune_messages(integer, interval) IS
     'Retention: deletes room messages beyond the newest keep_count per room (0: keep all) or older than keep_age; '
     'records spark.rooms.pruned_through; returns the number deleted.';
+
+-- Many tracks of one instance in one statement: one transaction, and one
+-- presence_diff per room with every join of the batch (grouped by user, as
+-- presence_state is), instead of one row, one commit and one diff per
+-- connection. p_items: [{"conn", "room", "user", "name", "meta"}]; a
+-- (conn, room) given twice keeps its last entry. Returns the rooms told.
+CREATE OR REPLACE FUNCTION spark.presence_track_many(p_instance text, p_items jsonb)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+DECLARE
+    r record;
+    n integer := 0;
+BEGIN
+    FOR r IN
+        WITH items AS (
+            SELECT DISTINCT ON ((t.x->>'conn')::bigint, t.x->>'room')
+                   (t.x->>'conn')::bigint AS conn, t.x->>'room' AS room,
+                   t.x->>'user' AS user_id, t.x->>'name' AS name,
+                   coalesce(t.x->'meta', '{}'::jsonb) AS meta
+              FROM jsonb_array_elements(p_items) WITH ORDINALITY AS t(x, ord)
+             ORDER BY (t.x->>'conn')::bigint, t.x->>'room', t.ord DESC),
+        tracked AS (
+            INSERT INTO spark.presence AS p (instance, conn, room, user_id, name, meta)
+            SELECT p_instance, i.conn, i.room, i.user_id, i.name, i.meta FROM items i
+            ON CONFLICT (instance, conn, room)
+                DO UPDATE SET user_id = EXCLUDED.user_id, name = EXCLUDED.name, meta = EXCLUDED.meta
+            RETURNING p.*),
+        by_user AS (
+            SELECT t.room, t.user_id,
+                   jsonb_build_object('name', max(t.name),
+                                      'metas', jsonb_agg(spark._presence_meta(t) ORDER BY t.conn)) AS entry
+              FROM tracked t
+             GROUP BY t.room, t.user_id)
+        SELECT b.room, jsonb_object_agg(b.user_id, b.entry) AS joins
+          FROM by_user b
+         GROUP BY b.room
+         ORDER BY b.room
+    LOOP
+        PERFORM spark.broadcast(r.room,
+            jsonb_build_object('type', 'presence_diff', 'joins', r.joins, 'leaves', '{}'::jsonb),
+            'presence', NULL);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END;
+$$;
+
+COMMENT ON FUNCTION spark.presence_track_many(text, jsonb) IS
+    'Records many presences of instance p_instance at once ([{"conn","room","user","name","meta"}]) and posts '
+    'one presence_diff per room with all of their joins; returns the number of rooms told.';

@@ -462,6 +462,33 @@ START_TEST(apply_batch_isolates_each_component) {
 }
 END_TEST
 
+/* Many tracks in one statement: one diff per room, grouped by user, and a
+ * (conn, room) given twice keeps its last meta. */
+START_TEST(presence_track_many_posts_one_diff_per_room) {
+    char name[64];
+    const char *db = it_create_migrated_database(name);
+    PGconn *pg = it_connect(db);
+    PQclear(it_exec(pg, "SELECT spark.instance_start('i1')"));
+    ck_value(
+        pg,
+        "SELECT spark.presence_track_many('i1', '["
+        "{\"conn\": 1, \"room\": \"r1\", \"user\": \"u1\", \"name\": \"Ann\", \"meta\": {}},"
+        "{\"conn\": 2, \"room\": \"r1\", \"user\": \"u1\", \"name\": \"Ann\", \"meta\": {}},"
+        "{\"conn\": 3, \"room\": \"r2\", \"user\": \"u2\", \"name\": \"Bo\", \"meta\": {\"a\": 1}},"
+        "{\"conn\": 3, \"room\": \"r2\", \"user\": \"u2\", \"name\": \"Bo\", \"meta\": {\"a\": "
+        "2}}]')",
+        "2");
+    ck_value(pg,
+             "SELECT string_agg(room || ':' || (SELECT string_agg(k || '=' ||"
+             " jsonb_array_length(payload->'joins'->k->'metas'), ',') FROM jsonb_object_keys("
+             "payload->'joins') k), ' ' ORDER BY seq) FROM spark.messages WHERE kind = 'presence'",
+             "r1:u1=2 r2:u2=1");
+    ck_value(pg, "SELECT meta->>'a' FROM spark.presence WHERE conn = 3", "2");
+    ck_value(pg, "SELECT count(*) FROM spark.presence WHERE instance = 'i1'", "3");
+    PQfinish(pg);
+}
+END_TEST
+
 START_TEST(writes_revert_and_fork) {
     char name[64];
     const char *db = it_create_migrated_database(name);
@@ -769,6 +796,7 @@ int main(void) {
     tcase_add_test(tc, inspection_on_a_history);
     tcase_add_test(tc, jsonb_diff_patches_apply_exactly);
     tcase_add_test(tc, writes_revert_and_fork);
+    tcase_add_test(tc, presence_track_many_posts_one_diff_per_room);
     tcase_add_test(tc, apply_batch_isolates_each_component);
     tcase_add_test(tc, history_is_append_only_and_retention_keeps_current_state);
     tcase_add_test(tc, sql_broadcast_commits_with_its_transaction);
