@@ -53,6 +53,7 @@
 #define MAX_ATTEMPTS     10
 #define MAX_BATCH        256
 #define MAX_GROUP        256
+#define WRITE_RETRY_US   (10 * LWS_US_PER_MS)
 #define MAX_QUEUE        4096
 #define ROOM_MESSAGES    50
 #define MAX_VIEWS_PER_WS 64
@@ -812,6 +813,10 @@ static void send_group(lws_sorted_usec_list_t *sul) {
     if (cs->group || !cs->write_queue.count) return;
     int n = cs->write_queue.count < MAX_GROUP ? (int)cs->write_queue.count : MAX_GROUP;
     instance **group = calloc((size_t)n, sizeof *group);
+    if (!group) {
+        arm(cs, &cs->write_timer, send_group, WRITE_RETRY_US); /* out of memory: later */
+        return;
+    }
     json_object *batch = json_object_new_array();
     for (int i = 0; i < n; i++) {
         instance *in = lws_container_of(lws_dll2_get_head(&cs->write_queue), instance, in_write);
@@ -822,16 +827,13 @@ static void send_group(lws_sorted_usec_list_t *sul) {
         json_object_object_add(item, "events", in->write_events);
         in->write_events = NULL;
         json_object_array_add(batch, item);
-        if (group)
-            group[i] = in;
-        else
-            on_applied(in, SPARK_STORE_ERROR, 0, NULL, "out of memory");
+        group[i] = in;
     }
-    if (group && spark_store_apply_batch(cs->db, json_text(batch), cs->cfg->instance,
-                                         on_group_applied, cs) == 0) {
+    if (spark_store_apply_batch(cs->db, json_text(batch), cs->cfg->instance, on_group_applied,
+                                cs) == 0) {
         cs->group = group;
         cs->ngroup = n;
-    } else if (group) {
+    } else {
         for (int i = 0; i < n; i++)
             on_applied(group[i], SPARK_STORE_ERROR, 0, NULL, "the database is not reachable");
         free(group);
