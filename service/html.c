@@ -61,7 +61,9 @@ static void *arena_alloc(arena *a, size_t n) {
         }
         c->next = a->head;
         a->head = c;
-        if (a->next_size < 256 * 1024) a->next_size *= 2;
+        /* Up to 64 KiB: below malloc's mmap threshold, so a render reuses the
+         * memory the last one freed instead of faulting in fresh pages. */
+        if (a->next_size < 64 * 1024) a->next_size *= 2;
     }
     void *p = (char *)a->head + CHUNK_HEADER + a->head->used;
     a->head->used += n;
