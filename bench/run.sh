@@ -2,7 +2,7 @@
 # shellcheck disable=SC2317 # the cleanup functions run from traps
 # Runs one benchmark scenario against two fresh sparkd instances.
 #
-#   bench/run.sh fanout|idle|events|pgbench [spark_load options...]
+#   bench/run.sh fanout|idle|events|pgbench|diff [spark_load options...]
 #
 # Builds sparkd (release, not sanitized) and spark_load, creates a fresh
 # database on the server of $DATABASE_URL (or, when DATABASE_URL is unset, on
@@ -16,6 +16,8 @@
 #   idle     defaults: --clients 10000
 #   events   runs pgbench first (the ceiling), then spark_load events with
 #            --ceiling set to pgbench's best transactions/s
+#   diff     render+diff time and patch size for todo lists of 10 to 5,000
+#            items (bench/diff_bench; no server, no database)
 #   pgbench  only the ceiling: one event per transaction of the same shape as
 #            sparkd's writes (set the event settings, update the component;
 #            its triggers insert the history row and notify)
@@ -53,12 +55,12 @@ usage() {
 scenario=$1
 shift
 case $scenario in
-  fanout | idle | events | pgbench) ;;
+  fanout | idle | events | pgbench | diff) ;;
   -h | --help)
     usage
     exit 0
     ;;
-  *) die "unknown scenario '$scenario' (fanout, idle, events or pgbench)" ;;
+  *) die "unknown scenario '$scenario' (fanout, idle, events, pgbench or diff)" ;;
 esac
 
 port_a=${BENCH_PORT_A:-28471}
@@ -136,6 +138,11 @@ else
   load=$build/bench-standalone/spark_load
 fi
 sparkd=$build/sparkd
+if [[ $scenario == diff ]]; then
+  cmake --build "$build" -j2 --target diff_bench >/dev/null
+  "$build/bench/diff_bench"
+  exit
+fi
 
 # ---- database --------------------------------------------------------------
 if [[ -z ${DATABASE_URL:-} ]]; then
