@@ -88,7 +88,7 @@ int main(void) {
             json_object_new_boolean(!json_object_get_boolean(json_object_object_get(mid, "done"))));
         spark_html *old = render_tree(before, local);
         size_t patch_bytes = 0, html_bytes = 0;
-        double total[200], render_only[200], diff_only[200];
+        double total[200] = {0}, render_only[200] = {0}, diff_only[200] = {0};
         for (int r = 0; r < rounds; r++) {
             double start = now_us();
             spark_html *fresh = render_tree(after, local);

@@ -32,6 +32,41 @@ AS $$
                                         'online_at', floor(extract(epoch FROM p.joined_at)));
 $$;
 
+-- Posts one presence_diff per room for the given rows, grouped by user as
+-- presence_state is: as joins, or as leaves. Returns the rooms told.
+CREATE OR REPLACE FUNCTION spark._post_presence_diffs(p_rows spark.presence[], p_joins boolean)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+DECLARE
+    r record;
+    n integer := 0;
+BEGIN
+    FOR r IN
+        WITH by_user AS (
+            SELECT p.room, p.user_id,
+                   jsonb_build_object('name', max(p.name),
+                                      'metas', jsonb_agg(spark._presence_meta(p) ORDER BY p.conn)) AS entry
+              FROM unnest(p_rows) AS p
+             GROUP BY p.room, p.user_id)
+        SELECT b.room, jsonb_object_agg(b.user_id, b.entry) AS entries
+          FROM by_user b
+         GROUP BY b.room
+         ORDER BY b.room
+    LOOP
+        PERFORM spark.broadcast(r.room,
+            jsonb_build_object('type', 'presence_diff',
+                               'joins', CASE WHEN p_joins THEN r.entries ELSE '{}'::jsonb END,
+                               'leaves', CASE WHEN p_joins THEN '{}'::jsonb ELSE r.entries END),
+            'presence', NULL);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION spark.presence_track(p_instance text, p_conn bigint, p_room text,
                                                 p_user text, p_name text, p_meta jsonb)
 RETURNS bigint
@@ -71,32 +106,17 @@ VOLATILE
 SET search_path = pg_catalog, spark, pg_temp
 AS $$
 DECLARE
-    r record;
-    n integer := 0;
+    n integer;
 BEGIN
-    FOR r IN
-        WITH gone AS (
-            DELETE FROM spark.presence p
-             WHERE p.instance = p_instance
-               AND (p_conn IS NULL OR p.conn = p_conn)
-               AND (p_room IS NULL OR p.room = p_room)
-            RETURNING p.*),
-        by_user AS (
-            SELECT g.room, g.user_id,
-                   jsonb_build_object('name', max(g.name),
-                                      'metas', jsonb_agg(spark._presence_meta(g) ORDER BY g.conn)) AS entry
-              FROM gone g
-             GROUP BY g.room, g.user_id)
-        SELECT b.room, jsonb_object_agg(b.user_id, b.entry) AS leaves
-          FROM by_user b
-         GROUP BY b.room
-         ORDER BY b.room
-    LOOP
-        PERFORM spark.broadcast(r.room,
-            jsonb_build_object('type', 'presence_diff', 'joins', '{}'::jsonb, 'leaves', r.leaves),
-            'presence', NULL);
-        n := n + 1;
-    END LOOP;
+    WITH gone AS (
+        DELETE FROM spark.presence p
+         WHERE p.instance = p_instance
+           AND (p_conn IS NULL OR p.conn = p_conn)
+           AND (p_room IS NULL OR p.room = p_room)
+        RETURNING p.*)
+    SELECT spark._post_presence_diffs(coalesce(array_agg(g::spark.presence), '{}'), false)
+      INTO n
+      FROM gone g;
     RETURN n;
 END;
 $$;
@@ -268,39 +288,24 @@ VOLATILE
 SET search_path = pg_catalog, spark, pg_temp
 AS $$
 DECLARE
-    r record;
-    n integer := 0;
+    n integer;
 BEGIN
-    FOR r IN
-        WITH items AS (
-            SELECT DISTINCT ON ((t.x->>'conn')::bigint, t.x->>'room')
-                   (t.x->>'conn')::bigint AS conn, t.x->>'room' AS room,
-                   t.x->>'user' AS user_id, t.x->>'name' AS name,
-                   coalesce(t.x->'meta', '{}'::jsonb) AS meta
-              FROM jsonb_array_elements(p_items) WITH ORDINALITY AS t(x, ord)
-             ORDER BY (t.x->>'conn')::bigint, t.x->>'room', t.ord DESC),
-        tracked AS (
-            INSERT INTO spark.presence AS p (instance, conn, room, user_id, name, meta)
-            SELECT p_instance, i.conn, i.room, i.user_id, i.name, i.meta FROM items i
-            ON CONFLICT (instance, conn, room)
-                DO UPDATE SET user_id = EXCLUDED.user_id, name = EXCLUDED.name, meta = EXCLUDED.meta
-            RETURNING p.*),
-        by_user AS (
-            SELECT t.room, t.user_id,
-                   jsonb_build_object('name', max(t.name),
-                                      'metas', jsonb_agg(spark._presence_meta(t) ORDER BY t.conn)) AS entry
-              FROM tracked t
-             GROUP BY t.room, t.user_id)
-        SELECT b.room, jsonb_object_agg(b.user_id, b.entry) AS joins
-          FROM by_user b
-         GROUP BY b.room
-         ORDER BY b.room
-    LOOP
-        PERFORM spark.broadcast(r.room,
-            jsonb_build_object('type', 'presence_diff', 'joins', r.joins, 'leaves', '{}'::jsonb),
-            'presence', NULL);
-        n := n + 1;
-    END LOOP;
+    WITH items AS (
+        SELECT DISTINCT ON ((t.x->>'conn')::bigint, t.x->>'room')
+               (t.x->>'conn')::bigint AS conn, t.x->>'room' AS room,
+               t.x->>'user' AS user_id, t.x->>'name' AS name,
+               coalesce(t.x->'meta', '{}'::jsonb) AS meta
+          FROM jsonb_array_elements(p_items) WITH ORDINALITY AS t(x, ord)
+         ORDER BY (t.x->>'conn')::bigint, t.x->>'room', t.ord DESC),
+    tracked AS (
+        INSERT INTO spark.presence AS p (instance, conn, room, user_id, name, meta)
+        SELECT p_instance, i.conn, i.room, i.user_id, i.name, i.meta FROM items i
+        ON CONFLICT (instance, conn, room)
+            DO UPDATE SET user_id = EXCLUDED.user_id, name = EXCLUDED.name, meta = EXCLUDED.meta
+        RETURNING p.*)
+    SELECT spark._post_presence_diffs(coalesce(array_agg(t::spark.presence), '{}'), true)
+      INTO n
+      FROM tracked t;
     RETURN n;
 END;
 $$;
