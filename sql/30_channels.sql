@@ -67,6 +67,8 @@ BEGIN
 END;
 $$;
 
+-- One track: a batch of one (spark.presence_track_many, below). Its diff is
+-- the last message of the room, since the room's lock is held until commit.
 CREATE OR REPLACE FUNCTION spark.presence_track(p_instance text, p_conn bigint, p_room text,
                                                 p_user text, p_name text, p_meta jsonb)
 RETURNS bigint
@@ -74,21 +76,11 @@ LANGUAGE plpgsql
 VOLATILE
 SET search_path = pg_catalog, spark, pg_temp
 AS $$
-DECLARE
-    v_row spark.presence;
 BEGIN
-    INSERT INTO spark.presence AS p (instance, conn, room, user_id, name, meta)
-    VALUES (p_instance, p_conn, p_room, p_user, p_name, coalesce(p_meta, '{}'))
-    ON CONFLICT (instance, conn, room)
-        DO UPDATE SET user_id = EXCLUDED.user_id, name = EXCLUDED.name, meta = EXCLUDED.meta
-    RETURNING p.* INTO v_row;
-    RETURN spark.broadcast(p_room,
-        jsonb_build_object('type', 'presence_diff',
-                           'joins', jsonb_build_object(p_user, jsonb_build_object(
-                                        'name', p_name,
-                                        'metas', jsonb_build_array(spark._presence_meta(v_row)))),
-                           'leaves', '{}'::jsonb),
-        'presence', p_user);
+    PERFORM spark.presence_track_many(p_instance,
+        jsonb_build_array(jsonb_build_object('conn', p_conn, 'room', p_room, 'user', p_user,
+                                             'name', p_name, 'meta', coalesce(p_meta, '{}'))));
+    RETURN (SELECT max(m.seq) FROM spark.messages m WHERE m.room = p_room);
 END;
 $$;
 
