@@ -72,6 +72,7 @@ struct spark_pg {
     unsigned attempt; /* failed attempts since the last success */
     bool ever_up;
     lws_sorted_usec_list_t retry_timer, connect_timer, ping_timer;
+    lws_sorted_usec_list_t writable_timer; /* asks lws for POLLOUT, see want_writable() */
 };
 
 static void connection_lost(spark_pg *pg, const char *why);
@@ -79,6 +80,22 @@ static void begin_connect(spark_pg *pg);
 
 static void schedule(spark_pg *pg, lws_sorted_usec_list_t *timer, sul_cb_t cb, lws_usec_t us) {
     lws_sul_schedule(pg->context, 0, timer, cb, us);
+}
+
+static void ask_for_writable(lws_sorted_usec_list_t *sul) {
+    spark_pg *pg = lws_container_of(sul, spark_pg, writable_timer);
+    if (pg->wsi) lws_callback_on_writable(pg->wsi);
+}
+
+/* libpq has bytes it could not write yet (a query larger than the socket
+ * buffer, or a connect step that waits for writable again). lws 4.1 drops a
+ * writable request made inside a raw file's WRITEABLE callback: no second
+ * callback ever comes, the rest of the query is never sent and the server
+ * waits for it for ever. So the request is always made from a timer, which
+ * runs outside any socket callback, on the loop's next turn. */
+static void want_writable(spark_pg *pg) {
+    if (lws_dll2_is_detached(&pg->writable_timer.list))
+        schedule(pg, &pg->writable_timer, ask_for_writable, 0);
 }
 
 /* ---- queries ---------------------------------------------------------- */
@@ -131,7 +148,7 @@ static query *dequeue(spark_pg *pg) {
 static void flush_output(spark_pg *pg) {
     int r = PQflush(pg->conn);
     if (r == 1)
-        lws_callback_on_writable(pg->wsi);
+        want_writable(pg);
     else if (r < 0)
         connection_lost(pg, PQerrorMessage(pg->conn));
 }
@@ -308,7 +325,7 @@ static void advance_connect(spark_pg *pg) {
     if (pg->poll == PGRES_POLLING_OK)
         became_up(pg);
     else if (pg->poll == PGRES_POLLING_WRITING)
-        lws_callback_on_writable(pg->wsi);
+        want_writable(pg);
 }
 
 static unsigned backoff_ms(unsigned attempt) {
@@ -338,6 +355,7 @@ static void connection_lost(spark_pg *pg, const char *why) {
 
     lws_sul_cancel(&pg->connect_timer);
     lws_sul_cancel(&pg->ping_timer);
+    lws_sul_cancel(&pg->writable_timer);
     unwatch_socket(pg);
     PQfinish(pg->conn);
     pg->conn = NULL;
@@ -385,7 +403,7 @@ static void begin_connect(spark_pg *pg) {
         connection_lost(pg, "cannot watch the connection's socket");
         return;
     }
-    lws_callback_on_writable(pg->wsi);
+    want_writable(pg);
 }
 
 /* ---- lws protocol ------------------------------------------------------ */
@@ -523,6 +541,7 @@ void spark_pg_free(spark_pg *pg) {
     lws_sul_cancel(&pg->retry_timer);
     lws_sul_cancel(&pg->connect_timer);
     lws_sul_cancel(&pg->ping_timer);
+    lws_sul_cancel(&pg->writable_timer);
     drain_queue(pg, NULL);
     unwatch_socket(pg);
     PQfinish(pg->conn);
