@@ -8,7 +8,7 @@ packages=(
   libpq-dev libwebsockets-dev libjson-c-dev libsodium-dev check
   postgresql postgresql-contrib
   docker-compose chromium nodejs npm
-  curl ca-certificates valgrind clang-format cppcheck
+  curl ca-certificates openssl valgrind clang clang-format cppcheck
 )
 
 # One dpkg-query call reports the status of every package it knows.

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test: builds a normal tree (build/) and a sanitizer tree
+# Runs every test: builds a normal tree (build/, GCC) and a sanitizer tree
 # (build-asan/, ASan + UBSan), starts a fresh private PostgreSQL cluster and
-# runs the CTest suites of both trees against it.
+# runs the CTest suites of both trees against it. Two Release trees,
+# build-release/ (GCC) and build-clang/ (clang), prove that optimised builds
+# stay warning-free; the clang tree runs its unit suites. Every tree builds
+# with -Werror (SPARK_WERROR=ON), which user builds leave off.
 #
 # Environment: SPARK_TEST_SKIP_ASAN=1 skips the sanitizer tree;
-# SPARK_BUILD_JOBS sets the build parallelism (default: number of CPUs).
+# SPARK_TEST_SKIP_RELEASE=1 skips the Release trees; SPARK_BUILD_JOBS sets
+# the build parallelism (default: number of CPUs).
 # Arguments are passed to ctest (e.g. scripts/test.sh -R unit).
 set -euo pipefail
 
@@ -13,6 +17,7 @@ cd -- "$root"
 
 jobs=${SPARK_BUILD_JOBS:-$(nproc)}
 skip_asan=${SPARK_TEST_SKIP_ASAN:-0}
+skip_release=${SPARK_TEST_SKIP_RELEASE:-0}
 ctest_args=("$@")
 
 stage_start=$SECONDS
@@ -64,15 +69,29 @@ bash scripts/setup.sh
 stage_done "setup"
 
 stage "build: build/ (RelWithDebInfo)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPARK_WERROR=ON
 cmake --build build -j "$jobs"
 stage_done "build/"
 
 if [[ $skip_asan != 1 ]]; then
   stage "build: build-asan/ (Debug, ASan + UBSan)"
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSPARK_SANITIZE=ON
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSPARK_SANITIZE=ON -DSPARK_WERROR=ON
   cmake --build build-asan -j "$jobs"
   stage_done "build-asan/"
+fi
+
+# Users build Release with whatever compiler they have: everything, tests
+# included, must compile without a warning at -O3 (where GCC's flow-based
+# warnings see the most) under GCC and clang; the clang tree runs its unit
+# suites too.
+if [[ $skip_release != 1 ]]; then
+  stage "build: build-release/ (GCC, Release) and build-clang/ (clang, Release)"
+  cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DSPARK_WERROR=ON
+  cmake --build build-release -j "$jobs"
+  cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Release -DSPARK_WERROR=ON
+  cmake --build build-clang -j "$jobs"
+  ctest --test-dir build-clang --output-on-failure -R '^unit[.]'
+  stage_done "build-release/ and build-clang/"
 fi
 
 stage "PostgreSQL: fresh private cluster"
