@@ -7,6 +7,10 @@
  * watched descriptor is compared with libpq's by identity (device, inode)
  * after every poll: a new socket can reuse the old one's number.
  *
+ * Where to connect comes from pg_target.c: host names are resolved off the
+ * loop and each address is tried in turn as libpq's `hostaddr`, with the
+ * per-target deadline of connect_timeout (libpq's PQconnectPoll keeps none).
+ *
  * Queries run in FIFO order, each in its own implicit transaction. By
  * default one is in flight at a time; with spark_pg_set_pipeline() up to N
  * are sent ahead in libpq's pipeline mode, each followed by its own sync so
@@ -21,6 +25,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "pg_target.h"
 
 #include <fcntl.h>
 #include <sodium.h>
@@ -29,11 +34,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CONNECT_TIMEOUT_US (10 * LWS_US_PER_SEC)
-#define PING_INTERVAL_US   (5 * LWS_US_PER_SEC)
-#define PING_TIMEOUT_US    (10 * LWS_US_PER_SEC)
-#define BACKOFF_FIRST_MS   100
-#define BACKOFF_MAX_MS     5000
+#define CONNECT_TIMEOUT_S 10 /* per target, where connect_timeout is not set */
+#define LOOKUP_POLL_US    (2 * LWS_US_PER_MS)
+#define PING_INTERVAL_US  (5 * LWS_US_PER_SEC)
+#define PING_TIMEOUT_US   (10 * LWS_US_PER_SEC)
+#define BACKOFF_FIRST_MS  100
+#define BACKOFF_MAX_MS    5000
 
 typedef struct query {
     struct query *next;
@@ -69,14 +75,20 @@ struct spark_pg {
     size_t pending;      /* user queries queued or in flight */
     lws_usec_t ping_sent_at;
 
+    spark_pg_lookup *lookup; /* where to connect, while connecting */
+    size_t target;           /* the one being tried */
+    char target_error[512];  /* why the last one failed */
+
     unsigned attempt; /* failed attempts since the last success */
     bool ever_up;
-    lws_sorted_usec_list_t retry_timer, connect_timer, ping_timer;
+    lws_sorted_usec_list_t retry_timer, connect_timer, ping_timer, lookup_timer;
     lws_sorted_usec_list_t writable_timer; /* asks lws for POLLOUT, see want_writable() */
 };
 
 static void connection_lost(spark_pg *pg, const char *why);
 static void begin_connect(spark_pg *pg);
+static void connect_target(spark_pg *pg);
+static void lookup_due(lws_sorted_usec_list_t *sul);
 
 static void schedule(spark_pg *pg, lws_sorted_usec_list_t *timer, sul_cb_t cb, lws_usec_t us) {
     lws_sul_schedule(pg->context, 0, timer, cb, us);
@@ -292,6 +304,13 @@ static void ping_due(lws_sorted_usec_list_t *sul) {
 
 static void became_up(spark_pg *pg) {
     lws_sul_cancel(&pg->connect_timer);
+    const spark_pg_target *t = spark_pg_lookup_target(pg->lookup, pg->target);
+    char where[300];
+    const char *host = t && t->host ? t->host : PQhost(pg->conn);
+    bool named = t && t->hostaddr && strcmp(t->hostaddr, host) != 0;
+    snprintf(where, sizeof where, "%s%s%s", host, named ? "@" : "", named ? t->hostaddr : "");
+    spark_pg_lookup_free(pg->lookup);
+    pg->lookup = NULL;
     if (PQsetnonblocking(pg->conn, 1) != 0) {
         connection_lost(pg, PQerrorMessage(pg->conn));
         return;
@@ -303,8 +322,8 @@ static void became_up(spark_pg *pg) {
     pg->state = SPARK_PG_UP;
     if (pg->ever_up) spark_metric_add(SPARK_M_DB_RECONNECTS, 1);
     spark_log(SPARK_LOG_INFO, pg->ever_up ? "pg.reconnected" : "pg.connected", NULL,
-              "conn=%s attempts=%u server_version=%d", pg->name, pg->attempt + 1,
-              PQserverVersion(pg->conn));
+              "conn=%s attempts=%u server_version=%d host=%s tls=%s", pg->name, pg->attempt + 1,
+              PQserverVersion(pg->conn), where, PQsslInUse(pg->conn) ? "on" : "off");
     pg->ever_up = true;
     pg->attempt = 0;
     schedule(pg, &pg->ping_timer, ping_due, PING_INTERVAL_US);
@@ -345,20 +364,50 @@ static void connect_timed_out(lws_sorted_usec_list_t *sul) {
     connection_lost(lws_container_of(sul, spark_pg, connect_timer), "connection timed out");
 }
 
-static void connection_lost(spark_pg *pg, const char *why) {
-    if (pg->state == SPARK_PG_DOWN) return;
-    bool was_up = pg->state == SPARK_PG_UP;
-    /* libpq's message lives in the PGconn we are about to finish. */
-    char reason[512];
-    snprintf(reason, sizeof reason, "%s", why && *why ? why : "connection lost");
-    reason[strcspn(reason, "\n")] = '\0';
-
+/* Lets go of the current PGconn and its socket. */
+static void close_conn(spark_pg *pg) {
     lws_sul_cancel(&pg->connect_timer);
     lws_sul_cancel(&pg->ping_timer);
     lws_sul_cancel(&pg->writable_timer);
     unwatch_socket(pg);
     PQfinish(pg->conn);
     pg->conn = NULL;
+}
+
+/* While connecting, a target that failed hands over to the next one, the
+ * way libpq goes down its host list. Returns whether there was one. */
+static bool try_next_target(spark_pg *pg, const char *why) {
+    if (pg->state != SPARK_PG_CONNECTING || !pg->lookup ||
+        pg->target + 1 >= spark_pg_lookup_count(pg->lookup))
+        return false;
+    const spark_pg_target *t = spark_pg_lookup_target(pg->lookup, pg->target);
+    snprintf(pg->target_error, sizeof pg->target_error, "%s%s%s: %s", t->host ? t->host : "default",
+             t->hostaddr ? "@" : "", t->hostaddr ? t->hostaddr : "", why);
+    pg->target_error[strcspn(pg->target_error, "\n")] = '\0';
+    spark_log(SPARK_LOG_DEBUG, "pg.target_failed", pg->target_error, "conn=%s", pg->name);
+    close_conn(pg);
+    pg->target++;
+    connect_target(pg);
+    return true;
+}
+
+static void connection_lost(spark_pg *pg, const char *why) {
+    if (pg->state == SPARK_PG_DOWN) return;
+    if (try_next_target(pg, why && *why ? why : "connection lost")) return;
+    bool was_up = pg->state == SPARK_PG_UP;
+    /* libpq's message lives in the PGconn we are about to finish. */
+    char reason[1024];
+    if (pg->target_error[0] && pg->state == SPARK_PG_CONNECTING)
+        snprintf(reason, sizeof reason, "%s (before: %s)", why && *why ? why : "connection lost",
+                 pg->target_error);
+    else
+        snprintf(reason, sizeof reason, "%s", why && *why ? why : "connection lost");
+    reason[strcspn(reason, "\n")] = '\0';
+
+    close_conn(pg);
+    lws_sul_cancel(&pg->lookup_timer);
+    spark_pg_lookup_free(pg->lookup);
+    pg->lookup = NULL;
     pg->state = SPARK_PG_DOWN;
 
     unsigned delay = backoff_ms(pg->attempt++);
@@ -379,31 +428,67 @@ static void notice_to_log(void *arg, const char *message) {
     spark_log(SPARK_LOG_DEBUG, "pg.notice", message, "conn=%s", pg->name);
 }
 
-static void begin_connect(spark_pg *pg) {
+/* Starts connecting to the current target: the address found by the
+ * lookup goes in as hostaddr, so that libpq does not resolve the name
+ * itself, inside the loop. */
+static void connect_target(spark_pg *pg) {
+    const spark_pg_target *t = spark_pg_lookup_target(pg->lookup, pg->target);
     /* Our defaults come first so that the user's conninfo, expanded from
-     * "dbname", overrides them. */
-    const char *keys[] = {"fallback_application_name",
-                          "keepalives",
-                          "keepalives_idle",
-                          "keepalives_interval",
-                          "keepalives_count",
-                          "dbname",
-                          NULL};
-    const char *values[] = {"sparkd", "1", "10", "5", "3", pg->conninfo, NULL};
-    pg->state = SPARK_PG_CONNECTING;
+     * "dbname", overrides them; the target comes last and overrides it. */
+    const char *keys[12] = {"fallback_application_name", "keepalives",       "keepalives_idle",
+                            "keepalives_interval",       "keepalives_count", "dbname"};
+    const char *values[12] = {"sparkd", "1", "10", "5", "3", pg->conninfo};
+    int n = 6;
+    if (t->host) keys[n] = "host", values[n++] = t->host;
+    if (t->hostaddr) keys[n] = "hostaddr", values[n++] = t->hostaddr;
+    if (t->port) keys[n] = "port", values[n++] = t->port;
+    keys[n] = values[n] = NULL;
+
     pg->conn = PQconnectStartParams(keys, values, 1);
     if (!pg->conn || PQstatus(pg->conn) == CONNECTION_BAD) {
         connection_lost(pg, pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
         return;
     }
     PQsetNoticeProcessor(pg->conn, notice_to_log, pg);
-    schedule(pg, &pg->connect_timer, connect_timed_out, CONNECT_TIMEOUT_US);
+    int timeout_s = spark_pg_lookup_timeout(pg->lookup);
+    schedule(pg, &pg->connect_timer, connect_timed_out,
+             (lws_usec_t)(timeout_s ? timeout_s : CONNECT_TIMEOUT_S) * LWS_US_PER_SEC);
     pg->poll = PGRES_POLLING_WRITING; /* libpq's rule for the first poll */
     if (watch_socket(pg)) {
         connection_lost(pg, "cannot watch the connection's socket");
         return;
     }
     want_writable(pg);
+}
+
+static void lookup_progress(spark_pg *pg) {
+    if (!spark_pg_lookup_done(pg->lookup)) {
+        schedule(pg, &pg->lookup_timer, lookup_due, LOOKUP_POLL_US);
+        return;
+    }
+    const char *error = spark_pg_lookup_error(pg->lookup);
+    if (error)
+        connection_lost(pg, error);
+    else
+        connect_target(pg);
+}
+
+static void lookup_due(lws_sorted_usec_list_t *sul) {
+    lookup_progress(lws_container_of(sul, spark_pg, lookup_timer));
+}
+
+static void begin_connect(spark_pg *pg) {
+    pg->state = SPARK_PG_CONNECTING;
+    pg->target = 0;
+    pg->target_error[0] = '\0';
+    /* Names are looked up again on every attempt: a restarted server (a
+     * container, a failover) may come back at another address. */
+    pg->lookup = spark_pg_lookup_start(pg->conninfo);
+    if (!pg->lookup) {
+        connection_lost(pg, "out of memory");
+        return;
+    }
+    lookup_progress(pg);
 }
 
 /* ---- lws protocol ------------------------------------------------------ */
@@ -542,8 +627,10 @@ void spark_pg_free(spark_pg *pg) {
     lws_sul_cancel(&pg->connect_timer);
     lws_sul_cancel(&pg->ping_timer);
     lws_sul_cancel(&pg->writable_timer);
+    lws_sul_cancel(&pg->lookup_timer);
     drain_queue(pg, NULL);
     unwatch_socket(pg);
+    spark_pg_lookup_free(pg->lookup);
     PQfinish(pg->conn);
     free(pg->conninfo);
     free(pg);

@@ -7,11 +7,16 @@
 #include "harness.h"
 #include "pg.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_ANSWERS 512
 
@@ -196,6 +201,88 @@ START_TEST(big_queries_are_sent_whole) {
 }
 END_TEST
 
+/* The port of the test cluster, from DATABASE_URL. */
+static const char *cluster_port(void) {
+    static char port[16];
+    PQconninfoOption *opts = PQconninfoParse(it_admin_url(), NULL);
+    ck_assert_ptr_nonnull(opts);
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "port") == 0 && o->val) snprintf(port, sizeof port, "%s", o->val);
+    PQconninfoFree(opts);
+    ck_assert_msg(port[0], "DATABASE_URL names no port");
+    return port;
+}
+
+static void connect_and_ask(const char *conninfo) {
+    answers *a = calloc(1, sizeof *a);
+    spark_pg *pg = open_pg_at(conninfo, 1, a);
+    query(pg, a, "SELECT current_user");
+    wait_answers(a, 1);
+    ck_assert_str_eq(a->value[0], "postgres");
+    close_pg(pg);
+    free(a);
+}
+
+/* What a user may write in DATABASE_URL: names that resolve to IPv4 and
+ * IPv6, IPv6 literals, host lists whose first entry fails, and the
+ * password in the URL, in PGPASSWORD or in PGPASSFILE. */
+START_TEST(every_kind_of_conninfo_connects) {
+    const char *password = getenv("SPARK_TEST_PG_PASSWORD");
+    if (!password || !*password) return; /* a cluster without passwords */
+    const char *port = cluster_port();
+    char url[512];
+    snprintf(url, sizeof url, "postgresql://postgres:%s@localhost:%s/spark", password, port);
+    connect_and_ask(url);
+    snprintf(url, sizeof url, "postgresql://postgres:%s@[::1]:%s/spark?sslmode=disable", password,
+             port);
+    connect_and_ask(url);
+    snprintf(url, sizeof url,
+             "host=nowhere.invalid,localhost port=%s user=postgres password=%s dbname=spark", port,
+             password);
+    connect_and_ask(url);
+
+    snprintf(url, sizeof url, "host=127.0.0.1 port=%s user=postgres dbname=spark", port);
+    setenv("PGPASSWORD", password, 1);
+    connect_and_ask(url);
+    unsetenv("PGPASSWORD");
+
+    char passfile[] = "/tmp/spark-passfile-XXXXXX";
+    int fd = mkstemp(passfile);
+    ck_assert_int_ge(fd, 0);
+    dprintf(fd, "localhost:%s:spark:postgres:%s\n", port, password);
+    close(fd);
+    setenv("PGPASSFILE", passfile, 1);
+    snprintf(url, sizeof url, "host=localhost port=%s user=postgres dbname=spark", port);
+    connect_and_ask(url);
+    unsetenv("PGPASSFILE");
+    unlink(passfile);
+}
+END_TEST
+
+/* A server that accepts the TCP connection and never answers: the
+ * connect_timeout of one target passes, and the next one is tried. */
+START_TEST(a_silent_host_gives_way_to_the_next) {
+    const char *password = getenv("SPARK_TEST_PG_PASSWORD");
+    if (!password || !*password) return;
+    int silent = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(silent, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(silent, 8), 0);
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(getsockname(silent, (struct sockaddr *)&sa, &len), 0);
+    char url[512];
+    snprintf(url, sizeof url,
+             "host=127.0.0.1,localhost port=%d,%s connect_timeout=2 user=postgres password=%s "
+             "dbname=spark",
+             ntohs(sa.sin_port), cluster_port(), password);
+    long long start = it_now_ms();
+    connect_and_ask(url);
+    long long took = it_now_ms() - start;
+    ck_assert_msg(took >= 1900 && took < 8000, "connected after %lld ms", took);
+    close(silent);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("pg");
     TCase *tc = tcase_create("pg");
@@ -205,6 +292,8 @@ int main(void) {
     tcase_add_test(tc, pipeline_sends_ahead_of_the_answers);
     tcase_add_test(tc, query_first_goes_ahead_of_the_backlog);
     tcase_add_test(tc, big_queries_are_sent_whole);
+    tcase_add_test(tc, every_kind_of_conninfo_connects);
+    tcase_add_test(tc, a_silent_host_gives_way_to_the_next);
     suite_add_tcase(s, tc);
     return it_run_suite(s);
 }
