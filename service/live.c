@@ -769,10 +769,18 @@ static void on_applied(void *ud, spark_store_outcome outcome, long long version,
         spark_log(SPARK_LOG_WARN, "component.conflict", "gave up after repeated conflicts",
                   "component=%s attempts=%d", in->id, in->attempts);
         finish_batch(in, "conflict", "the component kept changing; try again");
+    } else if (outcome == SPARK_STORE_BUSY) {
+        finish_batch(in, "busy", "the database has too much work waiting; try again");
+    } else if (outcome == SPARK_STORE_UNKNOWN) {
+        spark_log(SPARK_LOG_WARN, "component.write_unknown", error, "component=%s", in->id);
+        finish_batch(in, "unknown_outcome",
+                     "the database connection was lost during the write: the change may or may "
+                     "not have been stored");
+        load(in); /* the stored state tells, and viewers see it */
     } else {
         spark_log(SPARK_LOG_WARN, "component.write_failed", error, "component=%s", in->id);
         finish_batch(in, "unavailable", "the change could not be stored");
-        load(in); /* it may have been stored after all */
+        load(in);
     }
     pump(in);
 }
@@ -789,8 +797,8 @@ static void queue_write(instance *in, json_object *events) {
     if (!cs->group) arm(cs, &cs->write_timer, send_group, 0);
 }
 
-static void on_group_applied(void *ud, int n, const spark_store_result *results,
-                             const char *error) {
+static void on_group_applied(void *ud, int n, const spark_store_result *results, const char *error,
+                             bool unknown) {
     spark_components *cs = ud;
     instance **group = cs->group;
     int ngroup = cs->ngroup;
@@ -799,7 +807,7 @@ static void on_group_applied(void *ud, int n, const spark_store_result *results,
     if (!error && n != ngroup) error = "the group write answered for other components";
     for (int i = 0; i < ngroup; i++) {
         if (error)
-            on_applied(group[i], SPARK_STORE_ERROR, 0, NULL, error);
+            on_applied(group[i], unknown ? SPARK_STORE_UNKNOWN : SPARK_STORE_ERROR, 0, NULL, error);
         else
             on_applied(group[i], results[i].outcome, results[i].version, results[i].state,
                        results[i].error);
@@ -829,13 +837,15 @@ static void send_group(lws_sorted_usec_list_t *sul) {
         json_object_array_add(batch, item);
         group[i] = in;
     }
-    if (spark_store_apply_batch(cs->db, json_text(batch), cs->cfg->instance, on_group_applied,
-                                cs) == 0) {
+    int rc =
+        spark_store_apply_batch(cs->db, json_text(batch), cs->cfg->instance, on_group_applied, cs);
+    if (rc == 0) {
         cs->group = group;
         cs->ngroup = n;
     } else {
         for (int i = 0; i < n; i++)
-            on_applied(group[i], SPARK_STORE_ERROR, 0, NULL, "the database is not reachable");
+            on_applied(group[i], rc == SPARK_PG_BUSY ? SPARK_STORE_BUSY : SPARK_STORE_ERROR, 0,
+                       NULL, "the database is not reachable");
         free(group);
     }
     json_object_put(batch);

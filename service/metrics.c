@@ -51,6 +51,10 @@ static const struct {
                                  "Room messages delivered to local connections."},
     [SPARK_M_PRESENCE_REAPED] = {"spark_presence_reaped_total", "counter",
                                  "Dead instances whose presences this instance removed."},
+    [SPARK_M_DB_STALLS] = {"spark_db_stalls_total", "counter",
+                           "PostgreSQL queries that hit a timeout or went unanswered past it."},
+    [SPARK_M_DB_BUSY] = {"spark_db_busy_total", "counter",
+                         "PostgreSQL queries refused because the connection's queue was full."},
 };
 
 void spark_metric_add(spark_metric m, int64_t delta) { values[m] += delta; }

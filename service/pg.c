@@ -40,12 +40,15 @@
 #define PING_TIMEOUT_US   (10 * LWS_US_PER_SEC)
 #define BACKOFF_FIRST_MS  100
 #define BACKOFF_MAX_MS    5000
+#define MAX_QUEUED        10000 /* queries waiting per connection; more are refused */
 
 typedef struct query {
     struct query *next;
     spark_pg_result_fn cb;
     void *ud;
     bool is_ping;
+    bool stalled;       /* counted as a stall already */
+    lws_usec_t sent_at; /* 0 until sent */
     int nparams;
     char *sql;
     char **params;
@@ -74,6 +77,11 @@ struct spark_pg {
     char *error;         /* its first error */
     size_t pending;      /* user queries queued or in flight */
     lws_usec_t ping_sent_at;
+
+    int timeout_s;              /* SPARK_DB_TIMEOUT: the session's timeouts, and a stall */
+    char *options;              /* libpq "options" that set them, then the user's */
+    lws_usec_t last_timeout_at; /* when a query last failed on one of them */
+    bool failed_unknown;        /* in a failure callback: the query had been sent */
 
     spark_pg_lookup *lookup; /* where to connect, while connecting */
     size_t target;           /* the one being tried */
@@ -179,7 +187,8 @@ static void send_next(spark_pg *pg) {
         }
         pg->unsent = q->next;
         pg->in_flight++;
-        if (q->is_ping) pg->ping_sent_at = lws_now_usecs();
+        q->sent_at = lws_now_usecs();
+        if (q->is_ping) pg->ping_sent_at = q->sent_at;
         sent_any = true;
     }
     if (sent_any) flush_output(pg);
@@ -202,6 +211,20 @@ static void complete_head(spark_pg *pg) {
     send_next(pg);
 }
 
+/* A statement cancelled by statement_timeout, lock_timeout or
+ * idle_in_transaction_session_timeout means the database is stalled for
+ * us, even though the connection is fine: /healthz says so for a while. */
+static void note_timeout(spark_pg *pg, const char *sqlstate) {
+    if (!sqlstate || (strcmp(sqlstate, "57014") != 0 && strcmp(sqlstate, "55P03") != 0 &&
+                      strcmp(sqlstate, "25P03") != 0))
+        return;
+    pg->last_timeout_at = lws_now_usecs();
+    if (pg->head && !pg->head->stalled) {
+        pg->head->stalled = true;
+        spark_metric_add(SPARK_M_DB_STALLS, 1);
+    }
+}
+
 /* A query's results end with a NULL result; in pipeline mode its sync's
  * PGRES_PIPELINE_SYNC follows, and only then is the query complete. */
 static void collect_results(spark_pg *pg) {
@@ -218,9 +241,11 @@ static void collect_results(spark_pg *pg) {
             continue;
         }
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY &&
-            !pg->error)
+            !pg->error) {
             pg->error = strdup(st == PGRES_PIPELINE_ABORTED ? "pipeline aborted"
                                                             : PQresultErrorMessage(res));
+            note_timeout(pg, PQresultErrorField(res, PG_DIAG_SQLSTATE));
+        }
         PQclear(pg->result);
         pg->result = res;
     }
@@ -244,7 +269,9 @@ static void drain_queue(spark_pg *pg, const char *why) {
         query *q = dequeue(pg);
         if (why && q->cb && !q->is_ping) {
             spark_metric_add(SPARK_M_DB_QUERY_ERRORS, 1);
+            pg->failed_unknown = q->sent_at != 0;
             q->cb(q->ud, NULL, why);
+            pg->failed_unknown = false;
         }
         query_free(q);
     }
@@ -439,6 +466,7 @@ static void connect_target(spark_pg *pg) {
                             "keepalives_interval",       "keepalives_count", "dbname"};
     const char *values[12] = {"sparkd", "1", "10", "5", "3", pg->conninfo};
     int n = 6;
+    if (pg->options) keys[n] = "options", values[n++] = pg->options;
     if (t->host) keys[n] = "host", values[n++] = t->host;
     if (t->hostaddr) keys[n] = "hostaddr", values[n++] = t->hostaddr;
     if (t->port) keys[n] = "port", values[n++] = t->port;
@@ -565,6 +593,48 @@ void spark_pg_set_pipeline(spark_pg *pg, unsigned max_in_flight) {
     pg->max_flight = max_in_flight ? max_in_flight : 1;
 }
 
+int spark_pg_set_timeout(spark_pg *pg, int seconds) {
+    /* The user's own options (conninfo, else PGOPTIONS) come after ours,
+     * so that a setting they chose wins. */
+    PQconninfoOption *opts = PQconninfoParse(pg->conninfo, NULL);
+    const char *theirs = getenv("PGOPTIONS");
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "options") == 0 && o->val && *o->val) theirs = o->val;
+    char *options = NULL;
+    int rc = asprintf(&options,
+                      "-c statement_timeout=%ds -c lock_timeout=%ds"
+                      " -c idle_in_transaction_session_timeout=%ds %s",
+                      seconds, seconds, seconds, theirs ? theirs : "");
+    PQconninfoFree(opts);
+    if (rc < 0) return -1;
+    free(pg->options);
+    pg->options = options;
+    pg->timeout_s = seconds;
+    return 0;
+}
+
+spark_pg_stall_kind spark_pg_stall(spark_pg *pg, lws_usec_t *age_us) {
+    lws_usec_t now = lws_now_usecs(), limit = (lws_usec_t)pg->timeout_s * LWS_US_PER_SEC;
+    *age_us = 0;
+    if (!pg->timeout_s || pg->state != SPARK_PG_UP) return SPARK_PG_FLOWING;
+    query *oldest = pg->in_flight ? pg->head : NULL;
+    if (oldest && now - oldest->sent_at > limit) {
+        if (!oldest->stalled) {
+            oldest->stalled = true;
+            spark_metric_add(SPARK_M_DB_STALLS, 1);
+        }
+        *age_us = now - oldest->sent_at;
+        return SPARK_PG_OUTSTANDING;
+    }
+    if (pg->last_timeout_at && now - pg->last_timeout_at < limit) {
+        *age_us = now - pg->last_timeout_at;
+        return SPARK_PG_TIMED_OUT;
+    }
+    return SPARK_PG_FLOWING;
+}
+
+bool spark_pg_failed_unknown(const spark_pg *pg) { return pg->failed_unknown; }
+
 void spark_pg_start(spark_pg *pg) {
     if (pg->state == SPARK_PG_DOWN) begin_connect(pg);
 }
@@ -591,6 +661,10 @@ size_t spark_pg_in_flight(const spark_pg *pg) {
 static int submit(spark_pg *pg, const char *sql, int nparams, const char *const *params,
                   spark_pg_result_fn cb, void *ud, bool first) {
     if (pg->state != SPARK_PG_UP) return -1;
+    if (pg->pending >= MAX_QUEUED) {
+        spark_metric_add(SPARK_M_DB_BUSY, 1);
+        return SPARK_PG_BUSY;
+    }
     query *q = query_new(sql, nparams, params);
     if (!q) return -1;
     q->cb = cb;
@@ -632,6 +706,7 @@ void spark_pg_free(spark_pg *pg) {
     unwatch_socket(pg);
     spark_pg_lookup_free(pg->lookup);
     PQfinish(pg->conn);
+    free(pg->options);
     free(pg->conninfo);
     free(pg);
 }

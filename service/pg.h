@@ -9,8 +9,9 @@
  * Ownership: the creator owns the spark_pg and frees it with spark_pg_free()
  * before destroying the lws context. Strings passed in are copied.
  *
- * Names are resolved by libpq inside PQconnectStart; give a unix socket
- * path or an address (hostaddr) where even that brief wait matters.
+ * Any libpq conninfo or URI works: unix sockets, TCP over IPv4 and IPv6,
+ * host lists, passwords (in the conninfo, PGPASSWORD, PGPASSFILE) and TLS.
+ * Host names are resolved on a thread (pg_target.h), never in the loop.
  */
 #ifndef SPARK_PG_H
 #define SPARK_PG_H
@@ -49,6 +50,23 @@ spark_pg *spark_pg_new(struct lws_context *context, struct lws_vhost *vhost, con
  * Call before spark_pg_start(); not for a connection that LISTENs. */
 void spark_pg_set_pipeline(spark_pg *pg, unsigned max_in_flight);
 
+/* Sets statement_timeout, lock_timeout and idle_in_transaction_session_timeout
+ * of the sessions to `seconds` (options the conninfo sets itself win), and
+ * makes spark_pg_stall() report queries outstanding longer than that. Call
+ * before spark_pg_start(). Returns 0, or -1 when out of memory. */
+int spark_pg_set_timeout(spark_pg *pg, int seconds);
+
+typedef enum {
+    SPARK_PG_FLOWING,     /* answers come back (or no timeout is set) */
+    SPARK_PG_OUTSTANDING, /* a query was sent longer than the timeout ago, unanswered */
+    SPARK_PG_TIMED_OUT,   /* a query failed on a timeout less than the timeout ago */
+} spark_pg_stall_kind;
+
+/* Whether the database is stalled for this connection (a lock held by
+ * someone else, a server that stopped answering), and since when: `age_us`
+ * is how long the query has been outstanding, or how long ago one timed out. */
+spark_pg_stall_kind spark_pg_stall(spark_pg *pg, lws_usec_t *age_us);
+
 /* Begins connecting; on failure keeps retrying until spark_pg_free(). */
 void spark_pg_start(spark_pg *pg);
 
@@ -61,8 +79,13 @@ size_t spark_pg_pending(const spark_pg *pg);
 /* Of those, the ones sent and not yet answered (at most the pipeline depth). */
 size_t spark_pg_in_flight(const spark_pg *pg);
 
-/* Queues one statement with text parameters ($1...). Returns 0, or -1 when
- * the connection is not up (the callback is then never called). */
+/* What spark_pg_query() returns when the connection is up but too many
+ * queries are waiting already: the caller should answer "busy". */
+#define SPARK_PG_BUSY (-2)
+
+/* Queues one statement with text parameters ($1...). Returns 0; -1 when the
+ * connection is not up, SPARK_PG_BUSY when its queue is full (the callback
+ * is then never called). */
 int spark_pg_query(spark_pg *pg, const char *sql, int nparams, const char *const *params,
                    spark_pg_result_fn cb, void *ud);
 
@@ -70,6 +93,11 @@ int spark_pg_query(spark_pg *pg, const char *sql, int nparams, const char *const
  * behind a backlog, like an instance's heartbeat. */
 int spark_pg_query_first(spark_pg *pg, const char *sql, int nparams, const char *const *params,
                          spark_pg_result_fn cb, void *ud);
+
+/* Inside a result callback with an error: whether the query had been sent
+ * when the connection was lost, so that it may or may not have committed.
+ * Any other failure (refused, timed out, never sent) changed nothing. */
+bool spark_pg_failed_unknown(const spark_pg *pg);
 
 /* Closes the connection. Queued queries are dropped without callbacks. */
 void spark_pg_free(spark_pg *pg);

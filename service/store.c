@@ -21,6 +21,7 @@ typedef struct call {
     struct call *prev, *next;
     void (*fn)(void);
     void *ud;
+    spark_pg *db;
 } call;
 
 static call *calls;
@@ -43,16 +44,19 @@ static void end_call(call *c) {
     free(c);
 }
 
+/* Returns 0, -1 (no connection, or out of memory) or SPARK_PG_BUSY. */
 static int run(spark_pg *db, const char *sql, int n, const char *const *params,
                spark_pg_result_fn done, call *c) {
-    if (c && db && spark_pg_query(db, sql, n, params, done, c) == 0) {
+    int rc = c && db ? spark_pg_query(db, sql, n, params, done, c) : -1;
+    if (rc == 0) {
+        c->db = db;
         c->next = calls;
         if (calls) calls->prev = c;
         calls = c;
         return 0;
     }
     free(c);
-    return -1;
+    return rc;
 }
 
 void spark_store_abandon(void) {
@@ -123,7 +127,8 @@ static void on_batch_applied(void *ud, const PGresult *res, const char *error) {
         r->version = num(res, row, 2);
         r->state = text_or_null(res, row, 3);
     }
-    cb(c->ud, error ? 0 : n, error ? NULL : results, error);
+    cb(c->ud, error ? 0 : n, error ? NULL : results, error,
+       error && !res && spark_pg_failed_unknown(c->db));
     free(results);
     end_call(c);
 }

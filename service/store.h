@@ -4,8 +4,9 @@
  *
  * Every call queues one statement on the instance's "db" connection and
  * answers through a callback from the event loop; calls answer in the
- * order they were made (the connection runs one statement at a time), which
- * the runtime relies on: a load queued after a write sees that write.
+ * order they were made (the connection pipelines them, but in order, each in
+ * its own transaction), which the runtime relies on: a load queued after a
+ * write sees that write.
  * A call returns -1 when the connection is not up; the callback then never
  * runs.
  */
@@ -27,7 +28,13 @@ int spark_store_load(spark_pg *db, const char *id, spark_store_state_fn cb, void
 int spark_store_state_at(spark_pg *db, const char *id, long long version, spark_store_state_fn cb,
                          void *ud);
 
-typedef enum { SPARK_STORE_APPLIED, SPARK_STORE_CONFLICT, SPARK_STORE_ERROR } spark_store_outcome;
+typedef enum {
+    SPARK_STORE_APPLIED,
+    SPARK_STORE_CONFLICT,
+    SPARK_STORE_ERROR,   /* nothing was written */
+    SPARK_STORE_BUSY,    /* not sent: the connection's queue is full */
+    SPARK_STORE_UNKNOWN, /* sent, and the connection was lost before the answer */
+} spark_store_outcome;
 
 /* The writes of several components in one statement and one commit. Each
  * element of `batch_json` is {"id","v":expected,"events":[...]}, where
@@ -36,7 +43,9 @@ typedef enum { SPARK_STORE_APPLIED, SPARK_STORE_CONFLICT, SPARK_STORE_ERROR } sp
  * one result per element, in the order of `batch_json`: APPLIED with the
  * last version written; CONFLICT with the current version and state (NULL:
  * absent) and nothing written; ERROR with a reason. `error` (and n = 0)
- * when the statement as a whole failed. */
+ * when the statement as a whole failed; then `unknown` says whether the
+ * connection was lost after it was sent, so that it may have committed.
+ * Returns 0, -1 when the connection is not up, or SPARK_PG_BUSY. */
 typedef struct {
     spark_store_outcome outcome;
     long long version;
@@ -44,7 +53,7 @@ typedef struct {
 } spark_store_result;
 
 typedef void (*spark_store_batch_fn)(void *ud, int n, const spark_store_result *results,
-                                     const char *error);
+                                     const char *error, bool unknown);
 
 int spark_store_apply_batch(spark_pg *db, const char *batch_json, const char *instance,
                             spark_store_batch_fn cb, void *ud);
