@@ -22,8 +22,12 @@ typedef struct {
     void *ud;
 } subscriber;
 
+#define RELISTEN_US (1 * LWS_US_PER_SEC)
+
 struct spark_bus {
+    struct lws_context *context;
     spark_pg *pg;
+    lws_sorted_usec_list_t relisten_timer; /* a LISTEN failed: all are sent again */
     subscriber *subs;
     size_t nsubs;
     char (*channels)[64]; /* distinct channels, in subscription order */
@@ -33,6 +37,8 @@ struct spark_bus {
     bool resync_due; /* set on (re)connect: subscribers must reload */
     bool ever_listened;
 };
+
+static void relisten_due(lws_sorted_usec_list_t *sul);
 
 static bool valid_channel(const char *name) {
     size_t n = strlen(name);
@@ -55,35 +61,62 @@ static void now_listening(spark_bus *bus) {
         if (bus->subs[i].on_resync) bus->subs[i].on_resync(bus->subs[i].ud, reconnected);
 }
 
+static void relisten_later(spark_bus *bus) {
+    bus->listening = false;
+    if (lws_dll2_is_detached(&bus->relisten_timer.list))
+        lws_sul_schedule(bus->context, 0, &bus->relisten_timer, relisten_due, RELISTEN_US);
+}
+
 static void listen_done(void *ud, const PGresult *res, const char *error) {
     spark_bus *bus = ud;
     (void)res;
     if (error) {
-        /* A lost connection reports here too; on_down has reset the count. */
-        if (spark_pg_get_state(bus->pg) == SPARK_PG_UP)
-            spark_log(SPARK_LOG_ERROR, "bus.listen_failed", error, NULL);
+        /* A lost connection reports here too; on_down has reset the count,
+         * and on_up will send them all again. A refused LISTEN (a timeout,
+         * a full queue) is retried: without it, nothing would wake us. */
+        if (spark_pg_get_state(bus->pg) == SPARK_PG_UP) {
+            spark_log(SPARK_LOG_ERROR, "bus.listen_failed", error, "retry_ms=%d",
+                      (int)(RELISTEN_US / LWS_US_PER_MS));
+            relisten_later(bus);
+        }
         return;
     }
-    if (bus->listens_pending > 0 && --bus->listens_pending == 0) now_listening(bus);
+    if (bus->listens_pending > 0 && --bus->listens_pending == 0 &&
+        lws_dll2_is_detached(&bus->relisten_timer.list))
+        now_listening(bus);
 }
 
 static int send_listen(spark_bus *bus, const char *channel) {
     char sql[80];
     /* Channel names are validated to [a-z0-9_], so quoting is enough. */
     snprintf(sql, sizeof sql, "LISTEN \"%s\"", channel);
-    if (spark_pg_query(bus->pg, sql, 0, NULL, listen_done, bus)) return -1;
+    if (spark_pg_query(bus->pg, sql, 0, NULL, listen_done, bus)) {
+        relisten_later(bus);
+        return -1;
+    }
     bus->listens_pending++;
     return 0;
 }
 
-static void pg_up(void *ud) {
-    spark_bus *bus = ud;
+/* LISTEN on every channel; the bus listens once all have answered. */
+static void listen_all(spark_bus *bus) {
     bus->listening = false;
-    bus->resync_due = true;
     bus->listens_pending = 0;
     for (size_t i = 0; i < bus->nchannels; i++)
         send_listen(bus, bus->channels[i]);
     if (bus->nchannels == 0) now_listening(bus);
+}
+
+static void relisten_due(lws_sorted_usec_list_t *sul) {
+    spark_bus *bus = lws_container_of(sul, spark_bus, relisten_timer);
+    if (spark_pg_get_state(bus->pg) == SPARK_PG_UP) listen_all(bus);
+}
+
+static void pg_up(void *ud) {
+    spark_bus *bus = ud;
+    bus->resync_due = true;
+    lws_sul_cancel(&bus->relisten_timer);
+    listen_all(bus);
 }
 
 static void pg_down(void *ud, const char *why) {
@@ -91,6 +124,7 @@ static void pg_down(void *ud, const char *why) {
     (void)why;
     bus->listening = false;
     bus->listens_pending = 0;
+    lws_sul_cancel(&bus->relisten_timer);
 }
 
 static void pg_notify(void *ud, const char *channel, const char *payload) {
@@ -108,12 +142,17 @@ spark_bus *spark_bus_new(struct lws_context *context, struct lws_vhost *vhost,
     static const spark_pg_events events = {pg_up, pg_down, pg_notify};
     spark_bus *bus = calloc(1, sizeof *bus);
     if (!bus) return NULL;
+    bus->context = context;
     bus->pg = spark_pg_new(context, vhost, conninfo, "bus", &events, bus);
     if (!bus->pg) {
         free(bus);
         return NULL;
     }
     return bus;
+}
+
+int spark_bus_set_timeout(spark_bus *bus, int seconds) {
+    return spark_pg_set_timeout(bus->pg, seconds);
 }
 
 void spark_bus_start(spark_bus *bus) { spark_pg_start(bus->pg); }
@@ -167,6 +206,7 @@ const char *spark_bus_channel(const spark_bus *bus, size_t i) {
 
 void spark_bus_free(spark_bus *bus) {
     if (!bus) return;
+    lws_sul_cancel(&bus->relisten_timer);
     spark_pg_free(bus->pg);
     free(bus->subs);
     free(bus->channels);

@@ -28,6 +28,8 @@ typedef void (*spark_bus_resync_fn)(void *ud, bool reconnected);
 
 spark_bus *spark_bus_new(struct lws_context *context, struct lws_vhost *vhost,
                          const char *conninfo);
+/* The session timeouts of the LISTEN connection (spark_pg_set_timeout). */
+int spark_bus_set_timeout(spark_bus *bus, int seconds);
 void spark_bus_start(spark_bus *bus);
 
 /* Subscribes to `channel` (1-63 of a-z 0-9 _, starting with a letter or _).
