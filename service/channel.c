@@ -121,6 +121,21 @@ static const spark_channel *find_channel(const char *path, spark_route_params *p
 
 bool spark_channels_route_exists(const char *path) { return find_channel(path, NULL) != NULL; }
 
+/* The seed's answer to a message the server could not handle: here, one
+ * that could not be stored. Found by serial, since the connection may have
+ * closed while the database was failing. */
+static void post_failed(void *ud, uint64_t serial) {
+    spark_channels *channels = ud;
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&channels->conns)) {
+        spark_conn *c = lws_container_of(d, spark_conn, link);
+        if (c->serial == serial) {
+            spark_conn_send_error(c, "Server error processing message");
+            return;
+        }
+    }
+    lws_end_foreach_dll(d);
+}
+
 spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms,
                                    spark_sessions *sessions) {
     spark_channels *channels = calloc(1, sizeof *channels);
@@ -128,6 +143,7 @@ spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms,
     channels->cfg = cfg;
     channels->rooms = rooms;
     channels->sessions = sessions;
+    spark_rooms_on_post_failed(rooms, post_failed, channels);
     active = channels;
     return channels;
 }

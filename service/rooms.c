@@ -86,6 +86,8 @@ struct spark_rooms {
     bool started;
     lws_dll2_owner_t to_track; /* members whose track goes in the next batch */
     lws_sorted_usec_list_t heartbeat_timer, prune_timer, track_timer;
+    spark_rooms_post_failed_fn post_failed;
+    void *post_failed_ud;
 };
 
 /* ---- the room table ------------------------------------------------------ */
@@ -590,13 +592,32 @@ int spark_rooms_track(spark_rooms *rooms, spark_conn *c, const char *name, const
 
 /* ---- posting ------------------------------------------------------------- */
 
+/* A stored post in flight: who sent it, so that a failure reaches them. */
+typedef struct {
+    spark_rooms *rooms;
+    uint64_t sender; /* 0: posted by no connection */
+    char room[];
+} post;
+
+void spark_rooms_on_post_failed(spark_rooms *rooms, spark_rooms_post_failed_fn fn, void *ud) {
+    rooms->post_failed = fn;
+    rooms->post_failed_ud = ud;
+}
+
+static void post_failed(spark_rooms *rooms, uint64_t sender) {
+    if (sender && rooms->post_failed) rooms->post_failed(rooms->post_failed_ud, sender);
+}
+
 static void on_posted(void *ud, const PGresult *res, const char *error) {
+    post *p = ud;
     (void)res;
-    if (error)
-        spark_log(SPARK_LOG_WARN, "rooms.post_failed", error, "room=%s", (char *)ud);
-    else
+    if (error) {
+        spark_log(SPARK_LOG_WARN, "rooms.post_failed", error, "room=%s", p->room);
+        post_failed(p->rooms, p->sender);
+    } else {
         spark_metric_add(SPARK_M_ROOM_POSTS, 1);
-    free(ud);
+    }
+    free(p);
 }
 
 static int post_ephemeral(spark_rooms *rooms, const char *origin, const char *name,
@@ -639,14 +660,21 @@ int spark_rooms_post(spark_rooms *rooms, spark_conn *from, const char *name, con
         r = post_ephemeral(rooms, origin ? origin : "", name, kind, payload);
     } else {
         const char *params[] = {name, kind, json, from ? spark_conn_user_id(from) : NULL, origin};
-        char *label = strdup(name);
-        r = label
-                ? query_untracked(rooms,
-                                  "INSERT INTO spark.messages (room, kind, payload, actor, origin)"
-                                  " VALUES ($1, $2, $3::jsonb, $4, $5)",
-                                  5, params, on_posted, label)
-                : -1;
-        if (r) free(label);
+        post *p = malloc(sizeof *p + strlen(name) + 1);
+        r = -1;
+        if (p) {
+            p->rooms = rooms;
+            p->sender = from ? spark_conn_serial(from) : 0;
+            strcpy(p->room, name);
+            r = query_untracked(rooms,
+                                "INSERT INTO spark.messages (room, kind, payload, actor, origin)"
+                                " VALUES ($1, $2, $3::jsonb, $4, $5)",
+                                5, params, on_posted, p);
+            if (r) {
+                post_failed(rooms, p->sender); /* no database now, or a full queue */
+                free(p);
+            }
+        }
     }
     json_object_put(payload);
     return r;

@@ -18,6 +18,7 @@
 #include <libwebsockets.h>
 #include <spark/channel.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef struct spark_rooms spark_rooms;
 
@@ -36,6 +37,12 @@ int spark_rooms_leave(spark_rooms *rooms, spark_conn *c, const char *room);
 int spark_rooms_track(spark_rooms *rooms, spark_conn *c, const char *room, const char *meta_json);
 int spark_rooms_post(spark_rooms *rooms, spark_conn *from, const char *room, const char *kind,
                      const char *json, unsigned flags);
+
+/* Called with the serial of the local connection whose message could not
+ * be stored (the database refused it, timed out, or was not there), so
+ * that its sender hears of it. */
+typedef void (*spark_rooms_post_failed_fn)(void *ud, uint64_t serial);
+void spark_rooms_on_post_failed(spark_rooms *rooms, spark_rooms_post_failed_fn fn, void *ud);
 
 /* The connection is gone: drop its memberships and presences. */
 void spark_rooms_conn_closed(spark_rooms *rooms, spark_conn *c);
