@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "proxy.h"
 #include "spark_build.h"
 
 #include <ctype.h>
@@ -34,7 +35,10 @@ typedef enum {
     K_COUNT,       /* 0..1e9, where 0 means no bound */
     K_SIZE,        /* 1..1e9 */
     K_SIGNING_KEY, /* optional; KID:BASE64URL, see docs/auth.md */
-    K_VERIFY_KEYS  /* optional; KID:BASE64URL entries, see docs/auth.md */
+    K_VERIFY_KEYS, /* optional; KID:BASE64URL entries, see docs/auth.md */
+    K_AUTH,        /* on or off; empty means the default, on */
+    K_PROXIES,     /* optional; addresses and CIDR prefixes, see proxy.h */
+    K_TIMEOUT      /* 1..3600 seconds, kept in seconds */
 } kind;
 
 typedef struct {
@@ -60,12 +64,16 @@ static const setting settings[] = {
     {"SPARK_SQL_DIR", "--sql", K_DIR, AT(sql_dir), "views and functions (default: ./sql)"},
     {"SPARK_LOG_LEVEL", "--log-level", K_LOG_LEVEL, AT(log_level),
      "debug, info, warn or error (default: info)"},
+    {"SPARK_AUTH", "--auth", K_AUTH, AT(auth),
+     "on: tokens required (default); off: every connection is anonymous and allowed"},
     {"SPARK_SIGNING_KEY", NULL, K_SIGNING_KEY, AT(signing_key),
      "KID:KEY that signs session tokens (see sparkd keygen)"},
     {"SPARK_VERIFY_KEYS", NULL, K_VERIFY_KEYS, AT(verify_keys),
-     "KID:KEY,... that verify session tokens"},
+     "KID:KEY,... that verify session tokens (required unless SPARK_AUTH=off)"},
     {"SPARK_ALLOWED_ORIGINS", "--allowed-origins", K_OPTIONAL, AT(allowed_origins),
      "origins allowed to open cookie-authenticated sockets"},
+    {"SPARK_TRUSTED_PROXIES", "--trusted-proxies", K_PROXIES, AT(trusted_proxies),
+     "addresses/CIDRs whose X-Forwarded-Proto and Forwarded count (default: none)"},
     {"SPARK_DEMO_LOGIN", "--demo-login", K_BOOL, AT(demo_login),
      "1 to serve the demo /login page (default: 0)"},
     {"SPARK_SHUTDOWN_TIMEOUT", "--shutdown-timeout", K_SECONDS, AT(shutdown_timeout_ms),
@@ -86,6 +94,8 @@ static const setting settings[] = {
      "seconds before a silent instance's presences expire (default: 30)"},
     {"SPARK_TOKEN_GRACE", "--token-grace", K_SECONDS, AT(token_grace_ms),
      "seconds a connection outlives its expired token (default: 0)"},
+    {"SPARK_DB_TIMEOUT", "--db-timeout", K_TIMEOUT, AT(db_timeout_s),
+     "seconds a database statement or lock wait may take (default: 5)"},
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -160,6 +170,22 @@ static int apply(spark_config *cfg, const setting *s, const char *source, const 
                         value);
         *(int *)field = (int)n * 1000;
         return 0;
+    case K_TIMEOUT:
+        if (parse_int(value, 1, 3600, &n))
+            return fail(err, errlen, "%s: \"%.64s\" is not a number of seconds (1-3600)", source,
+                        value);
+        *(int *)field = (int)n;
+        return 0;
+    case K_AUTH:
+        /* Only the two words: a typo must not turn authentication off. */
+        if (!*value || strcasecmp(value, "on") == 0) {
+            *(bool *)field = true;
+        } else if (strcasecmp(value, "off") == 0) {
+            *(bool *)field = false;
+        } else {
+            return fail(err, errlen, "%s: \"%.64s\" is neither on nor off", source, value);
+        }
+        return 0;
     case K_COUNT:
     case K_SIZE:
         if (parse_int(value, s->kind == K_SIZE ? 1 : 0, 1000000000, &n))
@@ -218,6 +244,15 @@ static int apply(spark_config *cfg, const setting *s, const char *source, const 
         }
         if (bad) return fail(err, errlen, "%s: %s", source, why);
     }
+        /* fall through */
+    case K_PROXIES:
+        if (s->kind == K_PROXIES) {
+            spark_proxies *proxies;
+            char why[256];
+            int bad = spark_proxies_parse(value, &proxies, why, sizeof why);
+            spark_proxies_free(proxies);
+            if (bad) return fail(err, errlen, "%s: %s", source, why);
+        }
         /* fall through */
     case K_OPTIONAL:
         /* Empty means unset, as `${VAR:-}` in a compose file passes it. */
@@ -290,6 +325,17 @@ static int check_required(const spark_config *cfg, spark_command cmd, char *err,
                     cfg->migrations_dir);
     if (cmd == SPARK_CMD_MIGRATE && !is_directory(cfg->sql_dir))
         return fail(err, errlen, "SPARK_SQL_DIR: \"%.200s\" is not a directory", cfg->sql_dir);
+    /* Secure by default: a server that would let everyone in says so only
+     * when asked to. */
+    if (cmd == SPARK_CMD_SERVE && cfg->auth && !cfg->verify_keys)
+        return fail(err, errlen,
+                    "SPARK_VERIFY_KEYS: not set; sparkd serve needs keys to verify tokens "
+                    "(sparkd keygen makes a pair), or SPARK_AUTH=off to allow anonymous access");
+    /* Keys that would be ignored are a deployment that believes it is
+     * protected while it is not. */
+    if (cmd == SPARK_CMD_SERVE && !cfg->auth && cfg->verify_keys)
+        return fail(err, errlen,
+                    "SPARK_AUTH: off conflicts with SPARK_VERIFY_KEYS (unset one of them)");
     return 0;
 }
 
@@ -332,6 +378,8 @@ int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **arg
     cfg->room_history = 1000;
     cfg->room_history_age = 86400;
     cfg->presence_timeout_ms = 30000;
+    cfg->auth = true;
+    cfg->db_timeout_s = 5;
     if (!env) env = system_env;
 
     for (size_t i = 0; i < NSETTINGS; i++) {
@@ -366,9 +414,10 @@ bad:
 }
 
 void spark_config_free(spark_config *cfg) {
-    char **owned[] = {&cfg->database_url, &cfg->host,           &cfg->instance,
-                      &cfg->web_root,     &cfg->migrations_dir, &cfg->sql_dir,
-                      &cfg->signing_key,  &cfg->verify_keys,    &cfg->allowed_origins};
+    char **owned[] = {&cfg->database_url,   &cfg->host,           &cfg->instance,
+                      &cfg->web_root,       &cfg->migrations_dir, &cfg->sql_dir,
+                      &cfg->signing_key,    &cfg->verify_keys,    &cfg->allowed_origins,
+                      &cfg->trusted_proxies};
     for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) {
         char **slot = owned[i];
         free(*slot);

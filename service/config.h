@@ -27,9 +27,11 @@ typedef struct spark_config {
     char *migrations_dir;    /* numbered, forward-only schema changes */
     char *sql_dir;           /* views and functions, re-applied */
     int log_level;           /* spark_log_level */
+    bool auth;               /* tokens required (SPARK_AUTH=on, the default) */
     char *signing_key;       /* issues tokens; optional */
-    char *verify_keys;       /* verifies tokens; optional */
+    char *verify_keys;       /* verifies tokens; required by serve unless auth is off */
     char *allowed_origins;   /* Origin allow-list for cookie auth */
+    char *trusted_proxies;   /* peers whose Forwarded/X-Forwarded-* count; NULL: none */
     bool demo_login;         /* /login issues session cookies */
     int shutdown_timeout_ms; /* bound on a graceful stop */
 
@@ -42,6 +44,11 @@ typedef struct spark_config {
     int room_history_age;    /* seconds a room message is kept; 0 = no bound */
     int presence_timeout_ms; /* a silent instance's presences expire after */
     int token_grace_ms;      /* an expired token's connection lives this long */
+
+    /* statement_timeout, lock_timeout and idle_in_transaction_session_timeout
+     * of the database sessions, and how long a query may be outstanding
+     * before /healthz calls the database stalled. 1..3600. */
+    int db_timeout_s;
 } spark_config;
 
 /* Looks up an environment variable; returns NULL when unset. */

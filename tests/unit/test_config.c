@@ -1,7 +1,8 @@
 /*
  * test_config.c - configuration parsing: defaults, environment, flags
- * overriding the environment, and a clear error naming the culprit for
- * every kind of bad value.
+ * overriding the environment, a clear error naming the culprit for every
+ * kind of bad value, and serve's refusal to run without keys unless
+ * anonymous access is asked for.
  */
 #include "config.h"
 #include "log.h"
@@ -30,7 +31,17 @@ static int load(spark_command cmd, const char *const *env, int argc, const char 
     return spark_config_load(&cfg, cmd, argc, (char **)argv, lookup, err, sizeof err);
 }
 
-static const char *const minimal[] = {"DATABASE_URL", "postgresql:///spark", "SPARK_WEB_ROOT", ".",
+/* The key pair of docs/auth.md's test vector. */
+#define SEED   "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+#define PUBLIC "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"
+#define VERIFY "k1:" PUBLIC
+
+static const char *const minimal[] = {"DATABASE_URL",
+                                      "postgresql:///spark",
+                                      "SPARK_WEB_ROOT",
+                                      ".",
+                                      "SPARK_VERIFY_KEYS",
+                                      VERIFY,
                                       NULL};
 
 START_TEST(defaults) {
@@ -47,6 +58,9 @@ START_TEST(defaults) {
     ck_assert_int_eq(cfg.room_history, 1000);
     ck_assert_int_eq(cfg.presence_timeout_ms, 30000);
     ck_assert_int_eq(cfg.token_grace_ms, 0);
+    ck_assert(cfg.auth);
+    ck_assert_ptr_null(cfg.trusted_proxies);
+    ck_assert_int_eq(cfg.db_timeout_s, 5);
     ck_assert_ptr_nonnull(cfg.instance);
     ck_assert_int_gt(strlen(cfg.instance), 0);
     spark_config_free(&cfg);
@@ -78,6 +92,14 @@ START_TEST(environment_is_read) {
                                "0",
                                "SPARK_ROOM_HISTORY_AGE",
                                "604800",
+                               "SPARK_VERIFY_KEYS",
+                               VERIFY,
+                               "SPARK_AUTH",
+                               "ON",
+                               "SPARK_TRUSTED_PROXIES",
+                               "127.0.0.1, 10.0.0.0/8,::1",
+                               "SPARK_DB_TIMEOUT",
+                               "30",
                                NULL};
     ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
     ck_assert_int_eq(cfg.port, 9001);
@@ -90,6 +112,9 @@ START_TEST(environment_is_read) {
     ck_assert_int_eq(cfg.max_message_bytes, 1024);
     ck_assert_int_eq(cfg.rate_limit, 0);
     ck_assert_int_eq(cfg.room_history_age, 604800);
+    ck_assert(cfg.auth);
+    ck_assert_str_eq(cfg.trusted_proxies, "127.0.0.1, 10.0.0.0/8,::1");
+    ck_assert_int_eq(cfg.db_timeout_s, 30);
     spark_config_free(&cfg);
 }
 END_TEST
@@ -103,22 +128,34 @@ START_TEST(flags_override_environment) {
                                ".",
                                "SPARK_INSTANCE",
                                "env",
+                               "SPARK_TRUSTED_PROXIES",
+                               "10.0.0.1",
+                               "SPARK_DB_TIMEOUT",
+                               "7",
                                NULL};
-    const char *argv[] = {
-        "--port",      "9002", "--instance=flag", "--database-url", "dbname=from_flag",
-        "--log-level", "error"};
-    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 7, argv), 0);
+    const char *argv[] = {"--port",
+                          "9002",
+                          "--instance=flag",
+                          "--database-url",
+                          "dbname=from_flag",
+                          "--log-level",
+                          "error",
+                          "--auth",
+                          "off",
+                          "--trusted-proxies=fd00::/8",
+                          "--db-timeout",
+                          "3600"};
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 12, argv), 0);
     ck_assert_int_eq(cfg.port, 9002);
     ck_assert_str_eq(cfg.instance, "flag");
     ck_assert_str_eq(cfg.database_url, "dbname=from_flag");
     ck_assert_int_eq(cfg.log_level, SPARK_LOG_ERROR);
+    ck_assert(!cfg.auth);
+    ck_assert_str_eq(cfg.trusted_proxies, "fd00::/8");
+    ck_assert_int_eq(cfg.db_timeout_s, 3600);
     spark_config_free(&cfg);
 }
 END_TEST
-
-/* The key pair of docs/auth.md's test vector. */
-#define SEED   "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
-#define PUBLIC "A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"
 
 /* Each bad value must fail and name its source at the start of the line. */
 static const struct {
@@ -154,13 +191,33 @@ static const struct {
     {"SPARK_VERIFY_KEYS", "k1:" PUBLIC ",k1:" PUBLIC, "SPARK_VERIFY_KEYS: "},
     {"SPARK_VERIFY_KEYS", "bad kid:" PUBLIC, "SPARK_VERIFY_KEYS: "},
     {"SPARK_VERIFY_KEYS", "k1:" PUBLIC "=", "SPARK_VERIFY_KEYS: "},
+    {"SPARK_AUTH", "maybe", "SPARK_AUTH: "},
+    {"SPARK_AUTH", "0", "SPARK_AUTH: "},
+    {"SPARK_AUTH", "of", "SPARK_AUTH: "},
+    {"SPARK_TRUSTED_PROXIES", "localhost", "SPARK_TRUSTED_PROXIES: "},
+    {"SPARK_TRUSTED_PROXIES", "10.0.0.0/33", "SPARK_TRUSTED_PROXIES: "},
+    {"SPARK_TRUSTED_PROXIES", "::1/129", "SPARK_TRUSTED_PROXIES: "},
+    {"SPARK_TRUSTED_PROXIES", "10.0.0.0/", "SPARK_TRUSTED_PROXIES: "},
+    {"SPARK_TRUSTED_PROXIES", "10.0.0.0/8x", "SPARK_TRUSTED_PROXIES: "},
+    {"SPARK_TRUSTED_PROXIES", "10.1.2.3/8", "SPARK_TRUSTED_PROXIES: "},
+    {"SPARK_TRUSTED_PROXIES", "1.2.3", "SPARK_TRUSTED_PROXIES: "},
+    {"SPARK_TRUSTED_PROXIES", "127.0.0.1,,::1", "SPARK_TRUSTED_PROXIES: "},
+    {"SPARK_TRUSTED_PROXIES", "127.0.0.1,", "SPARK_TRUSTED_PROXIES: "},
+    {"SPARK_TRUSTED_PROXIES", "fe80::1%eth0", "SPARK_TRUSTED_PROXIES: "},
+    {"SPARK_TRUSTED_PROXIES", "127.0.0.1 10.0.0.1", "SPARK_TRUSTED_PROXIES: "},
+    {"SPARK_DB_TIMEOUT", "0", "SPARK_DB_TIMEOUT: "},
+    {"SPARK_DB_TIMEOUT", "3601", "SPARK_DB_TIMEOUT: "},
+    {"SPARK_DB_TIMEOUT", "5s", "SPARK_DB_TIMEOUT: "},
+    {"SPARK_DB_TIMEOUT", "", "SPARK_DB_TIMEOUT: "},
 };
 
 START_TEST(bad_environment_value_names_the_variable) {
-    const char *env[] = {"DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".", NULL, NULL, NULL};
+    const char *env[] = {
+        "DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".", "SPARK_VERIFY_KEYS", VERIFY, NULL,
+        NULL,           NULL};
     /* The bad pair goes last, so it overrides a good default above. */
-    env[4] = bad_env[_i].var;
-    env[5] = bad_env[_i].value;
+    env[6] = bad_env[_i].var;
+    env[7] = bad_env[_i].value;
     ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), -1);
     ck_assert_msg(strncmp(err, bad_env[_i].expect_prefix, strlen(bad_env[_i].expect_prefix)) == 0,
                   "%s=\"%s\" gave \"%s\"", bad_env[_i].var, bad_env[_i].value, err);
@@ -199,11 +256,16 @@ START_TEST(empty_optional_values_count_as_unset) {
                                "",
                                "SPARK_ALLOWED_ORIGINS",
                                "",
+                               "SPARK_TRUSTED_PROXIES",
+                               "",
+                               "SPARK_AUTH",
+                               "off",
                                NULL};
     ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
     ck_assert_ptr_null(cfg.signing_key);
     ck_assert_ptr_null(cfg.verify_keys);
     ck_assert_ptr_null(cfg.allowed_origins);
+    ck_assert_ptr_null(cfg.trusted_proxies);
     spark_config_free(&cfg);
 }
 END_TEST
@@ -275,16 +337,126 @@ START_TEST(boolean_spellings) {
                                                                                 "off"};
     for (int i = 0; i < 4; i++) {
         const char *const env[] = {
-            "DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".", "SPARK_DEMO_LOGIN", yes[i], NULL};
+            "DATABASE_URL", "dbname=x",         "SPARK_WEB_ROOT", ".", "SPARK_VERIFY_KEYS",
+            VERIFY,         "SPARK_DEMO_LOGIN", yes[i],           NULL};
         ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
         ck_assert(cfg.demo_login);
         spark_config_free(&cfg);
-        const char *const env2[] = {
-            "DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".", "SPARK_DEMO_LOGIN", no[i], NULL};
+        const char *const env2[] = {"DATABASE_URL",
+                                    "dbname=x",
+                                    "SPARK_WEB_ROOT",
+                                    ".",
+                                    "SPARK_VERIFY_KEYS",
+                                    VERIFY,
+                                    "SPARK_DEMO_LOGIN",
+                                    no[i],
+                                    NULL};
         ck_assert_int_eq(load(SPARK_CMD_SERVE, env2, 0, NULL), 0);
         ck_assert(!cfg.demo_login);
         spark_config_free(&cfg);
     }
+}
+END_TEST
+
+START_TEST(serve_needs_keys_unless_auth_is_off) {
+    const char *env[] = {"DATABASE_URL", "dbname=x", "SPARK_WEB_ROOT", ".", NULL, NULL, NULL,
+                         NULL,           NULL};
+    /* Nothing said: refused, naming the variable and the way out. */
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), -1);
+    ck_assert_msg(strncmp(err, "SPARK_VERIFY_KEYS: ", 19) == 0 && strstr(err, "SPARK_AUTH=off"),
+                  "%s", err);
+    ck_assert_ptr_null(strchr(err, '\n'));
+    /* Empty keys are no keys, and "on" is the default said aloud. */
+    env[4] = "SPARK_VERIFY_KEYS", env[5] = "";
+    env[6] = "SPARK_AUTH", env[7] = "on";
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), -1);
+    ck_assert_msg(strncmp(err, "SPARK_VERIFY_KEYS: ", 19) == 0, "%s", err);
+    /* An empty SPARK_AUTH is the default too. */
+    env[7] = "";
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), -1);
+    ck_assert_msg(strncmp(err, "SPARK_VERIFY_KEYS: ", 19) == 0, "%s", err);
+
+    /* Anonymous access, asked for by variable or flag. */
+    env[7] = "off";
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
+    ck_assert(!cfg.auth);
+    spark_config_free(&cfg);
+    env[7] = "OFF";
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
+    ck_assert(!cfg.auth);
+    spark_config_free(&cfg);
+    env[6] = NULL;
+    const char *off[] = {"--auth", "off"};
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 2, off), 0);
+    ck_assert(!cfg.auth);
+    spark_config_free(&cfg);
+    const char *bad[] = {"--auth=yes"};
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 1, bad), -1);
+    ck_assert_msg(strncmp(err, "--auth: ", 8) == 0, "%s", err);
+
+    /* With keys: on, whether said or not. */
+    env[5] = VERIFY;
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), 0);
+    ck_assert(cfg.auth);
+    spark_config_free(&cfg);
+
+    /* Keys and off: which was meant? Neither is guessed. */
+    env[6] = "SPARK_AUTH", env[7] = "off";
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 0, NULL), -1);
+    ck_assert_msg(strncmp(err, "SPARK_AUTH: ", 12) == 0 && strstr(err, "SPARK_VERIFY_KEYS"), "%s",
+                  err);
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, env, 2, off), -1);
+    ck_assert_msg(strstr(err, "SPARK_VERIFY_KEYS"), "%s", err);
+}
+END_TEST
+
+START_TEST(migrate_needs_no_keys) {
+    const char *env[] = {
+        "DATABASE_URL", "dbname=x", "SPARK_MIGRATIONS_DIR", ".", "SPARK_SQL_DIR", ".", NULL,
+        NULL,           NULL};
+    ck_assert_int_eq(load(SPARK_CMD_MIGRATE, env, 0, NULL), 0);
+    ck_assert(cfg.auth);
+    spark_config_free(&cfg);
+    /* A file shared with the instances may carry both: migrate serves no
+     * one, so there is nothing to refuse. */
+    env[6] = "SPARK_AUTH", env[7] = "off";
+    ck_assert_int_eq(load(SPARK_CMD_MIGRATE, env, 0, NULL), 0);
+    spark_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(trusted_proxy_lists) {
+    static const char *const good[] = {"127.0.0.1",
+                                       "127.0.0.1,10.0.0.0/8,::1",
+                                       " 192.168.0.0/16 , fd00::/8 ",
+                                       "0.0.0.0/0",
+                                       "::/0",
+                                       "::ffff:10.0.0.0/104",
+                                       "2001:db8::/32,172.16.0.0/12,10.0.0.1/32"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        const char *const env[] = {"DATABASE_URL",
+                                   "dbname=x",
+                                   "SPARK_WEB_ROOT",
+                                   ".",
+                                   "SPARK_VERIFY_KEYS",
+                                   VERIFY,
+                                   "SPARK_TRUSTED_PROXIES",
+                                   good[i],
+                                   NULL};
+        ck_assert_msg(load(SPARK_CMD_SERVE, env, 0, NULL) == 0, "%s: %s", good[i], err);
+        ck_assert_str_eq(cfg.trusted_proxies, good[i]);
+        spark_config_free(&cfg);
+    }
+    /* The error names the entry at fault, and the network meant. */
+    const char *argv[] = {"--trusted-proxies", "127.0.0.1,10.1.2.3/8"};
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, minimal, 2, argv), -1);
+    ck_assert_msg(strncmp(err, "--trusted-proxies: ", 19) == 0 && strstr(err, "10.1.2.3/8") &&
+                      strstr(err, "10.0.0.0/8"),
+                  "%s", err);
+    argv[1] = "proxy.internal";
+    ck_assert_int_eq(load(SPARK_CMD_SERVE, minimal, 2, argv), -1);
+    ck_assert_msg(strstr(err, "\"proxy.internal\"") && strstr(err, "not an IPv4 or IPv6"), "%s",
+                  err);
 }
 END_TEST
 
@@ -302,6 +474,9 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, database_url_is_required);
     tcase_add_test(tc, migrate_needs_its_directories);
     tcase_add_test(tc, boolean_spellings);
+    tcase_add_test(tc, serve_needs_keys_unless_auth_is_off);
+    tcase_add_test(tc, migrate_needs_no_keys);
+    tcase_add_test(tc, trusted_proxy_lists);
     suite_add_tcase(s, tc);
     return s;
 }
