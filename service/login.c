@@ -1,9 +1,10 @@
 /*
  * login.c - the demo sign-in form and its session cookie.
  *
- * The cookie is HttpOnly (scripts cannot read the token) and SameSite=Lax
- * (other sites' forms cannot post with it); a POST whose Origin is not ours
- * is refused all the same. "next" may only name a path on this site, so
+ * The cookie is HttpOnly (scripts cannot read the token), SameSite=Lax
+ * (other sites' forms cannot post with it), and Secure when the browser
+ * came over HTTPS, to us or to a trusted proxy; a POST whose Origin is not
+ * ours is refused all the same. "next" may only name a path on this site, so
  * the form cannot be used to send people elsewhere.
  */
 #include "login.h"
@@ -154,7 +155,7 @@ static void post_login(spark_http_request *req, void *ud) {
     }
     char cookie[SPARK_TOKEN_MAX + 128];
     snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s",
-             SPARK_AUTH_COOKIE, token, ttl, lws_is_ssl(wsi) ? "; Secure" : "");
+             SPARK_AUTH_COOKIE, token, ttl, spark_sessions_https(sessions, wsi) ? "; Secure" : "");
     free(token);
     const char *headers[] = {"set-cookie:", cookie, "location:", safe_next(next), NULL};
     spark_http_respond_with(req, 303, "text/plain; charset=utf-8", "", 0, headers);

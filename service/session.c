@@ -8,6 +8,7 @@
 #include "session.h"
 
 #include "log.h"
+#include "proxy.h"
 
 #include <ctype.h>
 #include <sodium.h>
@@ -24,19 +25,22 @@ struct spark_sessions {
     spark_auth_keyring *ring;
     spark_auth_signing_key *signing;
     bool demo_login;
-    char *allowed_origins; /* NULL: same origin only */
+    char *allowed_origins;  /* NULL: same origin only */
+    spark_proxies *proxies; /* NULL: no one's forwarding headers count */
 };
 
 spark_sessions *spark_sessions_new(const spark_config *cfg) {
     spark_sessions *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     char err[256];
-    /* config already refused malformed keys; a failure here is memory. */
-    if ((cfg->verify_keys &&
+    /* config already refused malformed keys and proxies; a failure here is
+     * memory. */
+    if ((cfg->auth && cfg->verify_keys &&
          spark_auth_keyring_parse(cfg->verify_keys, &s->ring, err, sizeof err) != 0) ||
         (cfg->signing_key &&
          spark_auth_signing_key_parse(cfg->signing_key, &s->signing, err, sizeof err) != 0) ||
-        (cfg->allowed_origins && !(s->allowed_origins = strdup(cfg->allowed_origins)))) {
+        (cfg->allowed_origins && !(s->allowed_origins = strdup(cfg->allowed_origins))) ||
+        spark_proxies_parse(cfg->trusted_proxies, &s->proxies, err, sizeof err) != 0) {
         spark_sessions_free(s);
         return NULL;
     }
@@ -49,6 +53,7 @@ void spark_sessions_free(spark_sessions *s) {
     spark_auth_keyring_free(s->ring);
     spark_auth_signing_key_free(s->signing);
     free(s->allowed_origins);
+    spark_proxies_free(s->proxies);
     free(s);
 }
 
@@ -124,15 +129,28 @@ static bool listed(const char *list, const char *origin) {
 }
 
 bool spark_sessions_origin_allowed(const spark_sessions *s, struct lws *wsi) {
-    char origin[512], host[512], same[600];
+    char origin[512], same[SPARK_ORIGIN_HOST_MAX + 16];
     header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin);
     if (!origin[0]) return false;
     if (s->allowed_origins) return listed(s->allowed_origins, origin);
-    header(wsi, WSI_TOKEN_HOST, host, sizeof host);
-    if (!host[0]) return false;
-    /* Same origin: the same scheme as this connection and the same host. */
-    snprintf(same, sizeof same, "%s://%s", lws_is_ssl(wsi) ? "https" : "http", host);
+    /* Same origin: the scheme and host the browser used, which behind a
+     * trusted proxy are the proxy's, not this connection's. */
+    spark_origin o;
+    spark_origin_of(s->proxies, wsi, &o);
+    if (!o.host[0]) return false;
+    /* A browser leaves the default port out of Origin; a proxy may not. */
+    size_t n = strlen(o.host);
+    const char *port = o.https ? ":443" : ":80";
+    size_t plen = strlen(port);
+    if (n > plen && strcmp(o.host + n - plen, port) == 0) o.host[n - plen] = '\0';
+    snprintf(same, sizeof same, "%s://%s", o.https ? "https" : "http", o.host);
     return strcasecmp(origin, same) == 0;
+}
+
+bool spark_sessions_https(const spark_sessions *s, struct lws *wsi) {
+    spark_origin o;
+    spark_origin_of(s ? s->proxies : NULL, wsi, &o);
+    return o.https;
 }
 
 /* The same name (ignoring case and surrounding space) is the same user:

@@ -7,10 +7,12 @@
  * argument, or the session cookie. A cookie is sent by the browser on its
  * own, to any site's page that opens a socket to us, so a cookie-borne
  * token counts on a WebSocket upgrade only when the Origin is allowed
- * (SPARK_ALLOWED_ORIGINS, or the request's own host when that is unset).
+ * (SPARK_ALLOWED_ORIGINS, or else the request's own scheme and host, as a
+ * trusted proxy reports them when there is one: see proxy.h).
  *
- * Without SPARK_VERIFY_KEYS tokens are off: everyone is anonymous and every
- * scope is granted (a development setting; sparkd logs it at start).
+ * With SPARK_AUTH=off tokens are off: everyone is anonymous and every scope
+ * is granted (a development setting; sparkd logs it at start). Otherwise
+ * config refuses to serve without SPARK_VERIFY_KEYS.
  */
 #ifndef SPARK_SESSION_H
 #define SPARK_SESSION_H
@@ -43,7 +45,7 @@ typedef struct {
 spark_sessions *spark_sessions_new(const spark_config *cfg);
 void spark_sessions_free(spark_sessions *sessions);
 
-/* True when tokens are verified (SPARK_VERIFY_KEYS set). */
+/* True when tokens are verified (SPARK_AUTH on, SPARK_VERIFY_KEYS set). */
 bool spark_sessions_enabled(const spark_sessions *sessions);
 
 /* True when /login may issue session cookies (demo login and a signing key). */
@@ -58,8 +60,13 @@ spark_token_status spark_sessions_identify(const spark_sessions *sessions, struc
 spark_token_status spark_sessions_verify(const spark_sessions *sessions, const char *token,
                                          spark_identity *out);
 
-/* For cookie-authenticated upgrades: is the request's Origin allowed? */
+/* For cookie-authenticated upgrades and the login form: is the request's
+ * Origin allowed? */
 bool spark_sessions_origin_allowed(const spark_sessions *sessions, struct lws *wsi);
+
+/* Whether the browser reached us over HTTPS: this connection's TLS, or a
+ * trusted proxy's word. A cookie set then is Secure. */
+bool spark_sessions_https(const spark_sessions *sessions, struct lws *wsi);
 
 /* Issues a session token for a person who typed `name` at /login: the same
  * name is the same user. Returns 0 and a token to free(), or -1. */
