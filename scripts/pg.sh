@@ -1,22 +1,43 @@
 #!/usr/bin/env bash
 # Manages a private PostgreSQL cluster kept in one directory.
 #
-#   scripts/pg.sh init|start|stop|status|url|reset DIR [PORT]
+#   scripts/pg.sh init|start|stop|status|reset DIR [PORT]
+#   scripts/pg.sh url DIR [tcp|tls|socket|nopass]
+#   scripts/pg.sh password DIR
 #
-#   init    create the cluster in DIR/data if it does not exist yet
-#   start   init if needed, start the server, create the database "spark"
-#   stop    stop the server (fast shutdown); nothing to do if it is not running
-#   status  exit 0 if the server is running, 3 if not
-#   url     print the libpq URI of the "spark" database (over the unix socket)
-#   reset   drop and re-create the "spark" database (the server must run)
+#   init      create the cluster in DIR/data if it does not exist yet, with
+#             its password and TLS certificates
+#   start     init if needed, start the server, create the database "spark"
+#             (a running server whose settings are out of date, e.g. one
+#             made by an older version of this script, is restarted)
+#   stop      stop the server (fast shutdown); nothing to do if it is not running
+#   status    exit 0 if the server is running, 3 if not
+#   url       print a libpq URI of the "spark" database:
+#               tcp (default)  postgresql://postgres:PASSWORD@127.0.0.1:PORT/spark
+#               tls            postgresql://postgres:PASSWORD@localhost:PORT/spark
+#                              ?sslmode=verify-full&sslrootcert=DIR/ca.crt
+#               socket         over the unix socket (no password needed)
+#               nopass         the tcp URI without the password (for PGPASSWORD
+#                              or PGPASSFILE)
+#   password  print the password of the "postgres" role
+#   reset     drop and re-create the "spark" database (the server must run)
 #
-# PORT (default 54329) is remembered in DIR/port; the unix socket directory in
-# DIR/socketdir (DIR/run, or a short directory under /tmp when DIR/run is too
-# long for a socket path). The server listens on 127.0.0.1 and that socket,
-# with trust authentication: it is meant for development and tests only.
+# The server listens on 127.0.0.1, on ::1 when the machine has an IPv6
+# loopback, and on its unix socket, as users reach PostgreSQL: TCP needs the
+# password (scram-sha-256) and offers TLS; the unix socket, where the scripts'
+# own psql connects, trusts its local users (the socket directory is private).
+# It is meant for development and tests only.
+#
+# Files in DIR: data/ (the cluster), port (PORT, default 54329, remembered),
+# socketdir (DIR/run, or a short directory under /tmp when DIR/run is too
+# long for a socket path), password (random, made at init, mode 600), ca.crt
+# and ca.key (a self-signed CA made at init) and server.crt and server.key
+# (the server's certificate for localhost, 127.0.0.1 and ::1, signed by that
+# CA). A missing or expiring password or certificate is made again at start,
+# which also brings a cluster made before they existed up to date.
 #
 # PostgreSQL refuses to run as root: when run as root, every server command
-# runs as the "postgres" user, which must own DIR.
+# runs as the "postgres" user, which must own DIR (and owns its files).
 set -euo pipefail
 
 readonly default_port=54329
@@ -30,22 +51,34 @@ die() {
 }
 
 usage() {
-  echo "usage: $prog init|start|stop|status|url|reset DIR [PORT]" >&2
+  echo "usage: $prog init|start|stop|status|reset DIR [PORT]" >&2
+  echo "       $prog url DIR [tcp|tls|socket|nopass]" >&2
+  echo "       $prog password DIR" >&2
   exit 2
 }
 
 (($# >= 2 && $# <= 3)) || usage
 cmd=$1
+port_arg=""
+url_form=tcp
 case $cmd in
-  init | start | stop | status | url | reset) ;;
+  init | start | stop | status | reset) port_arg=${3:-} ;;
+  url) url_form=${3:-tcp} ;;
+  password) (($# == 2)) || usage ;;
   *) usage ;;
 esac
 [[ -n $2 ]] || usage
-port_arg=${3:-}
 if [[ -n $port_arg ]] && ! [[ $port_arg =~ ^[0-9]{1,5}$ && $port_arg -ge 1 && $port_arg -le 65535 ]]; then
   echo "$prog: PORT must be a number from 1 to 65535, got '$port_arg'" >&2
   exit 2
 fi
+case $url_form in
+  tcp | tls | socket | nopass) ;;
+  *)
+    echo "$prog: the form of url must be tcp, tls, socket or nopass, got '$url_form'" >&2
+    exit 2
+    ;;
+esac
 
 # Settings from the caller's environment must not redirect our commands.
 unset PGDATA PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGSERVICE PGSERVICEFILE \
@@ -116,10 +149,12 @@ prepare_dir() {
   fi
 }
 
-# Writes a small file in DIR, owned like DIR.
+# Writes a small file in DIR, owned like DIR and readable by that owner only.
 write_file() {
-  printf '%s\n' "$2" >"$dir/$1"
-  if $as_root; then chown postgres: -- "$dir/$1"; fi
+  local tmp=$dir/.$1.tmp
+  (umask 077 && printf '%s\n' "$2" >"$tmp")
+  if $as_root; then chown postgres: -- "$tmp"; fi
+  mv -f -- "$tmp" "$dir/$1"
 }
 
 read_file() {
@@ -167,25 +202,135 @@ is_running() {
   as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1
 }
 
-# Writes the settings the server needs into DIR/data/spark.conf, included
-# from postgresql.conf, and remembers port and socket directory.
+has_ipv6_loopback() {
+  [[ -r /proc/net/if_inet6 ]] && grep -q '^0\{31\}1 ' /proc/net/if_inet6
+}
+
+# A value quoted for postgresql.conf.
+conf_quote() {
+  local v=${1//\'/\'\'}
+  printf "'%s'" "$v"
+}
+
+# The settings the server needs, in DIR/data/spark.conf (included from
+# postgresql.conf).
+spark_conf() {
+  local listen=127.0.0.1
+  if has_ipv6_loopback; then listen+=', ::1'; fi
+  cat <<CONF
+# Written by scripts/pg.sh; rewritten on every init/start.
+listen_addresses = '$listen'
+port = $(current_port)
+unix_socket_directories = $(conf_quote "$(choose_socketdir)")
+password_encryption = 'scram-sha-256'
+ssl = on
+ssl_cert_file = $(conf_quote "$dir/server.crt")
+ssl_key_file = $(conf_quote "$dir/server.key")
+CONF
+}
+
+# Who may connect how, in DIR/data/pg_hba.conf.
+hba_conf() {
+  cat <<'HBA'
+# Written by scripts/pg.sh; rewritten on every init/start.
+# The unix socket, in a directory only the cluster's owner may enter, trusts
+# its local users (the scripts' own psql). TCP needs the password, over TLS
+# or not ("host" matches both).
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 trust
+host    all       all   127.0.0.1/32  scram-sha-256
+host    all       all   ::1/128       scram-sha-256
+HBA
+}
+
+need_openssl() {
+  command -v openssl >/dev/null 2>&1 || die "openssl not found; run scripts/setup.sh"
+}
+
+# The password of the "postgres" role: random, made once.
+ensure_password() {
+  [[ -s $dir/password ]] && return
+  local pw
+  pw=$(openssl rand -hex 16) || die "openssl rand failed"
+  write_file password "$pw"
+}
+
+# Runs openssl as the owner of DIR; shows its output only when it fails.
+owner_openssl() {
+  local out
+  if ! out=$(as_owner openssl "$@" 2>&1); then
+    printf '%s\n' "$out" >&2
+    die "openssl $1 failed"
+  fi
+}
+
+# True when DIR/NAME.crt is valid for at least a day more and DIR/NAME.key
+# is its key.
+cert_current() {
+  local crt=$dir/$1.crt key=$dir/$1.key
+  [[ -s $crt && -s $key ]] &&
+    openssl x509 -noout -checkend 86400 -in "$crt" >/dev/null 2>&1 &&
+    [[ $(openssl x509 -noout -pubkey -in "$crt" 2>/dev/null) == \
+      "$(openssl pkey -pubout -in "$key" 2>/dev/null)" ]]
+}
+
+tls_current() {
+  cert_current ca && cert_current server &&
+    openssl verify -CAfile "$dir/ca.crt" "$dir/server.crt" >/dev/null 2>&1
+}
+
+# A CA of this cluster's own and the server's certificate signed by it, for
+# the names a client may use: localhost, 127.0.0.1 and ::1. Made when
+# missing, expiring or not matching.
+ensure_tls() {
+  tls_current && return
+  local -a key_opts=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -noenc)
+  if ! cert_current ca; then
+    rm -f -- "$dir/ca.crt" "$dir/ca.key"
+    owner_openssl req -x509 -new "${key_opts[@]}" -days 3650 \
+      -subj "/O=Spark private PostgreSQL/CN=CA $(openssl rand -hex 4)" \
+      -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$dir/ca.key" -out "$dir/ca.crt"
+  fi
+  rm -f -- "$dir/server.crt" "$dir/server.key"
+  owner_openssl req -x509 -new "${key_opts[@]}" -days 825 \
+    -subj "/CN=localhost" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+    -addext "basicConstraints=critical,CA:FALSE" \
+    -addext "keyUsage=critical,digitalSignature" \
+    -addext "extendedKeyUsage=serverAuth" \
+    -keyout "$dir/server.key" -out "$dir/server.crt"
+  # PostgreSQL refuses a key that others may read.
+  as_owner chmod 600 -- "$dir/ca.key" "$dir/server.key"
+  as_owner chmod 644 -- "$dir/ca.crt" "$dir/server.crt"
+  tls_current || die "the certificates made in $dir do not verify"
+}
+
+# Writes spark.conf and pg_hba.conf, makes what is missing (password,
+# certificates, socket directory) and remembers port and socket directory.
 configure() {
-  local port sockdir
-  port=$(current_port)
+  local sockdir
   sockdir=$(choose_socketdir)
   ensure_socketdir "$sockdir"
-  as_owner tee "$data/spark.conf" >/dev/null <<CONF
-# Written by scripts/pg.sh; rewritten on every init/start.
-listen_addresses = '127.0.0.1'
-port = $port
-unix_socket_directories = '$sockdir'
-CONF
+  ensure_password
+  ensure_tls
+  spark_conf | as_owner tee "$data/spark.conf" >/dev/null
+  hba_conf | as_owner tee "$data/pg_hba.conf" >/dev/null
   if ! grep -q "^include_if_exists = 'spark.conf'" "$data/postgresql.conf"; then
     printf "\n# Private cluster settings (scripts/pg.sh)\ninclude_if_exists = 'spark.conf'\n" |
       as_owner tee -a "$data/postgresql.conf" >/dev/null
   fi
-  write_file port "$port"
+  write_file port "$(current_port)"
   write_file socketdir "$sockdir"
+}
+
+# True when configure would change nothing.
+settings_current() {
+  [[ -s $dir/password ]] && tls_current &&
+    [[ $(spark_conf) == "$(cat -- "$data/spark.conf" 2>/dev/null)" ]] &&
+    [[ $(hba_conf) == "$(cat -- "$data/pg_hba.conf" 2>/dev/null)" ]] &&
+    grep -q "^include_if_exists = 'spark.conf'" "$data/postgresql.conf"
 }
 
 # Refuses to change the port of a running server.
@@ -197,7 +342,9 @@ check_running_port() {
   fi
 }
 
+# A running server is left as it is (start brings its settings up to date).
 do_init() {
+  need_openssl
   prepare_dir
   if is_running; then
     check_running_port
@@ -208,8 +355,10 @@ do_init() {
     if locale -a 2>/dev/null | grep -qixE 'c\.utf-?8'; then
       locale_opt=(--locale=C.UTF-8)
     fi
+    ensure_password
     local out
-    if ! out=$(as_owner "$bindir/initdb" -D "$data" -A trust -U postgres -E UTF8 \
+    if ! out=$(as_owner "$bindir/initdb" -D "$data" -U postgres --pwfile="$dir/password" \
+      --auth-local=trust --auth-host=scram-sha-256 -E UTF8 \
       "${locale_opt[@]}" --no-instructions --no-sync 2>&1); then
       printf '%s\n' "$out" >&2
       die "initdb failed for $data"
@@ -225,15 +374,30 @@ psql_cmd() {
   as_owner "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$sockdir" -p "$port" -U postgres "$@"
 }
 
-ensure_database() {
-  local exists
-  exists=$(psql_cmd -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db_name'")
-  if [[ $exists != 1 ]]; then
-    psql_cmd -d postgres -c "CREATE DATABASE $db_name" >/dev/null
-  fi
+# Gives the "postgres" role the password of DIR/password (a cluster made
+# before it existed has none) and creates the database. The password goes
+# through stdin, never a command line.
+ensure_role_and_database() {
+  local pw
+  pw=$(read_file password) || die "no password in $dir"
+  pw=${pw//\'/\'\'}
+  psql_cmd -d postgres >/dev/null <<SQL
+ALTER ROLE postgres PASSWORD '$pw';
+SELECT 'CREATE DATABASE $db_name'
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$db_name')\gexec
+SQL
 }
 
 do_start() {
+  need_openssl
+  prepare_dir
+  if is_running; then
+    check_running_port
+    if ! settings_current; then
+      echo "$prog: restarting PostgreSQL in $dir to bring its settings up to date" >&2
+      do_stop
+    fi
+  fi
   do_init
   if ! is_running; then
     local out
@@ -244,7 +408,7 @@ do_start() {
       exit 1
     fi
   fi
-  ensure_database
+  ensure_role_and_database
   echo "PostgreSQL $(cat "$data/PG_VERSION") running: data $data, port $(read_file port), socket $(read_file socketdir)"
 }
 
@@ -263,24 +427,54 @@ do_stop() {
   fi
 }
 
-# Percent-encodes a URI query value.
+# Percent-encodes a URI component; "/" is kept when $2 is "path".
 uri_encode() {
   local s=$1 out="" c i
   for ((i = 0; i < ${#s}; i++)); do
     c=${s:i:1}
     case $c in
-      [A-Za-z0-9/._~-]) out+=$c ;;
-      *) printf -v c '%%%02X' "'$c"; out+=$c ;;
+      [A-Za-z0-9._~-]) out+=$c ;;
+      /) if [[ ${2:-} == path ]]; then out+=$c; else out+=%2F; fi ;;
+      *)
+        printf -v c '%%%02X' "'$c"
+        out+=$c
+        ;;
     esac
   done
   printf '%s' "$out"
 }
 
+no_cluster() {
+  die "no cluster in $dir (run: $prog start $dir)"
+}
+
+password_of() {
+  local pw
+  pw=$(read_file password) || die "no password in $dir (run: $prog start $dir)"
+  printf '%s\n' "$pw"
+}
+
 do_url() {
-  local sockdir port
-  sockdir=$(read_file socketdir) || die "no cluster in $dir (run: $prog init $dir)"
-  port=$(read_file port) || die "no cluster in $dir (run: $prog init $dir)"
-  printf 'postgresql:///%s?host=%s&port=%s&user=postgres\n' "$db_name" "$(uri_encode "$sockdir")" "$port"
+  local sockdir port pw
+  sockdir=$(read_file socketdir) || no_cluster
+  port=$(read_file port) || no_cluster
+  case $url_form in
+    socket)
+      printf 'postgresql:///%s?host=%s&port=%s&user=postgres\n' "$db_name" \
+        "$(uri_encode "$sockdir" path)" "$port"
+      ;;
+    nopass) printf 'postgresql://postgres@127.0.0.1:%s/%s\n' "$port" "$db_name" ;;
+    tcp)
+      pw=$(password_of)
+      printf 'postgresql://postgres:%s@127.0.0.1:%s/%s\n' "$(uri_encode "$pw")" "$port" "$db_name"
+      ;;
+    tls)
+      pw=$(password_of)
+      [[ -s $dir/ca.crt ]] || die "no certificate in $dir (run: $prog start $dir)"
+      printf 'postgresql://postgres:%s@localhost:%s/%s?sslmode=verify-full&sslrootcert=%s\n' \
+        "$(uri_encode "$pw")" "$port" "$db_name" "$(uri_encode "$dir/ca.crt" path)"
+      ;;
+  esac
 }
 
 do_reset() {
@@ -291,6 +485,7 @@ do_reset() {
 
 case $cmd in
   url) do_url ;;
+  password) password_of ;;
   *)
     bindir=$(find_bindir)
     case $cmd in
