@@ -101,11 +101,22 @@ if ((EUID == 0)); then
 fi
 port=$(free_port)
 bash scripts/pg.sh start "$pgdir" "$port"
+# The suites connect as users do: over TCP with a password (DATABASE_URL),
+# and where they choose, over TLS with verify-full, over the unix socket, or
+# with the password given apart from the URL.
 DATABASE_URL=$(bash scripts/pg.sh url "$pgdir")
+SPARK_TEST_URL_TLS=$(bash scripts/pg.sh url "$pgdir" tls)
+SPARK_TEST_URL_SOCKET=$(bash scripts/pg.sh url "$pgdir" socket)
+SPARK_TEST_URL_NOPASS=$(bash scripts/pg.sh url "$pgdir" nopass)
+SPARK_TEST_PG_PASSWORD=$(bash scripts/pg.sh password "$pgdir")
+SPARK_TEST_PG_CA=$pgdir/ca.crt
 SPARK_TEST_PG_CTL=$root/scripts/pg.sh
 SPARK_TEST_PGDIR=$pgdir
-export DATABASE_URL SPARK_TEST_PG_CTL SPARK_TEST_PGDIR
-echo "DATABASE_URL=$DATABASE_URL"
+export DATABASE_URL SPARK_TEST_URL_TLS SPARK_TEST_URL_SOCKET SPARK_TEST_URL_NOPASS \
+  SPARK_TEST_PG_PASSWORD SPARK_TEST_PG_CA SPARK_TEST_PG_CTL SPARK_TEST_PGDIR
+for url in DATABASE_URL SPARK_TEST_URL_TLS SPARK_TEST_URL_SOCKET SPARK_TEST_URL_NOPASS; do
+  echo "$url=${!url}"
+done
 stage_done "PostgreSQL"
 
 # Runs one tree's suite on an empty "spark" database (a test that stopped

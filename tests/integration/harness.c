@@ -43,9 +43,36 @@ int it_run_suite(Suite *suite) {
 }
 
 const char *it_admin_url(void) {
-    const char *url = getenv("DATABASE_URL");
-    ck_assert_msg(url && *url, "DATABASE_URL must name the test PostgreSQL");
+    const char *which = getenv("SPARK_TEST_DB"), *var = "DATABASE_URL";
+    if (which && *which && strcmp(which, "tcp") != 0) {
+        if (strcmp(which, "tls") == 0)
+            var = "SPARK_TEST_URL_TLS";
+        else if (strcmp(which, "socket") == 0)
+            var = "SPARK_TEST_URL_SOCKET";
+        else
+            ck_abort_msg("SPARK_TEST_DB=%s: expected tcp, tls or socket", which);
+    }
+    const char *url = getenv(var);
+    ck_assert_msg(url && *url, "%s must name the test PostgreSQL (SPARK_TEST_DB=%s)", var,
+                  which ? which : "");
     return url;
+}
+
+/* Asserts that the backends of `sql`'s count query ("how many, how many
+ * over the unix socket, how many with TLS") went the way SPARK_TEST_DB
+ * asks: TCP (TLS or not), TLS, or the unix socket. */
+static void assert_transport(PGconn *pg, const char *who, const char *sql) {
+    const char *which = getenv("SPARK_TEST_DB");
+    bool want_socket = which && strcmp(which, "socket") == 0;
+    bool want_tls = which && strcmp(which, "tls") == 0;
+    PGresult *r = it_exec(pg, sql);
+    int n = atoi(PQgetvalue(r, 0, 0)), unix_n = atoi(PQgetvalue(r, 0, 1)),
+        tls_n = atoi(PQgetvalue(r, 0, 2));
+    PQclear(r);
+    ck_assert_msg(n > 0, "%s: no connection to PostgreSQL", who);
+    ck_assert_msg(unix_n == (want_socket ? n : 0) && (!want_tls || tls_n == n),
+                  "%s: %d connections, %d over the unix socket, %d with TLS; SPARK_TEST_DB=%s", who,
+                  n, unix_n, tls_n, which ? which : "");
 }
 
 PGconn *it_connect(const char *conninfo) {
@@ -98,6 +125,9 @@ const char *it_create_database(char name[64]) {
     close(fd);
     snprintf(name, 64, "spark_test_%d_%08x", (int)getpid(), r);
     PGconn *admin = it_connect(it_admin_url());
+    assert_transport(admin, "the harness",
+                     "SELECT 1, (client_addr IS NULL)::int, ssl::int FROM pg_stat_ssl "
+                     "JOIN pg_stat_activity USING (pid) WHERE pid = pg_backend_pid()");
     char sql[128];
     snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
     PQclear(it_exec(admin, sql));
@@ -241,6 +271,14 @@ void it_pair_start(it_pair *pair, const char *tag) {
     for (int i = 0; i < 2; i++)
         ck_assert_msg(it_wait_status(pair->port[i], "/healthz", 200, 15000),
                       "instance %c never healthy (see %s)", 'a' + i, pair->log[i]);
+    /* The instances reach PostgreSQL as the suite asked, as the harness does. */
+    PGconn *pg = it_connect(pair->db);
+    assert_transport(pg, "the instances",
+                     "SELECT count(*), count(*) FILTER (WHERE client_addr IS NULL), "
+                     "count(*) FILTER (WHERE ssl) FROM pg_stat_activity JOIN pg_stat_ssl "
+                     "USING (pid) WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                     "AND backend_type = 'client backend'");
+    PQfinish(pg);
 }
 
 void it_pair_stop(it_pair *pair) {

@@ -12,7 +12,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* DATABASE_URL; aborts the test if it is unset. */
+/* The URL of the test PostgreSQL, as a superuser: DATABASE_URL (TCP with a
+ * password), or by SPARK_TEST_DB: "tls" takes SPARK_TEST_URL_TLS
+ * (sslmode=verify-full), "socket" SPARK_TEST_URL_SOCKET (the unix socket).
+ * Every database the harness creates, and every sparkd it starts on one,
+ * uses the same server address and options. Aborts the test if unset. */
 const char *it_admin_url(void);
 
 /* Creates an empty database and returns a conninfo string for it (static
