@@ -76,9 +76,24 @@ static void install_signal_handlers(void) {
 
 /* ---- health and metrics ------------------------------------------------ */
 
+/* A database that answers nothing (a lock held in psql, a frozen server)
+ * leaves the connection up; other instances would reap our presences while
+ * this one still said 200. */
+static const char *db_stall(const server *s, lws_usec_t *age_us) {
+    switch (spark_pg_stall(s->db, age_us)) {
+    case SPARK_PG_OUTSTANDING:
+        return "query_outstanding";
+    case SPARK_PG_TIMED_OUT:
+        return "query_timed_out";
+    default:
+        return NULL;
+    }
+}
+
 static bool is_healthy(const server *s) {
+    lws_usec_t age;
     return !s->draining && spark_pg_get_state(s->db) == SPARK_PG_UP &&
-           spark_bus_is_listening(s->bus);
+           spark_bus_is_listening(s->bus) && !db_stall(s, &age);
 }
 
 static double uptime_seconds(const server *s) {
@@ -102,6 +117,16 @@ static void healthz(spark_http_request *req, void *ud) {
                            json_object_new_string(spark_pg_state_name(spark_pg_get_state(s->db))));
     json_object_object_add(db, "pending_queries",
                            json_object_new_int64((int64_t)spark_pg_pending(s->db)));
+    lws_usec_t stall_age;
+    const char *stall = db_stall(s, &stall_age);
+    if (stall) {
+        json_object *st = json_object_new_object();
+        json_object_object_add(st, "reason", json_object_new_string(stall));
+        json_object_object_add(st, "age_ms",
+                               json_object_new_int64((int64_t)(stall_age / LWS_US_PER_MS)));
+        json_object_object_add(st, "timeout_s", json_object_new_int(s->cfg->db_timeout_s));
+        json_object_object_add(db, "stalled", st);
+    }
     json_object_object_add(root, "database", db);
     json_object_object_add(listener, "state", json_object_new_string(spark_bus_state(s->bus)));
     for (size_t i = 0; i < spark_bus_channel_count(s->bus); i++)
@@ -280,6 +305,9 @@ static int start(server *s, struct lws_protocols *protocols) {
     s->db = spark_pg_new(s->ctx, vh, s->cfg->database_url, "db", &db_events, s);
     if (s->db) spark_pg_set_pipeline(s->db, DB_PIPELINE_DEPTH);
     s->bus = spark_bus_new(s->ctx, vh, s->cfg->database_url);
+    if (!s->db || !s->bus || spark_pg_set_timeout(s->db, s->cfg->db_timeout_s) ||
+        spark_bus_set_timeout(s->bus, s->cfg->db_timeout_s))
+        return -1;
     s->rooms = s->db ? spark_rooms_new(s->ctx, s->db, s->cfg) : NULL;
     s->channels = s->rooms ? spark_channels_new(s->cfg, s->rooms, s->sessions) : NULL;
     s->components = s->db ? spark_components_new(s->ctx, vh, s->db, s->http, s->cfg) : NULL;

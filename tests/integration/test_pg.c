@@ -283,6 +283,32 @@ START_TEST(a_silent_host_gives_way_to_the_next) {
 }
 END_TEST
 
+static void count_answer(void *ud, const PGresult *res, const char *error) {
+    (void)res;
+    ck_assert_ptr_null(error);
+    ++*(int *)ud;
+}
+
+/* A connection holds a bounded number of queries: past it, the caller is
+ * told at once that the database is busy, and what was queued still runs. */
+START_TEST(a_full_queue_refuses_with_busy) {
+    answers *a = calloc(1, sizeof *a);
+    spark_pg *pg = open_pg(1, a);
+    int answered = 0, queued = 0, rc;
+    while ((rc = spark_pg_query(pg, "SELECT 1", 0, NULL, count_answer, &answered)) == 0)
+        queued++;
+    ck_assert_int_eq(rc, SPARK_PG_BUSY);
+    ck_assert_int_eq(queued, 10000);
+    lws_usec_t deadline = lws_now_usecs() + 30 * LWS_US_PER_SEC;
+    while (answered < queued && lws_now_usecs() < deadline)
+        lws_service(ctx, 0);
+    ck_assert_int_eq(answered, queued);
+    ck_assert_int_eq(spark_pg_query(pg, "SELECT 1", 0, NULL, count_answer, &answered), 0);
+    close_pg(pg);
+    free(a);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("pg");
     TCase *tc = tcase_create("pg");
@@ -294,6 +320,7 @@ int main(void) {
     tcase_add_test(tc, big_queries_are_sent_whole);
     tcase_add_test(tc, every_kind_of_conninfo_connects);
     tcase_add_test(tc, a_silent_host_gives_way_to_the_next);
+    tcase_add_test(tc, a_full_queue_refuses_with_busy);
     suite_add_tcase(s, tc);
     return it_run_suite(s);
 }
