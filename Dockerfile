@@ -16,15 +16,17 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release \
  && cmake --build /build -j "$(nproc)" \
  && cmake --install /build --prefix /usr \
  && mkdir -p /out \
- && cp -a --parents /usr/bin/sparkd /usr/share/spark /out/ \
- && find /usr/lib -name 'libspark*.so*' -exec cp -a --parents {} /out/ \;
+ && cd / \
+ && cp -a --parents usr/bin/sparkd usr/share/spark /out/ \
+ && find usr/lib -name 'libspark*.so*' -exec cp -a --parents {} /out/ \;
 
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libpq5 libwebsockets17 libjson-c5 libsodium23 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --user-group --home-dir /nonexistent \
+ && groupadd --system --gid 10001 spark \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent \
       --no-create-home --shell /usr/sbin/nologin spark
 COPY --from=build /out/ /
 RUN ldconfig && sparkd --version
