@@ -15,7 +15,7 @@
  *      $(pkg-config --libs libwebsockets json-c libpq libsodium) -o build/diff_bench
  */
 #include "diff.h"
-#include "live.h"
+#include "component_ctx.h"
 
 #include "../apps/todo.c"
 

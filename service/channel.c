@@ -84,7 +84,7 @@ struct spark_conn {
     int close_code;
     char close_reason[MAX_REASON_BYTES + 1];
 
-    lws_dll2_owner_t memberships; /* the rooms module's */
+    spark_room_peer peer; /* what the rooms module knows of it */
     void *data;
     void (*release)(void *data);
 };
@@ -150,6 +150,13 @@ spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms,
 
 size_t spark_channels_count(const spark_channels *channels) {
     return channels ? (size_t)channels->conns.count : 0;
+}
+
+/* What the rooms deliver to a connection is what it is sent, whatever
+ * the kind: a channel's client tells presence from messages by "type". */
+static void deliver_room_frame(spark_room_peer *p, const char *kind, const char *text, size_t len) {
+    (void)kind;
+    spark_conn_send(lws_container_of(p, spark_conn, peer), text, len);
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -363,6 +370,11 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
     c->params = params;
     c->serial = ++channels->next_serial;
     snprintf(c->origin, sizeof c->origin, "%s/%" PRIu64, channels->cfg->instance, c->serial);
+    c->peer = (spark_room_peer){.deliver = deliver_room_frame,
+                                .origin = c->origin,
+                                .serial = c->serial,
+                                .user_id = c->user_id,
+                                .user_name = c->user_name};
     copy_query(c, wsi);
     if (authenticate(channels, c, wsi, path)) {
         free_conn(c);
@@ -429,7 +441,7 @@ static void on_established(spark_conn *c, struct lws *wsi) {
     if (c->identity.authenticated) {
         char room[SPARK_TOKEN_SUB_MAX + 8];
         snprintf(room, sizeof room, "user:%s", c->user_id);
-        spark_rooms_join(c->owner->rooms, c, room, SPARK_LIVE);
+        spark_rooms_join(c->owner->rooms, &c->peer, room, SPARK_LIVE);
     }
     if (c->channel->on_connect) c->channel->on_connect(c);
 }
@@ -444,7 +456,7 @@ static void on_closed(spark_conn *c) {
     c->wsi = NULL;
     if (c->channel->on_close && !c->refused)
         c->channel->on_close(c, c->close_code, c->close_reason);
-    spark_rooms_conn_closed(channels->rooms, c);
+    spark_rooms_peer_gone(channels->rooms, &c->peer);
     free_conn(c);
 }
 
@@ -624,9 +636,7 @@ void spark_channels_free(spark_channels *channels) {
 
 /* ---- for the rooms module ------------------------------------------------ */
 
-uint64_t spark_conn_serial(const spark_conn *c) { return c->serial; }
-lws_dll2_owner_t *spark_conn_memberships(spark_conn *c) { return &c->memberships; }
-const char *spark_conn_origin(const spark_conn *c) { return c->origin; }
+spark_room_peer *spark_conn_peer(spark_conn *c) { return &c->peer; }
 
 /* ---- the public connection API ------------------------------------------ */
 
@@ -695,23 +705,23 @@ SPARK_API void *spark_conn_data(const spark_conn *c) { return c ? c->data : NULL
 
 SPARK_API int spark_conn_join(spark_conn *c, const char *room, long long since) {
     if (!c || c->closing) return -1;
-    return spark_rooms_join(c->owner->rooms, c, room, since);
+    return spark_rooms_join(c->owner->rooms, &c->peer, room, since);
 }
 
 SPARK_API int spark_conn_leave(spark_conn *c, const char *room) {
-    return c ? spark_rooms_leave(c->owner->rooms, c, room) : -1;
+    return c ? spark_rooms_leave(c->owner->rooms, &c->peer, room) : -1;
 }
 
 SPARK_API int spark_conn_track(spark_conn *c, const char *room, const char *meta_json) {
     if (!c || c->closing) return -1;
-    return spark_rooms_track(c->owner->rooms, c, room, meta_json);
+    return spark_rooms_track(c->owner->rooms, &c->peer, room, meta_json);
 }
 
 SPARK_API int spark_broadcast_kind(spark_conn *from, const char *room, const char *kind,
                                    const char *json, unsigned flags) {
     spark_channels *channels = from ? from->owner : active;
     if (!channels) return -1;
-    return spark_rooms_post(channels->rooms, from, room, kind, json, flags);
+    return spark_rooms_post(channels->rooms, from ? &from->peer : NULL, room, kind, json, flags);
 }
 
 SPARK_API int spark_broadcast(spark_conn *from, const char *room, const char *json,

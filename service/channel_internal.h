@@ -1,24 +1,18 @@
 /*
  * channel_internal.h - the runtime's side of channels: how the server hands
- * WebSocket traffic to them, and what the rooms module may ask of a
- * connection.
+ * WebSocket traffic to them, and the connection as a peer of rooms.
  */
 #ifndef SPARK_CHANNEL_INTERNAL_H
 #define SPARK_CHANNEL_INTERNAL_H
 
 #include "config.h"
+#include "each_link.h"
+#include "rooms.h"
 
 #include <libwebsockets.h>
 #include <spark/channel.h>
 #include <stdint.h>
 
-typedef struct spark_rooms spark_rooms;
-
-/* Walks the links of an lws_dll2 owner; the current link may be removed
- * and `continue` works (lws's own foreach macros break on both). */
-#define EACH_LINK(d, owner)                                                                        \
-    for (struct lws_dll2 *d = lws_dll2_get_head(owner), *d##_next = d ? d->next : NULL; d;         \
-         d = d##_next, d##_next = d ? d->next : NULL)
 typedef struct spark_sessions spark_sessions;
 
 /* The instance's channels: every open connection, the limits, the rooms.
@@ -44,14 +38,8 @@ size_t spark_channels_count(const spark_channels *channels);
 /* Refuses new upgrades and closes every connection with `code`. */
 void spark_channels_close_all(spark_channels *channels, int code, const char *reason);
 
-/* ---- for the rooms module ---- */
-
-uint64_t spark_conn_serial(const spark_conn *c);
-
-/* The rooms module's per-connection list of memberships. */
-lws_dll2_owner_t *spark_conn_memberships(spark_conn *c);
-
-/* "instance/serial": names the connection across instances. */
-const char *spark_conn_origin(const spark_conn *c);
+/* The connection as the rooms module knows it: live components track
+ * their viewers' presence with it. */
+spark_room_peer *spark_conn_peer(spark_conn *c);
 
 #endif

@@ -13,7 +13,7 @@
  * shared state) are ignored and logged: a render must be a function of its
  * inputs, and only events are stored and retried.
  */
-#include "live.h"
+#include "component_ctx.h"
 
 #include "log.h"
 

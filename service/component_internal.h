@@ -7,17 +7,18 @@
 #define SPARK_COMPONENT_INTERNAL_H
 
 #include "config.h"
-#include "http.h"
 #include "pg.h"
+#include "rooms.h"
 
 #include <libwebsockets.h>
 #include <stdbool.h>
 
 typedef struct spark_components spark_components;
 
-/* Registers the /spark endpoint and the component pages on `http`. */
-spark_components *spark_components_new(struct lws_context *ctx, struct lws_vhost *vhost,
-                                       spark_pg *db, spark_http *http, const spark_config *cfg);
+/* Serves the /spark endpoint (a channel, registered for every process)
+ * with this server's database connection and rooms. */
+spark_components *spark_components_new(struct lws_context *ctx, spark_pg *db, spark_rooms *rooms,
+                                       const spark_config *cfg);
 void spark_components_free(spark_components *components);
 
 /* The db connection is up (again). */
@@ -32,5 +33,11 @@ void spark_components_on_resync(spark_components *components, bool reconnected);
 
 /* The db connection is about to be freed: query nothing from now on. */
 void spark_components_detach(spark_components *components);
+
+/* Renders component `id` as a page shows it to this user (initial view
+ * state). Returns 1 with the HTML (malloc'd) and its version; 0 while the
+ * state is being loaded (ask again shortly); -1 when it cannot be served. */
+int spark_components_page(spark_components *components, const char *id, const char *viewer_id,
+                          const char *viewer_name, char **html, long long *version);
 
 #endif

@@ -13,8 +13,9 @@
  * soon as the component is there (checked every few milliseconds, for at
  * most a few seconds).
  */
-#include "live.h"
+#include "pages.h"
 
+#include "component_ctx.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -38,6 +39,7 @@ typedef struct {
     lws_dll2_t link; /* in waiting */
     spark_http_later *later;
     const page_kind *kind;
+    spark_components *cs;
     lws_usec_t deadline;
 } waiting_page;
 
@@ -89,14 +91,14 @@ static void layout(spark_sbuf *out, const char *title, const char *id, long long
 
 /* Renders the page into the response. Returns 0 when the component is not
  * loaded yet (nothing was sent), 1 when the request was answered. */
-static int try_page(spark_http_request *req, const page_kind *kind) {
+static int try_page(spark_http_request *req, const page_kind *kind, spark_components *cs) {
     const char *key = spark_http_request_param(req, kind->param);
     char id[SPARK_MAX_CID_BYTES + 1], title[300];
     snprintf(id, sizeof id, "%s:%s", kind->type, key);
     char *html = NULL;
     long long version = 0;
-    int r = spark_live_page(id, spark_http_request_user_id(req), spark_http_request_user_name(req),
-                            &html, &version);
+    int r = spark_components_page(cs, id, spark_http_request_user_id(req),
+                                  spark_http_request_user_name(req), &html, &version);
     if (r == 0) return 0;
     if (r < 0) {
         respond_text(req, 503, "the component is not available right now\n");
@@ -135,7 +137,7 @@ void spark_pages_abandon(void) {
 static void retry_page(lws_sorted_usec_list_t *sul) {
     waiting_page *w = lws_container_of(sul, waiting_page, sul);
     spark_http_request *req = spark_http_later_request(w->later);
-    if (req && !try_page(req, w->kind)) {
+    if (req && !try_page(req, w->kind, w->cs)) {
         if (lws_now_usecs() < w->deadline) {
             lws_sul_schedule(lws_get_context(spark_http_request_wsi(req)), 0, &w->sul, retry_page,
                              RETRY_US);
@@ -146,7 +148,7 @@ static void retry_page(lws_sorted_usec_list_t *sul) {
     stop_waiting(w);
 }
 
-static void page(spark_http_request *req, const page_kind *kind) {
+static void page(spark_http_request *req, const page_kind *kind, spark_components *cs) {
     const char *key = spark_http_request_param(req, kind->param);
     char id[SPARK_MAX_CID_BYTES + 1], scope[SPARK_MAX_CID_BYTES + 16];
     if (!key || !*key || snprintf(id, sizeof id, "%s:%s", kind->type, key) >= (int)sizeof id) {
@@ -159,7 +161,7 @@ static void page(spark_http_request *req, const page_kind *kind) {
         respond_text(req, 403, "forbidden\n");
         return;
     }
-    if (try_page(req, kind)) return;
+    if (try_page(req, kind, cs)) return;
     waiting_page *w = calloc(1, sizeof *w);
     if (!w || !(w->later = spark_http_defer(req))) {
         free(w);
@@ -167,31 +169,23 @@ static void page(spark_http_request *req, const page_kind *kind) {
         return;
     }
     w->kind = kind;
+    w->cs = cs;
     w->deadline = lws_now_usecs() + MAX_WAIT_US;
     lws_dll2_add_tail(&w->link, &waiting);
     lws_sul_schedule(lws_get_context(spark_http_request_wsi(req)), 0, &w->sul, retry_page,
                      RETRY_US);
 }
 
-static void counter_page(spark_http_request *req, void *ud) {
-    (void)ud;
-    page(req, &counter_kind);
-}
+static void counter_page(spark_http_request *req, void *ud) { page(req, &counter_kind, ud); }
 
-static void todo_page(spark_http_request *req, void *ud) {
-    (void)ud;
-    page(req, &todo_kind);
-}
+static void todo_page(spark_http_request *req, void *ud) { page(req, &todo_kind, ud); }
 
-static void chat_page(spark_http_request *req, void *ud) {
-    (void)ud;
-    page(req, &chat_kind);
-}
+static void chat_page(spark_http_request *req, void *ud) { page(req, &chat_kind, ud); }
 
-void spark_pages_register(spark_http *http) {
+void spark_pages_register(spark_http *http, spark_components *cs) {
     if (!http) return;
-    if (spark_http_get(http, "/counter/:id", counter_page, NULL) ||
-        spark_http_get(http, "/todo/:list", todo_page, NULL) ||
-        spark_http_get(http, "/chat/:room", chat_page, NULL))
+    if (spark_http_get(http, "/counter/:id", counter_page, cs) ||
+        spark_http_get(http, "/todo/:list", todo_page, cs) ||
+        spark_http_get(http, "/chat/:room", chat_page, cs))
         spark_log(SPARK_LOG_ERROR, "pages.register_failed", "cannot route the demo pages", NULL);
 }

@@ -7,7 +7,7 @@
  * its type, and a frame that is not exactly one JSON object is refused.
  * Nothing here touches a connection, so the unit tests drive it directly.
  */
-#include "live.h"
+#include "protocol.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -16,16 +16,21 @@
  * in order on one connection, so a member that turns live has seen
  * everything that any earlier room fetch delivered to the others.
  *
- * Queries outlive the connections that started them: each carries a ticket
+ * Queries outlive the members that started them: each carries a ticket
  * that the member clears when it goes away, and a room stays allocated
  * while a query for it is in flight.
+ *
+ * Members are peers (rooms.h): connections and live components alike. A
+ * watching component joins with the room's recent messages and presence,
+ * read in one statement; a quiet member (a component's viewer) is only
+ * present. The module knows nothing else of either.
  */
 #include "rooms.h"
 
-#include "channel_internal.h"
+#include "each_link.h"
 #include "log.h"
 #include "metrics.h"
-#include "strhash.h"
+#include "table.h"
 
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -33,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NBUCKETS          1024
 #define FETCH_LIMIT       500
 #define FETCH_LIMIT_TEXT  "500"
 #define MAX_ROOM_BYTES    255
@@ -46,9 +50,11 @@ typedef struct room room;
 typedef struct ticket ticket;
 
 typedef struct member {
-    lws_dll2_t in_room, in_conn;
+    lws_dll2_t in_room, in_peer;
     room *room;
-    spark_conn *conn;
+    spark_room_peer *peer;
+    bool quiet; /* present only: nothing is delivered to it */
+    int recent; /* > 0: a watching component, joined with this many */
     member_state state;
     long long cursor, since, presence_after;
     bool recovered, tracked;
@@ -59,7 +65,7 @@ typedef struct member {
 } member;
 
 struct room {
-    room *next;
+    spark_table_entry entry; /* in rooms->table, keyed by name */
     char *name;
     lws_dll2_owner_t members;
     long long cursor;
@@ -82,7 +88,7 @@ struct spark_rooms {
     struct lws_context *ctx;
     spark_pg *db;
     const spark_config *cfg;
-    room *buckets[NBUCKETS];
+    spark_table table; /* rooms with members or queries */
     bool started;
     lws_dll2_owner_t to_track; /* members whose track goes in the next batch */
     lws_sorted_usec_list_t heartbeat_timer, prune_timer, track_timer;
@@ -92,12 +98,9 @@ struct spark_rooms {
 
 /* ---- the room table ------------------------------------------------------ */
 
-static size_t bucket_of(const char *name) { return spark_strhash(name) % NBUCKETS; }
-
 static room *find_room(spark_rooms *rooms, const char *name) {
-    for (room *r = rooms->buckets[bucket_of(name)]; r; r = r->next)
-        if (strcmp(r->name, name) == 0) return r;
-    return NULL;
+    spark_table_entry *e = spark_table_find(&rooms->table, name);
+    return e ? lws_container_of(e, room, entry) : NULL;
 }
 
 static room *get_room(spark_rooms *rooms, const char *name) {
@@ -108,20 +111,14 @@ static room *get_room(spark_rooms *rooms, const char *name) {
         free(r);
         return NULL;
     }
-    size_t b = bucket_of(name);
-    r->next = rooms->buckets[b];
-    rooms->buckets[b] = r;
+    spark_table_add(&rooms->table, &r->entry, r->name);
     return r;
 }
 
 /* Frees a room nobody is in and no query refers to. */
 static void release_room(spark_rooms *rooms, room *r) {
     if (r->members.count || r->queries) return;
-    for (room **p = &rooms->buckets[bucket_of(r->name)]; *p; p = &(*p)->next)
-        if (*p == r) {
-            *p = r->next;
-            break;
-        }
+    spark_table_remove(&rooms->table, &r->entry);
     free(r->name);
     free(r);
 }
@@ -131,9 +128,9 @@ static bool valid_room(const char *name) {
     return n > 0 && n <= MAX_ROOM_BYTES;
 }
 
-static member *find_member(spark_conn *c, const char *name) {
-    EACH_LINK(d, spark_conn_memberships(c)) {
-        member *m = lws_container_of(d, member, in_conn);
+static member *find_member(spark_room_peer *p, const char *name) {
+    EACH_LINK(d, &p->memberships) {
+        member *m = lws_container_of(d, member, in_peer);
         if (strcmp(m->room->name, name) == 0) return m;
     }
     return NULL;
@@ -219,6 +216,15 @@ static char *message_frame(const char *room_name, long long seq, const char *pay
 
 static bool is_presence(const char *kind) { return kind && strcmp(kind, "presence") == 0; }
 
+/* The kinds that are shown to members; any other is stored only. */
+static bool is_shown(const char *kind) {
+    return kind && (strcmp(kind, "message") == 0 || is_presence(kind));
+}
+
+static void send_to(member *m, const char *kind, const char *frame, size_t len) {
+    if (!m->quiet) m->peer->deliver(m->peer, kind, frame, len);
+}
+
 /* Gives one fetched message to every live member that has not had it. */
 static void deliver(room *r, long long seq, const char *payload, const char *origin,
                     const char *kind) {
@@ -228,13 +234,28 @@ static void deliver(room *r, long long seq, const char *payload, const char *ori
         member *m = lws_container_of(d, member, in_room);
         if (m->state != M_LIVE || seq <= m->cursor) continue;
         m->cursor = seq;
-        if (origin && strcmp(origin, spark_conn_origin(m->conn)) == 0) continue;
+        if (m->quiet || !is_shown(kind)) continue;
+        if (origin && strcmp(origin, m->peer->origin) == 0) continue;
         if (is_presence(kind) && seq <= m->presence_after) continue;
         if (!text && !(text = message_frame(r->name, seq, payload, &len))) break;
-        spark_conn_send(m->conn, text, len);
+        send_to(m, kind, text, len);
         spark_metric_add(SPARK_M_ROOM_DELIVERIES, 1);
     }
     free(text);
+}
+
+/* {"type":"presence_state","room":R,"state":S}, built once for many. */
+static char *presence_frame(const char *room_name, const char *state, size_t *len) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string("presence_state"));
+    json_object_object_add(o, "room", json_object_new_string(room_name));
+    json_object_object_add(o, "state", json_tokener_parse(state));
+    const char *text = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
+    char *copy = malloc(*len + 1);
+    if (copy) memcpy(copy, text, *len + 1);
+    json_object_put(o);
+    return copy;
 }
 
 static void send_resume(member *m) {
@@ -247,7 +268,7 @@ static void send_resume(member *m) {
     size_t len;
     const char *s = json_object_to_json_string_length(
         o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    spark_conn_send(m->conn, s, len);
+    send_to(m, "resume", s, len);
     json_object_put(o);
     free(text);
 }
@@ -329,7 +350,7 @@ static void on_catch_up_rows(void *ud, const PGresult *res, const char *error) {
     for (int i = 0; i < rows; i++) {
         long long seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
         char *text = message_frame(m->room->name, seq, PQgetvalue(res, i, 1), &len);
-        if (text) spark_conn_send(m->conn, text, len);
+        if (text) send_to(m, "message", text, len);
         free(text);
         m->cursor = seq;
     }
@@ -349,7 +370,7 @@ static void catch_up(spark_rooms *rooms, member *m) {
     ticket *t = new_ticket(rooms, m->room, m, &m->stream_q);
     if (!t || query(rooms,
                     "SELECT seq, payload::text FROM spark.messages"
-                    " WHERE room = $1 AND seq > $2 AND kind <> 'presence'"
+                    " WHERE room = $1 AND seq > $2 AND kind = 'message'"
                     " ORDER BY seq LIMIT " FETCH_LIMIT_TEXT,
                     2, params, on_catch_up_rows, t))
         m->state = M_STALLED;
@@ -384,7 +405,36 @@ static void on_join_bounds(void *ud, const PGresult *res, const char *error) {
     release_room(rooms, r);
 }
 
+static void on_watch_rows(void *ud, const PGresult *res, const char *error);
+
+/* A watching component's view of the room and the seq it is current at,
+ * read in one statement: history, presence and cursor agree. */
+static void start_watch(spark_rooms *rooms, member *m) {
+    char recent[16];
+    snprintf(recent, sizeof recent, "%d", m->recent);
+    const char *params[] = {m->room->name, recent};
+    m->state = M_JOINING;
+    ticket *t = new_ticket(rooms, m->room, m, &m->stream_q);
+    if (!t || query(rooms,
+                    "SELECT (SELECT coalesce(json_agg(CASE WHEN jsonb_typeof(x.payload) = 'object'"
+                    "                 THEN x.payload || jsonb_build_object('seq', x.seq)"
+                    "                 ELSE jsonb_build_object('seq', x.seq, 'room', $1::text,"
+                    "                                         'payload', x.payload) END"
+                    "                 ORDER BY x.seq), '[]')"
+                    "          FROM (SELECT seq, payload FROM spark.messages"
+                    "                 WHERE room = $1 AND kind = 'message'"
+                    "                 ORDER BY seq DESC LIMIT $2::int) x)::text,"
+                    " spark.presence_state($1)::text,"
+                    " coalesce((SELECT max(seq) FROM spark.messages WHERE room = $1), 0)",
+                    2, params, on_watch_rows, t))
+        m->state = M_STALLED;
+}
+
 static void start_join(spark_rooms *rooms, member *m) {
+    if (m->recent) {
+        start_watch(rooms, m);
+        return;
+    }
     const char *params[] = {m->room->name};
     m->state = M_JOINING;
     ticket *t = new_ticket(rooms, m->room, m, &m->stream_q);
@@ -395,30 +445,88 @@ static void start_join(spark_rooms *rooms, member *m) {
         m->state = M_STALLED;
 }
 
-int spark_rooms_join(spark_rooms *rooms, spark_conn *c, const char *name, long long since) {
-    if (!valid_room(name) || since < SPARK_LIVE) return -1;
-    member *m = find_member(c, name);
-    if (!m) {
-        room *r = get_room(rooms, name);
-        if (!r || !(m = calloc(1, sizeof *m))) {
-            if (r) release_room(rooms, r);
-            return -1;
-        }
-        m->room = r;
-        m->conn = c;
-        lws_dll2_add_tail(&m->in_room, &r->members);
-        lws_dll2_add_tail(&m->in_conn, spark_conn_memberships(c));
+/* The peer's member of the room, made if it has none. */
+static member *membership(spark_rooms *rooms, spark_room_peer *p, const char *name) {
+    member *m = find_member(p, name);
+    if (m) return m;
+    room *r = get_room(rooms, name);
+    if (!r || !(m = calloc(1, sizeof *m))) {
+        if (r) release_room(rooms, r);
+        return NULL;
     }
+    m->room = r;
+    m->peer = p;
+    lws_dll2_add_tail(&m->in_room, &r->members);
+    lws_dll2_add_tail(&m->in_peer, &p->memberships);
+    return m;
+}
+
+static void on_watch_rows(void *ud, const PGresult *res, const char *error) {
+    ticket *t = ud;
+    spark_rooms *rooms = t->rooms;
+    room *r = t->room;
+    r->queries++;
+    member *m = end_ticket(t);
+    if (error) {
+        if (m) m->state = M_STALLED;
+    } else {
+        long long last = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        if (!r->ready) {
+            r->ready = true;
+            r->cursor = last;
+        }
+        if (m) {
+            const char *history = PQgetvalue(res, 0, 0);
+            send_to(m, "history", history, strlen(history));
+            size_t len;
+            char *state = presence_frame(r->name, PQgetvalue(res, 0, 1), &len);
+            if (state) send_to(m, "presence_state", state, len);
+            free(state);
+            m->cursor = m->presence_after = last;
+            m->state = M_LIVE;
+        }
+        if (r->dirty) fetch_room(rooms, r);
+    }
+    r->queries--;
+    release_room(rooms, r);
+}
+
+int spark_rooms_join(spark_rooms *rooms, spark_room_peer *p, const char *name, long long since) {
+    if (!valid_room(name) || since < SPARK_LIVE) return -1;
+    member *m = membership(rooms, p, name);
+    if (!m) return -1;
+    m->quiet = false;
     m->since = since;
     start_join(rooms, m);
     return 0;
 }
 
+int spark_rooms_watch(spark_rooms *rooms, spark_room_peer *p, const char *name, int recent) {
+    if (!valid_room(name) || recent < 1) return -1;
+    member *m = membership(rooms, p, name);
+    if (!m) return -1;
+    m->quiet = false;
+    m->recent = recent;
+    start_join(rooms, m);
+    return 0;
+}
+
+int spark_rooms_track_quietly(spark_rooms *rooms, spark_room_peer *p, const char *name) {
+    if (!valid_room(name)) return -1;
+    member *m = find_member(p, name);
+    if (!m) {
+        if (!(m = membership(rooms, p, name))) return -1;
+        m->quiet = true;
+        m->state = M_LIVE; /* nothing to catch up on: it is given nothing */
+    }
+    return spark_rooms_track(rooms, p, name, NULL);
+}
+
 /* ---- presence -------------------------------------------------------------- */
 
-static void untrack(spark_rooms *rooms, spark_conn *c, const char *room_name) {
+static void untrack(spark_rooms *rooms, spark_room_peer *p, const char *room_name) {
     char serial[24];
-    snprintf(serial, sizeof serial, "%" PRIu64, spark_conn_serial(c));
+    snprintf(serial, sizeof serial, "%" PRIu64, p->serial);
     const char *params[] = {rooms->cfg->instance, serial, room_name};
     query_untracked(rooms, "SELECT spark.presence_untrack($1, $2, $3)", 3, params, log_failure,
                     (void *)"presence_untrack");
@@ -429,31 +537,31 @@ static void free_member(member *m) {
     lws_dll2_remove(&m->in_presence);
     lws_dll2_remove(&m->in_track);
     lws_dll2_remove(&m->in_room);
-    lws_dll2_remove(&m->in_conn);
+    lws_dll2_remove(&m->in_peer);
     free(m->meta);
     free(m);
 }
 
-int spark_rooms_leave(spark_rooms *rooms, spark_conn *c, const char *name) {
-    member *m = name ? find_member(c, name) : NULL;
+int spark_rooms_leave(spark_rooms *rooms, spark_room_peer *p, const char *name) {
+    member *m = name ? find_member(p, name) : NULL;
     if (!m) return -1;
     room *r = m->room;
-    if (m->tracked) untrack(rooms, c, name);
+    if (m->tracked) untrack(rooms, p, name);
     free_member(m);
     release_room(rooms, r);
     return 0;
 }
 
-void spark_rooms_conn_closed(spark_rooms *rooms, spark_conn *c) {
+void spark_rooms_peer_gone(spark_rooms *rooms, spark_room_peer *p) {
     bool tracked = false;
-    EACH_LINK(d, spark_conn_memberships(c)) {
-        member *m = lws_container_of(d, member, in_conn);
+    EACH_LINK(d, &p->memberships) {
+        member *m = lws_container_of(d, member, in_peer);
         room *r = m->room;
         tracked |= m->tracked;
         free_member(m);
         release_room(rooms, r);
     }
-    if (tracked) untrack(rooms, c, NULL);
+    if (tracked) untrack(rooms, p, NULL);
 }
 
 static void query_presence(spark_rooms *rooms, room *r);
@@ -467,27 +575,21 @@ static void on_presence_state(void *ud, const PGresult *res, const char *error) 
     r->queries++; /* hold the room through end_ticket */
     end_ticket(t);
     r->presence_querying = false;
-    json_object *o = NULL;
-    const char *text = NULL;
+    char *text = NULL;
     size_t len = 0;
     long long after = 0;
     if (!error) {
         after = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-        o = json_object_new_object();
-        json_object_object_add(o, "type", json_object_new_string("presence_state"));
-        json_object_object_add(o, "room", json_object_new_string(r->name));
-        json_object_object_add(o, "state", json_tokener_parse(PQgetvalue(res, 0, 0)));
-        text = json_object_to_json_string_length(
-            o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        text = presence_frame(r->name, PQgetvalue(res, 0, 0), &len);
     }
     EACH_LINK(d, &r->presence_batch) {
         member *m = lws_container_of(d, member, in_presence);
         lws_dll2_remove(&m->in_presence);
         if (!text) continue;
         m->presence_after = after;
-        spark_conn_send(m->conn, text, len);
+        send_to(m, "presence_state", text, len);
     }
-    json_object_put(o);
+    free(text);
     if (r->presence_waiting.count) query_presence(rooms, r);
     r->queries--;
     release_room(rooms, r);
@@ -530,9 +632,9 @@ static void send_tracks(lws_sorted_usec_list_t *sul) {
             lws_dll2_remove(&m->in_track);
             lws_dll2_add_tail(&m->in_track, &batch);
             json_object *it = json_object_new_object();
-            json_object_object_add(it, "conn", json_object_new_uint64(spark_conn_serial(m->conn)));
+            json_object_object_add(it, "conn", json_object_new_uint64(m->peer->serial));
             json_object_object_add(it, "room", json_object_new_string(m->room->name));
-            const char *user = spark_conn_user_id(m->conn), *name = spark_conn_user_name(m->conn);
+            const char *user = m->peer->user_id, *name = m->peer->user_name;
             json_object_object_add(it, "user", json_object_new_string(user ? user : ""));
             json_object_object_add(it, "name", json_object_new_string(name ? name : ""));
             json_object_object_add(
@@ -547,7 +649,7 @@ static void send_tracks(lws_sorted_usec_list_t *sul) {
         /* All of them wait first, so that each room's query answers all. */
         EACH_LINK(d, &batch) {
             member *m = lws_container_of(d, member, in_track);
-            if (!sent) {
+            if (!sent || m->quiet) { /* a quiet member is given no state */
                 lws_dll2_remove(&m->in_track);
                 continue;
             }
@@ -570,15 +672,16 @@ static void schedule_track(spark_rooms *rooms, member *m) {
         lws_sul_schedule(rooms->ctx, 0, &rooms->track_timer, send_tracks, 0);
 }
 
-int spark_rooms_track(spark_rooms *rooms, spark_conn *c, const char *name, const char *meta_json) {
+int spark_rooms_track(spark_rooms *rooms, spark_room_peer *p, const char *name,
+                      const char *meta_json) {
     if (!valid_room(name)) return -1;
     if (!meta_json) meta_json = "{}";
     json_object *meta = json_tokener_parse(meta_json);
     bool object = json_object_is_type(meta, json_type_object);
     json_object_put(meta);
     if (!object) return -1;
-    member *m = find_member(c, name);
-    if (!m && (spark_rooms_join(rooms, c, name, SPARK_LIVE) || !(m = find_member(c, name))))
+    member *m = find_member(p, name);
+    if (!m && (spark_rooms_join(rooms, p, name, SPARK_LIVE) || !(m = find_member(p, name))))
         return -1;
     char *copy = strdup(meta_json);
     if (!copy) return -1;
@@ -640,8 +743,28 @@ static int post_ephemeral(spark_rooms *rooms, const char *origin, const char *na
     return r;
 }
 
-int spark_rooms_post(spark_rooms *rooms, spark_conn *from, const char *name, const char *kind,
-                     const char *json, unsigned flags) {
+/* Inserts the message; its sender hears if that fails. */
+static int store_post(spark_rooms *rooms, const spark_room_peer *from, const char *name,
+                      const char *kind, const char *json, const char *origin) {
+    post *p = malloc(sizeof *p + strlen(name) + 1);
+    if (!p) return -1;
+    p->rooms = rooms;
+    p->sender = from ? from->serial : 0;
+    strcpy(p->room, name);
+    const char *params[] = {name, kind, json, from ? from->user_id : NULL, origin};
+    int r = query_untracked(rooms,
+                            "INSERT INTO spark.messages (room, kind, payload, actor, origin)"
+                            " VALUES ($1, $2, $3::jsonb, $4, $5)",
+                            5, params, on_posted, p);
+    if (r) {
+        post_failed(rooms, p->sender); /* no database now, or a full queue */
+        free(p);
+    }
+    return r;
+}
+
+int spark_rooms_post(spark_rooms *rooms, const spark_room_peer *from, const char *name,
+                     const char *kind, const char *json, unsigned flags) {
     if (!valid_room(name) || !json || !kind || !*kind) return -1;
     size_t len = strlen(json);
     if (len > (size_t)rooms->cfg->max_message_bytes) return -1;
@@ -654,27 +777,12 @@ int spark_rooms_post(spark_rooms *rooms, spark_conn *from, const char *name, con
         json_object_put(payload);
         return -1;
     }
-    const char *origin = from && (flags & SPARK_EXCLUDE_SELF) ? spark_conn_origin(from) : NULL;
+    const char *origin = from && (flags & SPARK_EXCLUDE_SELF) ? from->origin : NULL;
     int r;
     if (flags & SPARK_EPHEMERAL) {
         r = post_ephemeral(rooms, origin ? origin : "", name, kind, payload);
     } else {
-        const char *params[] = {name, kind, json, from ? spark_conn_user_id(from) : NULL, origin};
-        post *p = malloc(sizeof *p + strlen(name) + 1);
-        r = -1;
-        if (p) {
-            p->rooms = rooms;
-            p->sender = from ? spark_conn_serial(from) : 0;
-            strcpy(p->room, name);
-            r = query_untracked(rooms,
-                                "INSERT INTO spark.messages (room, kind, payload, actor, origin)"
-                                " VALUES ($1, $2, $3::jsonb, $4, $5)",
-                                5, params, on_posted, p);
-            if (r) {
-                post_failed(rooms, p->sender); /* no database now, or a full queue */
-                free(p);
-            }
-        }
+        r = store_post(rooms, from, name, kind, json, origin);
     }
     json_object_put(payload);
     return r;
@@ -697,10 +805,10 @@ static void on_ephemeral(spark_rooms *rooms, const char *rest) {
         size_t len = strlen(text);
         if (r) EACH_LINK(d, &r->members) {
                 member *m = lws_container_of(d, member, in_room);
-                const char *own = spark_conn_origin(m->conn);
+                const char *own = m->peer->origin;
                 if (m->state == M_LIVE && !(origin_len && strlen(own) == origin_len &&
                                             memcmp(own, rest, origin_len) == 0))
-                    spark_conn_send(m->conn, text, len);
+                    send_to(m, "ephemeral", text, len);
             }
     }
     json_object_put(o);
@@ -721,15 +829,17 @@ void spark_rooms_on_notify(spark_rooms *rooms, const char *payload) {
 
 /* Every room and member that a lost connection may have left behind. */
 static void restart_all(spark_rooms *rooms) {
-    for (size_t b = 0; b < NBUCKETS; b++)
-        for (room *r = rooms->buckets[b], *next; r; r = next) {
-            next = r->next;
-            EACH_LINK(d, &r->members) {
-                member *m = lws_container_of(d, member, in_room);
-                if (m->state == M_STALLED) start_join(rooms, m);
-            }
-            if (r->ready && !r->fetching) fetch_room(rooms, r);
+    SPARK_TABLE_EACH(&rooms->table, e) {
+        room *r = lws_container_of(e, room, entry);
+        r->queries++; /* a failing query must not free it under us */
+        EACH_LINK(d, &r->members) {
+            member *m = lws_container_of(d, member, in_room);
+            if (m->state == M_STALLED) start_join(rooms, m);
         }
+        if (r->ready && !r->fetching) fetch_room(rooms, r);
+        r->queries--;
+        release_room(rooms, r);
+    }
 }
 
 void spark_rooms_on_resync(spark_rooms *rooms, bool reconnected) {
@@ -739,13 +849,13 @@ void spark_rooms_on_resync(spark_rooms *rooms, bool reconnected) {
 /* ---- instance liveness and retention -------------------------------------- */
 
 static void retrack_all(spark_rooms *rooms) {
-    for (size_t b = 0; b < NBUCKETS; b++)
-        for (room *r = rooms->buckets[b]; r; r = r->next) {
-            EACH_LINK(d, &r->members) {
-                member *m = lws_container_of(d, member, in_room);
-                if (m->tracked) schedule_track(rooms, m);
-            }
+    SPARK_TABLE_EACH(&rooms->table, e) {
+        room *r = lws_container_of(e, room, entry);
+        EACH_LINK(d, &r->members) {
+            member *m = lws_container_of(d, member, in_room);
+            if (m->tracked) schedule_track(rooms, m);
         }
+    }
 }
 
 static void on_heartbeat(void *ud, const PGresult *res, const char *error) {
@@ -832,6 +942,10 @@ void spark_rooms_detach(spark_rooms *rooms) {
 spark_rooms *spark_rooms_new(struct lws_context *ctx, spark_pg *db, const spark_config *cfg) {
     spark_rooms *rooms = calloc(1, sizeof *rooms);
     if (!rooms) return NULL;
+    if (spark_table_init(&rooms->table)) {
+        free(rooms);
+        return NULL;
+    }
     rooms->ctx = ctx;
     rooms->db = db;
     rooms->cfg = cfg;
@@ -844,11 +958,11 @@ void spark_rooms_free(spark_rooms *rooms) {
     lws_sul_cancel(&rooms->prune_timer);
     lws_sul_cancel(&rooms->track_timer);
     /* Connections are gone by now; rooms kept only by lost queries remain. */
-    for (size_t b = 0; b < NBUCKETS; b++)
-        for (room *r = rooms->buckets[b], *next; r; r = next) {
-            next = r->next;
-            free(r->name);
-            free(r);
-        }
+    SPARK_TABLE_EACH(&rooms->table, e) {
+        room *r = lws_container_of(e, room, entry);
+        free(r->name);
+        free(r);
+    }
+    spark_table_free(&rooms->table);
     free(rooms);
 }

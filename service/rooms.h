@@ -7,6 +7,20 @@
  * sequence delivered; a notification ("m|seq|room") only says "fetch
  * after your cursor". All queries go through the one "db" connection, in
  * order, which is what makes the hand-over from catch-up to live exact.
+ *
+ * Who is in a room is a peer: a channel's WebSocket connection, or a live
+ * component that shows a room (its recent messages, who is online, who is
+ * typing). Both are fed by the same cursors and the same fetches, and see
+ * the same kinds of message:
+ *   "message"         a stored message (spark_broadcast, spark.broadcast);
+ *   "presence"        a stored presence_diff, to every member;
+ *   "presence_state"  the room's presence, to a member that tracked, and
+ *                     to a watching component, once;
+ *   "ephemeral"       an ephemeral message, never stored;
+ *   "resume"          the end of a catch-up (spark_conn_join with a seq);
+ *   "history"         a watching component's recent messages, as an array.
+ * Messages of any other kind are stored for SQL and replay, and delivered
+ * to no one.
  */
 #ifndef SPARK_ROOMS_H
 #define SPARK_ROOMS_H
@@ -22,6 +36,19 @@
 
 typedef struct spark_rooms spark_rooms;
 
+/* Someone in rooms. Its owner fills in every field before the first join,
+ * keeps it alive while it is in any room, and calls spark_rooms_peer_gone()
+ * before freeing it. */
+typedef struct spark_room_peer spark_room_peer;
+struct spark_room_peer {
+    /* Takes one delivery: its kind (above) and the JSON a client is sent. */
+    void (*deliver)(spark_room_peer *p, const char *kind, const char *frame, size_t len);
+    const char *origin; /* "instance/serial": SPARK_EXCLUDE_SELF posts skip it */
+    uint64_t serial;    /* names its presence, unique in the instance */
+    const char *user_id, *user_name;
+    lws_dll2_owner_t memberships; /* the rooms module's */
+};
+
 spark_rooms *spark_rooms_new(struct lws_context *ctx, spark_pg *db, const spark_config *cfg);
 void spark_rooms_free(spark_rooms *rooms);
 
@@ -32,11 +59,26 @@ void spark_rooms_db_up(spark_rooms *rooms);
 void spark_rooms_on_notify(spark_rooms *rooms, const char *payload);
 void spark_rooms_on_resync(spark_rooms *rooms, bool reconnected);
 
-int spark_rooms_join(spark_rooms *rooms, spark_conn *c, const char *room, long long since);
-int spark_rooms_leave(spark_rooms *rooms, spark_conn *c, const char *room);
-int spark_rooms_track(spark_rooms *rooms, spark_conn *c, const char *room, const char *meta_json);
-int spark_rooms_post(spark_rooms *rooms, spark_conn *from, const char *room, const char *kind,
-                     const char *json, unsigned flags);
+/* The channel API's spark_conn_join, spark_conn_leave and spark_conn_track. */
+int spark_rooms_join(spark_rooms *rooms, spark_room_peer *p, const char *room, long long since);
+int spark_rooms_leave(spark_rooms *rooms, spark_room_peer *p, const char *room);
+int spark_rooms_track(spark_rooms *rooms, spark_room_peer *p, const char *room,
+                      const char *meta_json);
+
+/* Joins as a component that shows the room: one "history" delivery with
+ * the newest `recent` messages and one "presence_state", read together,
+ * then everything live. Joined again after the database comes back. */
+int spark_rooms_watch(spark_rooms *rooms, spark_room_peer *p, const char *room, int recent);
+
+/* Makes the peer present in the room without delivering anything to it:
+ * a live component's viewer, whom the component shows. */
+int spark_rooms_track_quietly(spark_rooms *rooms, spark_room_peer *p, const char *room);
+
+/* Stores (or, with SPARK_EPHEMERAL, only notifies) a message from `from`
+ * (may be NULL). Returns 0, or -1 when it is not JSON, too large, or the
+ * database cannot take it now. */
+int spark_rooms_post(spark_rooms *rooms, const spark_room_peer *from, const char *room,
+                     const char *kind, const char *json, unsigned flags);
 
 /* Called with the serial of the local connection whose message could not
  * be stored (the database refused it, timed out, or was not there), so
@@ -44,8 +86,8 @@ int spark_rooms_post(spark_rooms *rooms, spark_conn *from, const char *room, con
 typedef void (*spark_rooms_post_failed_fn)(void *ud, uint64_t serial);
 void spark_rooms_on_post_failed(spark_rooms *rooms, spark_rooms_post_failed_fn fn, void *ud);
 
-/* The connection is gone: drop its memberships and presences. */
-void spark_rooms_conn_closed(spark_rooms *rooms, spark_conn *c);
+/* The peer is going away: drop its memberships and presences. */
+void spark_rooms_peer_gone(spark_rooms *rooms, spark_room_peer *p);
 
 /* A clean stop: remove this instance and its presences now. */
 void spark_rooms_stop(spark_rooms *rooms);

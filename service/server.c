@@ -19,6 +19,7 @@
 #include "login.h"
 #include "log.h"
 #include "metrics.h"
+#include "pages.h"
 #include "pg.h"
 #include "rooms.h"
 #include "session.h"
@@ -310,7 +311,8 @@ static int start(server *s, struct lws_protocols *protocols) {
         return -1;
     s->rooms = s->db ? spark_rooms_new(s->ctx, s->db, s->cfg) : NULL;
     s->channels = s->rooms ? spark_channels_new(s->cfg, s->rooms, s->sessions) : NULL;
-    s->components = s->db ? spark_components_new(s->ctx, vh, s->db, s->http, s->cfg) : NULL;
+    s->components = s->rooms ? spark_components_new(s->ctx, s->db, s->rooms, s->cfg) : NULL;
+    if (s->components) spark_pages_register(s->http, s->components);
     if (!s->channels || !s->components || !s->bus ||
         spark_bus_subscribe(s->bus, "spark", on_spark_notify, on_spark_resync, s))
         return -1;
@@ -325,6 +327,7 @@ static void stop(server *s) {
     /* Connections still open close with the context and tell rooms, which
      * must not query a freed connection by then. */
     if (s->rooms) spark_rooms_detach(s->rooms);
+    spark_pages_abandon();
     if (s->components) spark_components_detach(s->components);
     /* PostgreSQL connections before the context: their sockets live in it. */
     spark_bus_free(s->bus);

@@ -1,6 +1,6 @@
 /*
  * store.h - the PostgreSQL side of live components: load a state, read an
- * old version, store a batch of events, read a room, track presence.
+ * old version, store a batch of events.
  *
  * Every call queues one statement on the instance's "db" connection and
  * answers through a callback from the event loop; calls answer in the
@@ -58,23 +58,8 @@ typedef void (*spark_store_batch_fn)(void *ud, int n, const spark_store_result *
 int spark_store_apply_batch(spark_pg *db, const char *batch_json, const char *instance,
                             spark_store_batch_fn cb, void *ud);
 
-/* A room's messages of kind "message" after `after_seq` (the newest
- * `limit` of them, as a JSON array of payloads, oldest first), its
- * presence state (JSON object) and its last seq of any kind. */
-typedef void (*spark_store_room_fn)(void *ud, const char *messages, const char *presence,
-                                    long long last_seq, const char *error);
-
-int spark_store_room(spark_pg *db, const char *room, long long after_seq, int limit,
-                     spark_store_room_fn cb, void *ud);
-
 /* Frees the bookkeeping of calls that will never be answered (their
  * connection was freed with them queued). */
 void spark_store_abandon(void);
-
-/* Presence of one viewer (instance, conn) in a room, as channels track it. */
-int spark_store_track(spark_pg *db, const char *instance, unsigned long long conn, const char *room,
-                      const char *user_id, const char *user_name);
-int spark_store_untrack(spark_pg *db, const char *instance, unsigned long long conn,
-                        const char *room);
 
 #endif

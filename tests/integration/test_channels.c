@@ -117,6 +117,36 @@ START_TEST(messages_cross_instances_once_and_in_order) {
 }
 END_TEST
 
+/* A message of a kind other than "message" is stored for SQL and replay,
+ * and shown to no client: not live, not in a catch-up. */
+START_TEST(other_kinds_are_stored_not_shown) {
+    start_two();
+    it_ws *a = join_chat(port_a, "/chat/kinds");
+    PGconn *pg = it_connect(db);
+    PQclear(it_exec(pg, "INSERT INTO spark.messages (room, kind, payload) VALUES ('chat:kinds', "
+                        "'audit', '{\"type\":\"chat\",\"message\":\"hidden\"}')"));
+    chat(a, "shown");
+    char *m = expect(a, "\"type\":\"chat\"");
+    ck_assert_msg(strstr(m, "shown"), "live: got %s", m);
+    free(m);
+    /* A catch-up from the start: everything up to its resume, none hidden. */
+    it_ws *late = open_ok(port_b, "/chat/kinds?since=0");
+    bool saw_shown = false;
+    while ((m = it_ws_recv(late, RECV_MS)) && !strstr(m, "\"type\":\"resume\"")) {
+        ck_assert_msg(!strstr(m, "hidden"), "catch-up: got %s", m);
+        saw_shown |= strstr(m, "shown") != NULL;
+        free(m);
+    }
+    ck_assert_msg(m, "no resume");
+    free(m);
+    ck_assert(saw_shown);
+    PQfinish(pg);
+    it_ws_close(a);
+    it_ws_close(late);
+    stop_two();
+}
+END_TEST
+
 START_TEST(ephemeral_excluding_the_sender) {
     start_two();
     it_ws *a = join_chat(port_a, "/chat/typing");
@@ -504,6 +534,7 @@ int main(void) {
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, unknown_routes_get_404_before_the_upgrade);
     tcase_add_test(tc, messages_cross_instances_once_and_in_order);
+    tcase_add_test(tc, other_kinds_are_stored_not_shown);
     tcase_add_test(tc, ephemeral_excluding_the_sender);
     tcase_add_test(tc, large_payloads_cross_instances);
     tcase_add_test(tc, resume_gives_exactly_what_was_missed);

@@ -3,7 +3,7 @@
  * (every kind of bad input gets its error code), the server's frames, the
  * author API's rules, and the todo demo's rendering and escaping.
  */
-#include "live.h"
+#include "protocol.h"
 
 /* The demo app uses only the public API; link it in. */
 #include "../../apps/todo.c"

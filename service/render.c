@@ -1,0 +1,199 @@
+/*
+ * render.c - renders, shared trees, dirty viewers and the flush.
+ *
+ * Renders run on the loop and cost the most of anything the runtime does
+ * per change, so they are shared: within one flush of an instance, a
+ * render is reused by every viewer whose view state (and, if the render
+ * looked, whose user) is the same, and a diff by every viewer that had the
+ * same previous tree. Trees are reference-counted and never copied.
+ */
+#include "render.h"
+
+#include "diff.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FLUSH_US (16 * LWS_US_PER_MS)
+
+static void flush_cb(lws_sorted_usec_list_t *sul);
+
+void spark_live_send(live_conn *lc, spark_sbuf *b) {
+    if (!b->failed && b->data) spark_conn_send(lc->conn, b->data, b->len);
+    spark_sbuf_free(b);
+}
+
+void spark_live_reply_ok(live_conn *lc, long long ref) {
+    spark_sbuf b = {0};
+    spark_frame_reply_ok(&b, ref);
+    spark_live_send(lc, &b);
+}
+
+void spark_live_reply_error(live_conn *lc, long long ref, const char *code, const char *message) {
+    spark_sbuf b = {0};
+    spark_frame_reply_error(&b, ref, code, message);
+    spark_live_send(lc, &b);
+}
+
+void spark_tree_release(shared_tree *t) {
+    if (t && --t->refs == 0) {
+        spark_html_free(t->h);
+        free(t);
+    }
+}
+
+shared_tree *spark_render(instance *in, viewer *v, json_object *state, json_object *local,
+                          bool *used_viewer) {
+    spark_live lv = spark_instance_context(in, v, state, local);
+    const char *error;
+    spark_html *h = spark_live_render(&lv, &error);
+    if (!h) return NULL;
+    shared_tree *t = malloc(sizeof *t);
+    if (!t) {
+        spark_html_free(h);
+        return NULL;
+    }
+    t->h = h;
+    t->refs = 1;
+    if (used_viewer) *used_viewer = lv.used_viewer;
+    return t;
+}
+
+void spark_viewer_send_render(viewer *v, shared_tree *t) {
+    spark_sbuf b = {0};
+    spark_frame_render(&b, v->inst->id, v->inst->version, spark_html_root(t->h));
+    spark_live_send(v->lc, &b);
+}
+
+void spark_viewer_send_patch(viewer *v, const char *ops) {
+    spark_sbuf b = {0};
+    spark_frame_patch(&b, v->inst->id, v->inst->version, ops);
+    spark_live_send(v->lc, &b);
+}
+
+void spark_viewer_set_tree(viewer *v, shared_tree *t) {
+    if (t) t->refs++;
+    spark_tree_release(v->tree);
+    v->tree = t;
+    v->sent_version = v->inst->version;
+}
+
+/* An instance renders at once (on the loop's next turn, so that what
+ * arrives together renders once) unless it rendered less than FLUSH_US
+ * ago: then at FLUSH_US after that render. A lone change shows without
+ * delay; a busy instance renders at most 1/FLUSH_US times a second. */
+void spark_viewer_mark_dirty(viewer *v) {
+    instance *in = v->inst;
+    v->dirty = true;
+    spark_components *cs = in->cs;
+    if (!lws_dll2_is_detached(&in->in_dirty)) return;
+    lws_usec_t now = lws_now_usecs();
+    in->flush_due = in->flushed_at + FLUSH_US > now ? in->flushed_at + FLUSH_US : now;
+    lws_dll2_add_tail(&in->in_dirty, &cs->dirty);
+    if (lws_dll2_is_detached(&cs->flush_timer.list) || in->flush_due < cs->flush_at) {
+        cs->flush_at = in->flush_due;
+        spark_components_arm(cs, &cs->flush_timer, flush_cb, in->flush_due - now);
+    }
+}
+
+void spark_instance_mark_dirty(instance *in) {
+    EACH_LINK(d, &in->viewers) { spark_viewer_mark_dirty(lws_container_of(d, viewer, in_inst)); }
+}
+
+typedef struct {
+    char *local;
+    const char *user; /* NULL: the render did not look at the viewer */
+    shared_tree *tree;
+} render_memo;
+
+typedef struct {
+    shared_tree *from, *to;
+    char *ops;
+} diff_memo;
+
+static void flush_instance(instance *in) {
+    render_memo renders[32];
+    diff_memo diffs[32];
+    size_t nrenders = 0, ndiffs = 0;
+    EACH_LINK(d, &in->viewers) {
+        viewer *v = lws_container_of(d, viewer, in_inst);
+        if (!v->dirty || !v->joined) continue;
+        v->dirty = false;
+        const char *local = spark_json_plain(v->local), *user = spark_conn_user_id(v->lc->conn);
+        render_memo *r = NULL;
+        for (size_t i = 0; i < nrenders && !r; i++)
+            if (strcmp(renders[i].local, local) == 0 &&
+                (!renders[i].user || strcmp(renders[i].user, user) == 0))
+                r = &renders[i];
+        render_memo fresh = {0};
+        if (!r) {
+            bool used = false;
+            fresh.tree = spark_render(in, v, in->state, v->local, &used);
+            if (!fresh.tree) continue;
+            fresh.local = strdup(local);
+            fresh.user = used ? user : NULL;
+            if (nrenders < sizeof renders / sizeof *renders && fresh.local) {
+                renders[nrenders] = fresh;
+                r = &renders[nrenders++];
+            } else {
+                r = &fresh;
+            }
+        }
+        if (v->tree == r->tree) {
+            if (v->sent_version != in->version) spark_viewer_send_patch(v, "[]");
+            v->sent_version = in->version;
+        } else if (!v->tree) {
+            spark_viewer_send_render(v, r->tree);
+            spark_viewer_set_tree(v, r->tree);
+        } else {
+            const char *ops = NULL;
+            for (size_t i = 0; i < ndiffs && !ops; i++)
+                if (diffs[i].from == v->tree && diffs[i].to == r->tree) ops = diffs[i].ops;
+            spark_sbuf b = {0};
+            if (!ops) {
+                spark_diff(spark_html_root(v->tree->h), spark_html_root(r->tree->h), &b);
+                ops = b.failed ? NULL : b.data;
+                if (ops && ndiffs < sizeof diffs / sizeof *diffs) {
+                    diffs[ndiffs++] = (diff_memo){v->tree, r->tree, b.data};
+                    b.data = NULL;
+                }
+            }
+            if (ops && (strcmp(ops, "[]") != 0 || v->sent_version != in->version))
+                spark_viewer_send_patch(v, ops);
+            else if (!ops)
+                spark_viewer_send_render(v, r->tree);
+            spark_sbuf_free(&b);
+            spark_viewer_set_tree(v, r->tree);
+        }
+        if (r == &fresh) {
+            free(fresh.local);
+            spark_tree_release(fresh.tree);
+        }
+    }
+    for (size_t i = 0; i < nrenders; i++) {
+        free(renders[i].local);
+        spark_tree_release(renders[i].tree);
+    }
+    for (size_t i = 0; i < ndiffs; i++)
+        free(diffs[i].ops);
+}
+
+static void flush_cb(lws_sorted_usec_list_t *sul) {
+    spark_components *cs = lws_container_of(sul, spark_components, flush_timer);
+    lws_usec_t now = lws_now_usecs(), next = 0;
+    EACH_LINK(d, &cs->dirty) {
+        instance *in = lws_container_of(d, instance, in_dirty);
+        if (in->flush_due > now) {
+            if (!next || in->flush_due < next) next = in->flush_due;
+        } else {
+            lws_dll2_remove(&in->in_dirty);
+            in->flushed_at = now;
+            if (in->loaded) flush_instance(in);
+        }
+    }
+    if (next) {
+        cs->flush_at = next;
+        spark_components_arm(cs, &cs->flush_timer, flush_cb, next - now);
+    }
+}

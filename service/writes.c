@@ -1,0 +1,327 @@
+/*
+ * writes.c - batches of events and the group write (see writes.h).
+ *
+ * A batch's handlers run on the loop, each on a copy of the state the one
+ * before it left, so that a failing handler changes nothing and a conflict
+ * can run them all again on fresher state. What a handler asked for (a
+ * reply, a flash, a redirect, a post) waits in its pending until the batch
+ * is stored.
+ */
+#include "writes.h"
+
+#include "log.h"
+#include "render.h"
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ATTEMPTS   10
+#define MAX_BATCH      256
+#define WRITE_RETRY_US (10 * LWS_US_PER_MS)
+#define MAX_QUEUE      4096
+
+typedef struct pending {
+    lws_dll2_t link;
+    viewer *viewer; /* NULL once it went away */
+    long long ref;
+    char *name, *actor, *state_after;
+    json_object *data;
+    int rc;
+    spark_live outcome; /* only the outcome fields are used */
+} pending;
+
+static void run_batch(instance *in);
+static void send_group(lws_sorted_usec_list_t *sul);
+
+static void free_pending(pending *p) {
+    free(p->name);
+    free(p->actor);
+    free(p->state_after);
+    json_object_put(p->data);
+    spark_live_clear_outcome(&p->outcome);
+    free(p);
+}
+
+static void post_to_room(viewer *v, json_object *posts) {
+    size_t n = posts ? json_object_array_length(posts) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *post = json_object_array_get_idx(posts, i), *eph = NULL, *payload = NULL;
+        json_object_object_get_ex(post, "ephemeral", &eph);
+        json_object_object_get_ex(post, "payload", &payload);
+        spark_broadcast(v->lc->conn, v->inst->id, spark_json_plain(payload),
+                        json_object_get_boolean(eph) ? SPARK_EPHEMERAL : 0);
+    }
+}
+
+/* Ends the batch: stored (error NULL) or refused as a whole. */
+static void finish_batch(instance *in, const char *code, const char *message) {
+    EACH_LINK(d, &in->viewers) {
+        viewer *v = lws_container_of(d, viewer, in_inst);
+        if (!v->work_local) continue;
+        if (!code && !json_object_equal(v->work_local, v->local)) {
+            json_object_put(v->local);
+            v->local = v->work_local;
+            spark_viewer_mark_dirty(v);
+        } else {
+            json_object_put(v->work_local);
+        }
+        v->work_local = NULL;
+    }
+    EACH_LINK(d, &in->batch) {
+        pending *p = lws_container_of(d, pending, link);
+        lws_dll2_remove(&p->link);
+        viewer *v = p->viewer;
+        if (v && code) {
+            spark_live_reply_error(v->lc, p->ref, code, message);
+        } else if (v && p->rc == SPARK_OK) {
+            spark_live_reply_ok(v->lc, p->ref);
+            spark_sbuf b = {0};
+            if (p->outcome.flash_message) {
+                spark_frame_flash(&b, in->id, p->outcome.flash_level, p->outcome.flash_message);
+                spark_live_send(v->lc, &b);
+            }
+            if (p->outcome.redirect) {
+                spark_frame_redirect(&b, p->outcome.redirect);
+                spark_live_send(v->lc, &b);
+            }
+            post_to_room(v, p->outcome.posts);
+        } else if (v && p->rc == SPARK_UNKNOWN_EVENT) {
+            char why[200];
+            snprintf(why, sizeof why, "%.40s has no event %.100s", in->type->name, p->name);
+            spark_live_reply_error(v->lc, p->ref, "unknown_event", why);
+        } else if (v) {
+            spark_live_reply_error(v->lc, p->ref, p->outcome.fail_code, p->outcome.fail_message);
+        }
+        free_pending(p);
+    }
+    json_object_put(in->batch_state);
+    in->batch_state = NULL;
+    in->writing = false;
+}
+
+static void on_applied(void *ud, spark_store_outcome outcome, long long version, const char *state,
+                       const char *error) {
+    instance *in = ud;
+    in->refs--;
+    if (in->cs->detached) return;
+    if (outcome == SPARK_STORE_APPLIED) {
+        json_object_put(in->state);
+        in->state = in->batch_state;
+        in->batch_state = NULL;
+        in->version = version;
+        in->persisted = true;
+        spark_instance_mark_dirty(in);
+        finish_batch(in, NULL, NULL);
+    } else if (outcome == SPARK_STORE_CONFLICT && ++in->attempts < MAX_ATTEMPTS) {
+        spark_instance_apply_state(in, version, state);
+        spark_instance_mark_dirty(in);
+        run_batch(in);
+        return;
+    } else if (outcome == SPARK_STORE_CONFLICT) {
+        spark_instance_apply_state(in, version, state);
+        spark_instance_mark_dirty(in);
+        spark_log(SPARK_LOG_WARN, "component.conflict", "gave up after repeated conflicts",
+                  "component=%s attempts=%d", in->id, in->attempts);
+        finish_batch(in, "conflict", "the component kept changing; try again");
+    } else if (outcome == SPARK_STORE_BUSY) {
+        finish_batch(in, "busy", "the database has too much work waiting; try again");
+    } else if (outcome == SPARK_STORE_UNKNOWN) {
+        spark_log(SPARK_LOG_WARN, "component.write_unknown", error, "component=%s", in->id);
+        finish_batch(in, "unknown_outcome",
+                     "the database connection was lost during the write: the change may or may "
+                     "not have been stored");
+        spark_instance_load(in); /* the stored state tells, and viewers see it */
+    } else {
+        spark_log(SPARK_LOG_WARN, "component.write_failed", error, "component=%s", in->id);
+        finish_batch(in, "unavailable", "the change could not be stored");
+        spark_instance_load(in);
+    }
+    spark_writes_pump(in);
+}
+
+/* The batch waits for the next group write, sent from the loop (never from
+ * inside a handler's pump) once no other group is in flight. */
+static void queue_write(instance *in, json_object *events) {
+    spark_components *cs = in->cs;
+    in->write_events = json_object_get(events);
+    in->refs++;
+    lws_dll2_add_tail(&in->in_write, &cs->write_queue);
+    if (!cs->group) spark_components_arm(cs, &cs->write_timer, send_group, 0);
+}
+
+static void on_group_applied(void *ud, int n, const spark_store_result *results, const char *error,
+                             bool unknown) {
+    spark_components *cs = ud;
+    instance **group = cs->group;
+    int ngroup = cs->ngroup;
+    cs->group = NULL;
+    cs->ngroup = 0;
+    if (!error && n != ngroup) error = "the group write answered for other components";
+    for (int i = 0; i < ngroup; i++) {
+        if (error)
+            on_applied(group[i], unknown ? SPARK_STORE_UNKNOWN : SPARK_STORE_ERROR, 0, NULL, error);
+        else
+            on_applied(group[i], results[i].outcome, results[i].version, results[i].state,
+                       results[i].error);
+    }
+    free(group);
+    if (cs->write_queue.count) spark_components_arm(cs, &cs->write_timer, send_group, 0);
+}
+
+static void send_group(lws_sorted_usec_list_t *sul) {
+    spark_components *cs = lws_container_of(sul, spark_components, write_timer);
+    if (cs->group || !cs->write_queue.count) return;
+    int n = cs->write_queue.count < SPARK_GROUP_MAX ? (int)cs->write_queue.count : SPARK_GROUP_MAX;
+    instance **group = calloc((size_t)n, sizeof *group);
+    if (!group) {
+        spark_components_arm(cs, &cs->write_timer, send_group,
+                             WRITE_RETRY_US); /* out of memory: later */
+        return;
+    }
+    json_object *batch = json_object_new_array();
+    for (int i = 0; i < n; i++) {
+        instance *in = lws_container_of(lws_dll2_get_head(&cs->write_queue), instance, in_write);
+        lws_dll2_remove(&in->in_write);
+        json_object *item = json_object_new_object();
+        json_object_object_add(item, "id", json_object_new_string(in->id));
+        json_object_object_add(item, "v", json_object_new_int64(in->persisted ? in->version : 0));
+        json_object_object_add(item, "events", in->write_events);
+        in->write_events = NULL;
+        json_object_array_add(batch, item);
+        group[i] = in;
+    }
+    int rc = spark_store_apply_batch(cs->db, spark_json_plain(batch), cs->cfg->instance,
+                                     on_group_applied, cs);
+    if (rc == 0) {
+        cs->group = group;
+        cs->ngroup = n;
+    } else {
+        for (int i = 0; i < n; i++)
+            on_applied(group[i], rc == SPARK_PG_BUSY ? SPARK_STORE_BUSY : SPARK_STORE_ERROR, 0,
+                       NULL, "the database is not reachable");
+        free(group);
+    }
+    json_object_put(batch);
+}
+
+/* Runs every handler of the batch on the cached state, then stores what
+ * changed. Called again, on the fresh state, after a conflict. */
+static void run_batch(instance *in) {
+    json_object *working = spark_json_deep_copy(in->state);
+    EACH_LINK(d, &in->viewers) {
+        viewer *v = lws_container_of(d, viewer, in_inst);
+        json_object_put(v->work_local);
+        v->work_local = NULL;
+    }
+    json_object *events = json_object_new_array();
+    EACH_LINK(d, &in->batch) {
+        pending *p = lws_container_of(d, pending, link);
+        spark_live_clear_outcome(&p->outcome);
+        free(p->state_after);
+        p->state_after = NULL;
+        viewer *v = p->viewer;
+        if (!v || !working) continue;
+        json_object *base = v->work_local ? v->work_local : v->local;
+        json_object *s = spark_json_deep_copy(working), *l = spark_json_deep_copy(base);
+        spark_live lv = spark_instance_context(in, v, s, l);
+        lv.shared_writable = lv.local_writable = true;
+        lv.event = p->name;
+        lv.data = p->data;
+        p->rc = s && l ? spark_live_dispatch(&lv) : SPARK_FAILED;
+        if (!(s && l) && !lv.fail_code) spark_fail(&lv, "unavailable", "out of memory");
+        p->outcome.fail_code = lv.fail_code;
+        p->outcome.fail_message = lv.fail_message;
+        p->outcome.flash_level = lv.flash_level;
+        p->outcome.flash_message = lv.flash_message;
+        p->outcome.redirect = lv.redirect;
+        p->outcome.posts = lv.posts;
+        if (p->rc != SPARK_OK) {
+            json_object_put(s);
+            json_object_put(l);
+            continue;
+        }
+        if (!json_object_equal(s, working)) {
+            p->state_after = strdup(spark_json_plain(s));
+            json_object *e = json_object_new_object();
+            json_object_object_add(e, "e", json_object_new_string(p->name));
+            json_object_object_add(e, "d", json_object_get(p->data));
+            json_object_object_add(e, "a", json_object_new_string(p->actor));
+            json_object_object_add(e, "s", json_object_get(s));
+            json_object_array_add(events, e);
+            json_object_put(working);
+            working = s;
+        } else {
+            json_object_put(s);
+        }
+        if (!json_object_equal(l, base)) {
+            json_object_put(v->work_local);
+            v->work_local = l;
+        } else {
+            json_object_put(l);
+        }
+    }
+    json_object_put(in->batch_state);
+    in->batch_state = working;
+    in->writing = true;
+    if (!working) {
+        finish_batch(in, "unavailable", "out of memory");
+    } else if (json_object_array_length(events) == 0) {
+        finish_batch(in, NULL, NULL); /* nothing to store: a no-op writes nothing */
+    } else {
+        queue_write(in, events);
+    }
+    json_object_put(events);
+}
+
+void spark_writes_pump(instance *in) {
+    while (in->loaded && !in->writing && in->queue.count) {
+        for (int n = 0; n < MAX_BATCH && in->queue.count; n++) {
+            lws_dll2_t *d = lws_dll2_get_head(&in->queue);
+            lws_dll2_remove(d);
+            lws_dll2_add_tail(d, &in->batch);
+        }
+        in->attempts = 0;
+        run_batch(in);
+    }
+}
+
+void spark_writes_event(viewer *v, long long ref, const char *name, json_object *data) {
+    instance *in = v->inst;
+    if (in->queue.count >= MAX_QUEUE) {
+        spark_live_reply_error(v->lc, ref, "busy", "too many events waiting");
+        return;
+    }
+    pending *p = calloc(1, sizeof *p);
+    if (!p || !(p->name = strdup(name)) || !(p->actor = strdup(spark_conn_user_id(v->lc->conn)))) {
+        if (p) free_pending(p);
+        spark_live_reply_error(v->lc, ref, "unavailable", "out of memory");
+        return;
+    }
+    p->viewer = v;
+    p->ref = ref;
+    p->data = json_object_get(data);
+    lws_dll2_add_tail(&p->link, &in->queue);
+    spark_writes_pump(in);
+}
+
+void spark_writes_forget_viewer(viewer *v) {
+    instance *in = v->inst;
+    EACH_LINK(d, &in->queue) {
+        pending *p = lws_container_of(d, pending, link);
+        if (p->viewer == v) {
+            lws_dll2_remove(&p->link);
+            free_pending(p);
+        }
+    }
+    EACH_LINK(d, &in->batch) {
+        pending *p = lws_container_of(d, pending, link);
+        if (p->viewer == v) p->viewer = NULL;
+    }
+}
+
+void spark_writes_drop_all(instance *in) {
+    EACH_LINK(d, &in->queue) { free_pending(lws_container_of(d, pending, link)); }
+    EACH_LINK(d, &in->batch) { free_pending(lws_container_of(d, pending, link)); }
+}
