@@ -15,7 +15,8 @@
 static spark_proxies *parse(const char *text) {
     spark_proxies *p = NULL;
     char err[256] = "";
-    ck_assert_msg(spark_proxies_parse(text, &p, err, sizeof err) == 0, "%s: %s", text, err);
+    ck_assert_msg(spark_proxies_parse(text, &p, err, sizeof err) == 0, "%s: %s",
+                  text ? text : "(unset)", err);
     return p;
 }
 
