@@ -97,11 +97,11 @@ struct spark_channels {
     size_t upgrading; /* accepted by the filter, not yet established */
     uint64_t next_serial;
     bool refusing;
+    spark_components *components; /* serves the /spark route; opaque here */
 };
 
 static const spark_channel *registry[MAX_CHANNELS];
 static size_t nregistered;
-static spark_channels *active; /* the serving instance's, for the public API */
 
 SPARK_API int spark_channel_register(const spark_channel *channel) {
     if (!channel || !spark_route_valid(channel->route) || nregistered == MAX_CHANNELS) {
@@ -144,7 +144,6 @@ spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms,
     channels->rooms = rooms;
     channels->sessions = sessions;
     spark_rooms_on_post_failed(rooms, post_failed, channels);
-    active = channels;
     return channels;
 }
 
@@ -630,13 +629,18 @@ void spark_channels_close_all(spark_channels *channels, int code, const char *re
 
 void spark_channels_free(spark_channels *channels) {
     if (!channels) return;
-    if (active == channels) active = NULL;
     free(channels);
 }
 
 /* ---- for the rooms module ------------------------------------------------ */
 
 spark_room_peer *spark_conn_peer(spark_conn *c) { return &c->peer; }
+
+void spark_channels_set_components(spark_channels *channels, spark_components *components) {
+    channels->components = components;
+}
+
+spark_components *spark_conn_components(const spark_conn *c) { return c->owner->components; }
 
 /* ---- the public connection API ------------------------------------------ */
 
@@ -719,9 +723,8 @@ SPARK_API int spark_conn_track(spark_conn *c, const char *room, const char *meta
 
 SPARK_API int spark_broadcast_kind(spark_conn *from, const char *room, const char *kind,
                                    const char *json, unsigned flags) {
-    spark_channels *channels = from ? from->owner : active;
-    if (!channels) return -1;
-    return spark_rooms_post(channels->rooms, from ? &from->peer : NULL, room, kind, json, flags);
+    if (!from) return -1;
+    return spark_rooms_post(from->owner->rooms, &from->peer, room, kind, json, flags);
 }
 
 SPARK_API int spark_broadcast(spark_conn *from, const char *room, const char *json,

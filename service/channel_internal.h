@@ -42,4 +42,10 @@ void spark_channels_close_all(spark_channels *channels, int code, const char *re
  * their viewers' presence with it. */
 spark_room_peer *spark_conn_peer(spark_conn *c);
 
+/* The live component runtime of the connection's server, for the /spark
+ * channel (registered once per process, served by each server). */
+typedef struct spark_components spark_components;
+void spark_channels_set_components(spark_channels *channels, spark_components *components);
+spark_components *spark_conn_components(const spark_conn *c);
+
 #endif

@@ -164,7 +164,7 @@ void spark_instance_load(instance *in) {
         in->reload = true;
         return;
     }
-    if (spark_store_load(in->cs->db, in->id, on_loaded, in) == 0) {
+    if (spark_store_load(in->cs->store, in->id, on_loaded, in) == 0) {
         in->loading = true;
         in->refs++;
     }

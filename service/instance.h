@@ -23,6 +23,7 @@
 #include "each_link.h"
 #include "pg.h"
 #include "rooms.h"
+#include "store.h"
 #include "table.h"
 
 #include <libwebsockets.h>
@@ -98,6 +99,7 @@ typedef struct {
 struct spark_components {
     struct lws_context *ctx;
     spark_pg *db;
+    spark_store *store; /* its statements, on db */
     spark_rooms *rooms;
     const spark_config *cfg;
     const spark_instance_hooks *hooks;

@@ -26,10 +26,6 @@
 #define PAGE_GRACE_US    (30 * LWS_US_PER_SEC)
 #define MAX_VIEWS_PER_WS 64
 
-/* The server whose /spark connections these are: the channel registry is
- * per process, so live_on_connect finds its server here. */
-static spark_components *serving;
-
 static void fail_waiting_joins(instance *in, const char *why) {
     EACH_LINK(d, &in->viewers) {
         viewer *v = lws_container_of(d, viewer, in_inst);
@@ -134,7 +130,7 @@ static void complete_join(viewer *v) {
             join_with(v, now, old);
         }
     } else {
-        if (spark_store_state_at(in->cs->db, in->id, v->join_v, on_old_state, in) == 0) {
+        if (spark_store_state_at(in->cs->store, in->id, v->join_v, on_old_state, in) == 0) {
             in->refs++;
             v->awaiting_old = true;
         } else {
@@ -272,13 +268,14 @@ __attribute__((constructor)) static void register_live_channel(void) {
 
 static void live_on_connect(spark_conn *c) {
     live_conn *lc = calloc(1, sizeof *lc);
-    if (!lc || !serving) {
+    spark_components *cs = spark_conn_components(c);
+    if (!lc || !cs) {
         free(lc);
         spark_conn_close(c, 1011, "live components are not available");
         return;
     }
     lc->conn = c;
-    lc->cs = serving;
+    lc->cs = cs;
     spark_conn_set_data(c, lc, free);
 }
 
@@ -382,14 +379,15 @@ spark_components *spark_components_new(struct lws_context *ctx, spark_pg *db, sp
     if (!cs) return NULL;
     cs->ctx = ctx;
     cs->db = db;
+    cs->store = spark_store_new(db);
     cs->rooms = rooms;
     cs->cfg = cfg;
     cs->hooks = &hooks;
-    if (spark_instances_init(cs)) {
+    if (!cs->store || spark_instances_init(cs)) {
+        spark_store_free(cs->store);
         free(cs);
         return NULL;
     }
-    serving = cs;
     return cs;
 }
 
@@ -403,8 +401,7 @@ void spark_components_free(spark_components *cs) {
     }
     spark_instances_free(cs);
     free(cs->group);
-    spark_store_abandon();
-    if (serving == cs) serving = NULL;
+    spark_store_free(cs->store);
     free(cs);
 }
 
@@ -431,6 +428,7 @@ void spark_components_detach(spark_components *cs) {
     if (!cs) return;
     cs->detached = true;
     cs->db = NULL;
+    spark_store_detach(cs->store);
     lws_sul_cancel(&cs->flush_timer);
     lws_sul_cancel(&cs->sweep_timer);
     lws_sul_cancel(&cs->write_timer);

@@ -312,7 +312,10 @@ static int start(server *s, struct lws_protocols *protocols) {
     s->rooms = s->db ? spark_rooms_new(s->ctx, s->db, s->cfg) : NULL;
     s->channels = s->rooms ? spark_channels_new(s->cfg, s->rooms, s->sessions) : NULL;
     s->components = s->rooms ? spark_components_new(s->ctx, s->db, s->rooms, s->cfg) : NULL;
-    if (s->components) spark_pages_register(s->http, s->components);
+    if (s->components) {
+        spark_channels_set_components(s->channels, s->components);
+        spark_pages_register(s->http, s->components);
+    }
     if (!s->channels || !s->components || !s->bus ||
         spark_bus_subscribe(s->bus, "spark", on_spark_notify, on_spark_resync, s))
         return -1;

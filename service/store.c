@@ -16,19 +16,31 @@
 #include <string.h>
 
 /* A call in flight. They are listed so that those a closing connection
- * drops without an answer can still be freed (spark_store_abandon). */
+ * drops without an answer can still be freed (spark_store_free). */
 typedef struct call {
     struct call *prev, *next;
+    spark_store *store;
     void (*fn)(void);
     void *ud;
-    spark_pg *db;
 } call;
 
-static call *calls;
+struct spark_store {
+    spark_pg *db; /* NULL once detached */
+    call *calls;
+};
 
-static call *new_call(void (*fn)(void), void *ud) {
+spark_store *spark_store_new(spark_pg *db) {
+    spark_store *store = calloc(1, sizeof *store);
+    if (store) store->db = db;
+    return store;
+}
+
+void spark_store_detach(spark_store *store) { store->db = NULL; }
+
+static call *new_call(spark_store *store, void (*fn)(void), void *ud) {
     call *c = calloc(1, sizeof *c);
     if (c) {
+        c->store = store;
         c->fn = fn;
         c->ud = ud;
     }
@@ -38,30 +50,31 @@ static call *new_call(void (*fn)(void), void *ud) {
 static void end_call(call *c) {
     if (c->prev)
         c->prev->next = c->next;
-    else if (calls == c)
-        calls = c->next;
+    else if (c->store->calls == c)
+        c->store->calls = c->next;
     if (c->next) c->next->prev = c->prev;
     free(c);
 }
 
 /* Returns 0, -1 (no connection, or out of memory) or SPARK_PG_BUSY. */
-static int run(spark_pg *db, const char *sql, int n, const char *const *params,
+static int run(spark_store *store, const char *sql, int n, const char *const *params,
                spark_pg_result_fn done, call *c) {
-    int rc = c && db ? spark_pg_query(db, sql, n, params, done, c) : -1;
+    int rc = c && store->db ? spark_pg_query(store->db, sql, n, params, done, c) : -1;
     if (rc == 0) {
-        c->db = db;
-        c->next = calls;
-        if (calls) calls->prev = c;
-        calls = c;
+        c->next = store->calls;
+        if (store->calls) store->calls->prev = c;
+        store->calls = c;
         return 0;
     }
     free(c);
     return rc;
 }
 
-void spark_store_abandon(void) {
-    while (calls)
-        end_call(calls);
+void spark_store_free(spark_store *store) {
+    if (!store) return;
+    while (store->calls)
+        end_call(store->calls);
+    free(store);
 }
 
 static long long num(const PGresult *res, int row, int col) {
@@ -86,21 +99,21 @@ static void on_state(void *ud, const PGresult *res, const char *error) {
     end_call(c);
 }
 
-int spark_store_load(spark_pg *db, const char *id, spark_store_state_fn cb, void *ud) {
+int spark_store_load(spark_store *store, const char *id, spark_store_state_fn cb, void *ud) {
     const char *params[] = {id};
-    return run(db, "SELECT version, state::text FROM spark.components WHERE id = $1", 1, params,
-               on_state, new_call((void (*)(void))cb, ud));
+    return run(store, "SELECT version, state::text FROM spark.components WHERE id = $1", 1, params,
+               on_state, new_call(store, (void (*)(void))cb, ud));
 }
 
-int spark_store_state_at(spark_pg *db, const char *id, long long version, spark_store_state_fn cb,
-                         void *ud) {
+int spark_store_state_at(spark_store *store, const char *id, long long version,
+                         spark_store_state_fn cb, void *ud) {
     char v[24];
     snprintf(v, sizeof v, "%lld", version);
     const char *params[] = {id, v};
-    return run(db,
+    return run(store,
                "SELECT $2::bigint, (SELECT state::text FROM spark.events"
                "                     WHERE component_id = $1 AND version = $2::bigint)",
-               2, params, on_state, new_call((void (*)(void))cb, ud));
+               2, params, on_state, new_call(store, (void (*)(void))cb, ud));
 }
 
 /* ---- writes --------------------------------------------------------------- */
@@ -128,16 +141,16 @@ static void on_batch_applied(void *ud, const PGresult *res, const char *error) {
         r->state = text_or_null(res, row, 3);
     }
     cb(c->ud, error ? 0 : n, error ? NULL : results, error,
-       error && !res && spark_pg_failed_unknown(c->db));
+       error && !res && c->store->db && spark_pg_failed_unknown(c->store->db));
     free(results);
     end_call(c);
 }
 
-int spark_store_apply_batch(spark_pg *db, const char *batch_json, const char *instance,
+int spark_store_apply_batch(spark_store *store, const char *batch_json, const char *instance,
                             spark_store_batch_fn cb, void *ud) {
     const char *params[] = {batch_json, instance};
-    return run(db,
+    return run(store,
                "SELECT i, applied, version, state::text, error"
                " FROM spark.apply_batch($1::jsonb, $2)",
-               2, params, on_batch_applied, new_call((void (*)(void))cb, ud));
+               2, params, on_batch_applied, new_call(store, (void (*)(void))cb, ud));
 }

@@ -17,16 +17,26 @@
 
 #include <stdbool.h>
 
+/* The statements of one server's components, on its db connection. */
+typedef struct spark_store spark_store;
+
+spark_store *spark_store_new(spark_pg *db);
+/* The connection is about to be freed: every call fails from now on. */
+void spark_store_detach(spark_store *store);
+/* Frees the store and the bookkeeping of calls that will never be answered
+ * (their connection was freed with them queued). */
+void spark_store_free(spark_store *store);
+
 /* A component's stored state: `state` is JSON text, or NULL when the
  * component does not exist (or, for a version, has no such version).
  * `error` is non-NULL when the query failed. Strings are borrowed. */
 typedef void (*spark_store_state_fn)(void *ud, long long version, const char *state,
                                      const char *error);
 
-int spark_store_load(spark_pg *db, const char *id, spark_store_state_fn cb, void *ud);
+int spark_store_load(spark_store *store, const char *id, spark_store_state_fn cb, void *ud);
 /* Answers with `version` as asked, and its state or NULL. */
-int spark_store_state_at(spark_pg *db, const char *id, long long version, spark_store_state_fn cb,
-                         void *ud);
+int spark_store_state_at(spark_store *store, const char *id, long long version,
+                         spark_store_state_fn cb, void *ud);
 
 typedef enum {
     SPARK_STORE_APPLIED,
@@ -55,11 +65,7 @@ typedef struct {
 typedef void (*spark_store_batch_fn)(void *ud, int n, const spark_store_result *results,
                                      const char *error, bool unknown);
 
-int spark_store_apply_batch(spark_pg *db, const char *batch_json, const char *instance,
+int spark_store_apply_batch(spark_store *store, const char *batch_json, const char *instance,
                             spark_store_batch_fn cb, void *ud);
-
-/* Frees the bookkeeping of calls that will never be answered (their
- * connection was freed with them queued). */
-void spark_store_abandon(void);
 
 #endif

@@ -192,7 +192,7 @@ static void send_group(lws_sorted_usec_list_t *sul) {
         json_object_array_add(batch, item);
         group[i] = in;
     }
-    int rc = spark_store_apply_batch(cs->db, spark_json_plain(batch), cs->cfg->instance,
+    int rc = spark_store_apply_batch(cs->store, spark_json_plain(batch), cs->cfg->instance,
                                      on_group_applied, cs);
     if (rc == 0) {
         cs->group = group;

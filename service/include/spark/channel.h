@@ -120,13 +120,16 @@ enum {
 };
 
 /* Posts `json` (a JSON value, at most SPARK_MAX_MESSAGE bytes; ephemeral
- * ones at most 7 KiB) to `room` on every instance. `from` (may be NULL) is
- * the sender: its user is the message's actor. Returns 0, or -1 when the
- * payload is not JSON or too large. Delivery is asynchronous. */
+ * ones at most 7 KiB) to `room` on every instance. `from` is the sending
+ * connection: its user is the message's actor, and if the message cannot
+ * be stored it is sent {"type":"error","message":"Server error processing
+ * message"}. Returns 0, or -1 when `from` is NULL, the payload is not JSON
+ * or too large, or the database cannot take it now. Delivery is
+ * asynchronous. */
 SPARK_API int spark_broadcast(spark_conn *from, const char *room, const char *json, unsigned flags);
 
-/* The same with a kind other than "message" (stored in spark.messages.kind
- * and not shown to clients). */
+/* The same with a kind other than "message": stored in spark.messages.kind
+ * for SQL and replay, and delivered to no client. */
 SPARK_API int spark_broadcast_kind(spark_conn *from, const char *room, const char *kind,
                                    const char *json, unsigned flags);
 
