@@ -1,5 +1,5 @@
 /*
- * protocol.c - the frames of the /spark protocol (design §4.4): strict
+ * protocol.c - the frames of the /spark protocol (docs/protocol.md): strict
  * parsing of what clients send, and writing what the server sends.
  *
  * Parsing is strict so that a client bug shows up as an error code right

@@ -1,5 +1,5 @@
 // The chat page (/chat/:room, the component chat:<room>) and the chat
-// channel of the same room are one conversation (design §4.3): a message
+// channel of the same room are one conversation (docs/channels.md): a message
 // sent on the channel appears in the pages on both instances, and one
 // written on a page reaches the channel and the other page.
 'use strict';

@@ -10,7 +10,7 @@
  *
  * What it does:
  *   - opens one WebSocket to /spark (ws: or wss: after the page) and joins
- *     every component root at the version it was rendered at (design §4.4);
+ *     every component root at the version it was rendered at (docs/protocol.md);
  *   - binds events by delegation on the document: spark-click, spark-change,
  *     spark-input, spark-submit, spark-keydown / spark-keyup (with a
  *     spark-key filter such as "Enter"), and Azu's live-click, live-change,

@@ -1,4 +1,4 @@
-// The todo page as the tests see it (design §4.2: /todo/:list shows the
+// The todo page as the tests see it (README: /todo/:list shows the
 // component todo:<list>, "N items left", and "Clear completed" when
 // something is done). What the tests assume of its markup is all here:
 //   - the new-todo field has the placeholder "What needs to be done?" and
