@@ -232,7 +232,12 @@ int it_sparkd(const char *db, const char *const args[], char **out, char **err) 
     snprintf(migrations, sizeof migrations, "SPARK_MIGRATIONS_DIR=%s/migrations", it_source_dir);
     snprintf(sql, sizeof sql, "SPARK_SQL_DIR=%s/sql", it_source_dir);
     snprintf(web, sizeof web, "SPARK_WEB_ROOT=%s/web", it_source_dir);
-    const char *env[] = {migrations, sql, web, db ? dbenv : NULL, NULL};
+    const char *env[6] = {migrations, sql, web};
+    int e = 3;
+    if (db) env[e++] = dbenv;
+    /* As it_start_sparkd: keyless and SPARK_AUTH unset means anonymous. */
+    if (!getenv("SPARK_AUTH") && !getenv("SPARK_VERIFY_KEYS")) env[e++] = "SPARK_AUTH=off";
+    env[e] = NULL;
     if (!db) unsetenv("DATABASE_URL");
     return it_run(argv, env, out, err);
 }
@@ -251,6 +256,9 @@ pid_t it_start_sparkd(const char *db, int port, const char *instance, const char
         snprintf(web, sizeof web, "%s/web", it_source_dir);
         setenv("DATABASE_URL", db, 1);
         setenv("SPARK_LOG_LEVEL", "debug", 1);
+        /* A suite without keys runs anonymous; one that sets SPARK_AUTH
+         * (even empty) or keys is left as it asked. */
+        if (!getenv("SPARK_AUTH") && !getenv("SPARK_VERIFY_KEYS")) setenv("SPARK_AUTH", "off", 1);
         execl(it_sparkd_path, it_sparkd_path, "serve", "--port", port_s, "--host", "127.0.0.1",
               "--instance", instance, "--web-root", web, "--shutdown-timeout", "5", (char *)NULL);
         _exit(127);
