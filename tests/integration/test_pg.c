@@ -213,6 +213,19 @@ static const char *cluster_port(void) {
     return port;
 }
 
+/* Connects, and checks who we are and whether the session is encrypted. */
+static void connect_and_ask_tls(const char *conninfo, const char *tls) {
+    answers *a = calloc(1, sizeof *a);
+    spark_pg *pg = open_pg_at(conninfo, 1, a);
+    query(pg, a, "SELECT current_user");
+    query(pg, a, "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+    wait_answers(a, 2);
+    ck_assert_str_eq(a->value[0], "postgres");
+    ck_assert_msg(strcmp(a->value[1], tls) == 0, "%s: ssl is %s", conninfo, a->value[1]);
+    close_pg(pg);
+    free(a);
+}
+
 static void connect_and_ask(const char *conninfo) {
     answers *a = calloc(1, sizeof *a);
     spark_pg *pg = open_pg_at(conninfo, 1, a);
@@ -235,7 +248,12 @@ START_TEST(every_kind_of_conninfo_connects) {
     connect_and_ask(url);
     snprintf(url, sizeof url, "postgresql://postgres:%s@[::1]:%s/spark?sslmode=disable", password,
              port);
-    connect_and_ask(url);
+    connect_and_ask_tls(url, "false");
+    snprintf(url, sizeof url, "postgresql://postgres:%s@127.0.0.1:%s/spark?sslmode=require",
+             password, port);
+    connect_and_ask_tls(url, "true");
+    const char *verify_full = getenv("SPARK_TEST_URL_TLS");
+    if (verify_full && *verify_full) connect_and_ask_tls(verify_full, "true");
     snprintf(url, sizeof url,
              "host=nowhere.invalid,localhost port=%s user=postgres password=%s dbname=spark", port,
              password);
