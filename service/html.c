@@ -486,7 +486,7 @@ bool spark_html_is_void(const char *tag) { return (classes_of(tag) & T_VOID) != 
 
 /* ---- serialization ---- */
 
-static void escape(spark_sbuf *out, const char *s, bool attr) {
+void spark_html_escape(spark_sbuf *out, const char *s, bool attr) {
     const char *run = s;
     for (const char *p = s; *p; p++) {
         const char *rep = NULL;
@@ -530,7 +530,7 @@ void spark_node_serialize(const spark_node *n, spark_sbuf *out) {
         spark_node_serialize_children(n, out);
         return;
     case SPARK_NODE_TEXT:
-        escape(out, n->text, false);
+        spark_html_escape(out, n->text, false);
         return;
     case SPARK_NODE_RAW:
         spark_sbuf_puts(out, n->text);
@@ -544,7 +544,7 @@ void spark_node_serialize(const spark_node *n, spark_sbuf *out) {
         spark_sbuf_putc(out, ' ');
         spark_sbuf_puts(out, n->attrs[i].name);
         spark_sbuf_puts(out, "=\"");
-        escape(out, n->attrs[i].value, true);
+        spark_html_escape(out, n->attrs[i].value, true);
         spark_sbuf_putc(out, '"');
     }
     spark_sbuf_putc(out, '>');

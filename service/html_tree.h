@@ -126,4 +126,9 @@ void spark_node_serialize(const spark_node *n, spark_sbuf *out);
 /* Appends the children only (innerHTML). */
 void spark_node_serialize_children(const spark_node *n, spark_sbuf *out);
 
+/* Appends `s` escaped as the serializer escapes text (attr false) or a
+ * double-quoted attribute value (attr true): the runtime's one escaper,
+ * also used for the markup that pages.c writes around a component. */
+void spark_html_escape(spark_sbuf *out, const char *s, bool attr);
+
 #endif

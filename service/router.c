@@ -4,6 +4,9 @@
  * Patterns are few and short, so matching walks the two strings segment by
  * segment instead of compiling anything; the cost is a few comparisons per
  * registered channel on each upgrade request.
+ *
+ * The one percent-decoder of the runtime lives here too: path segments and
+ * form fields (routes.c) are decoded alike, and differ only in '+'.
  */
 #include "router.h"
 
@@ -46,25 +49,34 @@ static int hex_value(char ch) {
     return -1;
 }
 
-/* Percent-decodes one path segment into out. Returns false if it is badly
- * encoded, too long, or decodes to a control character or a slash. */
-static bool decode_segment(const char *s, size_t n, char *out) {
+long spark_url_decode(const char *s, size_t n, bool plus_is_space, char *out, size_t cap) {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch == '%') {
-            if (i + 2 >= n) return false;
-            int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
-            if (hi < 0 || lo < 0) return false;
+            int hi = i + 2 < n ? hex_value(s[i + 1]) : -1, lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+            if (lo < 0) return -1;
             ch = (unsigned char)(hi * 16 + lo);
             i += 2;
+        } else if (ch == '+' && plus_is_space) {
+            ch = ' ';
         }
-        if (ch < 0x20 || ch == 0x7f || ch == '/') return false;
-        if (o + 1 >= SPARK_ROUTE_MAX_VALUE) return false;
+        if (o + 1 >= cap) return -1;
         out[o++] = (char)ch;
     }
     out[o] = '\0';
-    return o > 0;
+    return (long)o;
+}
+
+/* Percent-decodes one path segment into out. Returns false if it is badly
+ * encoded, too long, or decodes to a control character or a slash. */
+static bool decode_segment(const char *s, size_t n, char *out) {
+    long len = spark_url_decode(s, n, false, out, SPARK_ROUTE_MAX_VALUE);
+    for (long i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)out[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '/') return false;
+    }
+    return len > 0;
 }
 
 bool spark_route_match(const char *pattern, const char *path, spark_route_params *out) {

@@ -36,4 +36,10 @@ bool spark_route_match(const char *pattern, const char *path, spark_route_params
 /* The value of parameter `name`, or NULL. */
 const char *spark_route_param(const spark_route_params *params, const char *name);
 
+/* Percent-decodes the n bytes at s into out (cap bytes, NUL-terminated);
+ * with plus_is_space, '+' is a space (form bodies). Returns the decoded
+ * length, or -1 when an escape is malformed or out is too small. What the
+ * bytes decode to is the caller's to check. */
+long spark_url_decode(const char *s, size_t n, bool plus_is_space, char *out, size_t cap);
+
 #endif

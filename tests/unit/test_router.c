@@ -1,5 +1,5 @@
 /*
- * test_router.c - route patterns and parameter extraction.
+ * test_router.c - route patterns, parameter extraction and percent-decoding.
  */
 #include "router.h"
 
@@ -78,6 +78,25 @@ START_TEST(long_values_are_refused) {
 }
 END_TEST
 
+/* The decoder that form fields share with path segments. */
+START_TEST(form_values_decode_plus_as_space) {
+    char out[16];
+    ck_assert_int_eq(spark_url_decode("Ada+L%21", 8, true, out, sizeof out), 6);
+    ck_assert_str_eq(out, "Ada L!");
+    ck_assert_int_eq(spark_url_decode("a+b", 3, false, out, sizeof out), 3);
+    ck_assert_str_eq(out, "a+b");
+    /* Only n bytes are read: a field ends at its '&'. */
+    ck_assert_int_eq(spark_url_decode("%2Fx&next=y", 4, true, out, sizeof out), 2);
+    ck_assert_str_eq(out, "/x");
+    ck_assert_int_eq(spark_url_decode("%2", 2, true, out, sizeof out), -1);
+    ck_assert_int_eq(spark_url_decode("%g0", 3, true, out, sizeof out), -1);
+    ck_assert_int_eq(spark_url_decode("0123456789abcdef", 16, true, out, sizeof out), -1);
+    ck_assert_int_eq(spark_url_decode("0123456789abcde", 15, true, out, sizeof out), 15);
+    ck_assert_int_eq(spark_url_decode("", 0, true, out, sizeof out), 0);
+    ck_assert_str_eq(out, "");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("router");
     TCase *tc = tcase_create("match");
@@ -87,6 +106,7 @@ int main(void) {
     tcase_add_test(tc, segment_counts_must_agree);
     tcase_add_test(tc, params_are_percent_decoded);
     tcase_add_test(tc, long_values_are_refused);
+    tcase_add_test(tc, form_values_decode_plus_as_space);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);
