@@ -47,7 +47,7 @@ struct spark_http {
 
 /* Per-connection state (lws allocates it); reused across keep-alive
  * requests on one connection. */
-struct spark_http_request {
+struct spark_request {
     struct lws *wsi;
     char path[MAX_PATH_BYTES];
     spark_route_params params;
@@ -175,7 +175,7 @@ struct lws *spark_http_request_wsi(const spark_http_request *req) {
     return req->wsi;
 }
 
-static const spark_sessions *sessions_of(const spark_http_request *req) {
+const spark_sessions *spark_http_request_sessions(const spark_http_request *req) {
     return ((const spark_http *)lws_get_protocol(req->wsi)->user)->sessions;
 }
 
@@ -192,11 +192,11 @@ bool spark_http_request_authenticated(const spark_http_request *req) {
 }
 
 bool spark_http_request_can(const spark_http_request *req, const char *scope) {
-    return spark_identity_can(sessions_of(req), &req->identity, scope);
+    return spark_identity_can(spark_http_request_sessions(req), &req->identity, scope);
 }
 
 bool spark_http_require_user(spark_http_request *req) {
-    const spark_sessions *sessions = sessions_of(req);
+    const spark_sessions *sessions = spark_http_request_sessions(req);
     if (!spark_sessions_enabled(sessions) || req->identity.authenticated) return false;
     if (!spark_sessions_login_enabled(sessions)) {
         spark_http_respond(req, 401, "text/plain; charset=utf-8", "sign-in required\n", 17);
@@ -223,6 +223,10 @@ static void release_body(spark_http_request *req) {
 void spark_http_respond(spark_http_request *req, int status, const char *content_type,
                         const char *body, size_t len) {
     spark_http_respond_with(req, status, content_type, body, len, NULL);
+}
+
+void spark_http_respond_text(spark_http_request *req, int status, const char *text) {
+    spark_http_respond(req, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
 static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
@@ -257,10 +261,6 @@ void spark_http_respond_with(spark_http_request *req, int status, const char *co
         return;
     }
     lws_callback_on_writable(req->wsi);
-}
-
-static void respond_text(spark_http_request *req, int status, const char *text) {
-    spark_http_respond(req, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
 /* Writes the next chunk of a buffered body. Returns -1 to close. */
@@ -303,7 +303,7 @@ static int resolve_static(const spark_http *http, const char *path, char *out) {
 static int serve_static(spark_http *http, spark_http_request *req) {
     char file[PATH_MAX];
     if (resolve_static(http, req->path, file)) {
-        respond_text(req, 404, "not found\n");
+        spark_http_respond_text(req, 404, "not found\n");
         return 0;
     }
     static const char headers[] = "x-content-type-options: nosniff\r\n"
@@ -321,7 +321,7 @@ static void run_route(spark_http *http, spark_http_request *req, const route *r)
     spark_identity_clear(&req->identity);
     spark_sessions_identify(http->sessions, req->wsi, &req->identity);
     r->handler(req, r->ud);
-    if (!req->responded && !req->later) respond_text(req, 500, "no response\n");
+    if (!req->responded && !req->later) spark_http_respond_text(req, 500, "no response\n");
 }
 
 spark_http_later *spark_http_defer(spark_http_request *req) {
@@ -341,7 +341,7 @@ spark_http_request *spark_http_later_request(const spark_http_later *later) {
 void spark_http_later_free(spark_http_later *later) {
     if (!later) return;
     if (later->req) {
-        if (!later->req->responded) respond_text(later->req, 500, "no response\n");
+        if (!later->req->responded) spark_http_respond_text(later->req, 500, "no response\n");
         later->req->later = NULL;
     }
     free(later);
@@ -362,12 +362,12 @@ static int handle_request(spark_http *http, spark_http_request *req, const char 
     req->body_len = 0;
     if (strlen(uri) >= sizeof req->path || uri[0] != '/') {
         snprintf(req->path, sizeof req->path, "/");
-        respond_text(req, 414, "request path too long\n");
+        spark_http_respond_text(req, 414, "request path too long\n");
         return 0;
     }
     snprintf(req->path, sizeof req->path, "%s", uri);
     if (!http->accepting) {
-        respond_text(req, 503, "shutting down\n");
+        spark_http_respond_text(req, 503, "shutting down\n");
         return 0;
     }
     bool is_get = lws_hdr_total_length(req->wsi, WSI_TOKEN_GET_URI) > 0;
@@ -388,7 +388,7 @@ static int handle_request(spark_http *http, spark_http_request *req, const char 
                 ? atol(length)
                 : 0;
         if (body_bytes > MAX_BODY_BYTES) {
-            respond_text(req, 413, "request body too large\n");
+            spark_http_respond_text(req, 413, "request body too large\n");
             return 0;
         }
         /* With no body to wait for, lws may not report one as complete. */
@@ -400,7 +400,7 @@ static int handle_request(spark_http *http, spark_http_request *req, const char 
         return 0;
     }
     if (path_known || !is_get) {
-        respond_text(req, 405, "method not allowed\n");
+        spark_http_respond_text(req, 405, "method not allowed\n");
         return 0;
     }
     return serve_static(http, req);
@@ -410,12 +410,12 @@ static int on_body(spark_http_request *req, const char *in, size_t len) {
     if (!req->pending) return 0;
     if (req->body_len + len > MAX_BODY_BYTES) {
         req->pending = NULL;
-        respond_text(req, 413, "request body too large\n");
+        spark_http_respond_text(req, 413, "request body too large\n");
         return 0;
     }
     if (!req->body && !(req->body = malloc(MAX_BODY_BYTES + 1))) {
         req->pending = NULL;
-        respond_text(req, 500, "out of memory\n");
+        spark_http_respond_text(req, 500, "out of memory\n");
         return 0;
     }
     memcpy(req->body + req->body_len, in, len);

@@ -14,7 +14,9 @@
 #include <stddef.h>
 
 typedef struct spark_http spark_http;
-typedef struct spark_http_request spark_http_request;
+/* The same struct as <spark/route.h>'s spark_request: apps' handlers get
+ * the request that the runtime's own handlers get. */
+typedef struct spark_request spark_http_request;
 typedef void (*spark_http_handler)(spark_http_request *req, void *ud);
 
 /* Serves static files below `web_root` (resolved now; must exist). Returns
@@ -33,6 +35,7 @@ int spark_http_post(spark_http *http, const char *path, spark_http_handler handl
  * anonymous). */
 struct spark_sessions;
 void spark_http_set_sessions(spark_http *http, const struct spark_sessions *sessions);
+const struct spark_sessions *spark_http_request_sessions(const spark_http_request *req);
 
 /* WebSocket upgrades and the traffic of upgraded connections go to `cb`
  * (without one, every upgrade is refused). `slot` is a per-connection
@@ -84,6 +87,9 @@ void spark_http_redirect(spark_http_request *req, const char *location);
 /* Answers the request. `body` (len bytes) is copied. */
 void spark_http_respond(spark_http_request *req, int status, const char *content_type,
                         const char *body, size_t len);
+
+/* A plain-text answer ("not found\n"). */
+void spark_http_respond_text(spark_http_request *req, int status, const char *text);
 
 /* The same with extra headers: NULL-terminated pairs such as
  * {"set-cookie:", "a=b", NULL}. */
