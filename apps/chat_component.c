@@ -3,7 +3,7 @@
  * "chat:<room>" that the /chat/:room_id channel posts to, so each sees
  * the other's messages; who is online comes from the room's presence;
  * typing is signalled to the room but never stored.
- * Page /chat/:room shows the component chat:<room>.
+ * Its page, /chat/:room, is declared in site.c.
  */
 #include <spark/component.h>
 

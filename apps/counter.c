@@ -1,6 +1,6 @@
 /*
  * counter.c - the seed's CounterComponent: a shared count and step.
- * Page /counter/:id shows the component counter:<id>.
+ * Its page, /counter/:id, is declared in site.c.
  */
 #include <spark/component.h>
 

@@ -1,7 +1,7 @@
 /*
  * todo.c - the seed's TodoListComponent. The items are shared by everyone
  * on the list; the filter and the text being typed are each viewer's own.
- * Page /todo/:list shows the component todo:<list>.
+ * Its page, /todo/:list, is declared in site.c.
  */
 #include <spark/component.h>
 

@@ -75,7 +75,7 @@ static const setting settings[] = {
     {"SPARK_TRUSTED_PROXIES", "--trusted-proxies", K_PROXIES, AT(trusted_proxies),
      "addresses/CIDRs whose X-Forwarded-Proto and Forwarded count (default: none)"},
     {"SPARK_DEMO_LOGIN", "--demo-login", K_BOOL, AT(demo_login),
-     "1 to serve the demo /login page (default: 0)"},
+     "1 turns sign-in on: sign-in routes such as the demo /login (default: 0)"},
     {"SPARK_SHUTDOWN_TIMEOUT", "--shutdown-timeout", K_SECONDS, AT(shutdown_timeout_ms),
      "seconds a graceful stop may take (default: 10)"},
     {"SPARK_MAX_MESSAGE", "--max-message", K_SIZE, AT(max_message_bytes),

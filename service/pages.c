@@ -1,9 +1,10 @@
 /*
- * pages.c - the demo pages: /counter/:id, /todo/:list and /chat/:room,
- * rendered on the server so that a page works before its socket opens.
+ * pages.c - pages for components (<spark/page.h>): the registry of
+ * declared pages and, per server, their routes, the layout around a
+ * component's render, and the requests waiting for a component to load.
  *
- * The page markup contract (docs/components.md) is what the browser
- * client reads: every component root is
+ * The page markup contract (docs/pages.md) is what the browser client
+ * reads: every component root is
  *     <div spark-component="todo:groceries" spark-version="12">...</div>
  * and its children are exactly the component's render, so the client can
  * join at that version and apply patches to that element.
@@ -11,79 +12,133 @@
  * The loop never waits for PostgreSQL: a component that is not in the
  * cache yet is loaded now, and the request is deferred and answered as
  * soon as the component is there (checked every few milliseconds, for at
- * most a few seconds).
+ * most a few seconds). The waiting requests belong to the server's
+ * spark_pages, whose timers live in that server's lws context.
  */
 #include "pages.h"
 
 #include "component_ctx.h"
+#include "html_tree.h"
 #include "log.h"
+#include "router.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RETRY_US    (5 * LWS_US_PER_MS)
-#define MAX_WAIT_US (5 * LWS_US_PER_SEC)
+#define MAX_PAGES       64
+#define MAX_TITLE_VALUE 200 /* bytes of one route value in a title */
+#define RETRY_US        (5 * LWS_US_PER_MS)
+#define MAX_WAIT_US     (5 * LWS_US_PER_SEC)
 
+static const spark_page *registry[MAX_PAGES];
+static size_t nregistered;
+
+/* One declared page on one server: the route's user data. */
 typedef struct {
-    const char *type, *param, *title_fmt;
-} page_kind;
+    spark_pages *pages;
+    const spark_page *def;
+} page_route;
 
-static const page_kind counter_kind = {"counter", "id", "Counter %.200s"};
-static const page_kind todo_kind = {"todo", "list", "Todo: %.200s"};
-static const page_kind chat_kind = {"chat", "room", "Chat: %.200s"};
+struct spark_pages {
+    spark_components *components;
+    lws_dll2_owner_t waiting; /* of waiting_page */
+    char *nav;                /* the navigation's markup, the same on every page */
+    size_t nroutes;
+    page_route routes[];
+};
 
 /* A page waiting for its component to load. */
 typedef struct {
     lws_sorted_usec_list_t sul;
-    lws_dll2_t link; /* in waiting */
+    lws_dll2_t link; /* in pages->waiting */
     spark_http_later *later;
-    const page_kind *kind;
-    spark_components *cs;
+    const page_route *route;
     lws_usec_t deadline;
+    char id[SPARK_MAX_CID_BYTES + 1];
 } waiting_page;
 
-static void attr_escape(spark_sbuf *out, const char *s) {
-    for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            spark_sbuf_puts(out, "&amp;");
-            break;
-        case '"':
-            spark_sbuf_puts(out, "&quot;");
-            break;
-        case '<':
-            spark_sbuf_puts(out, "&lt;");
-            break;
-        case '>':
-            spark_sbuf_puts(out, "&gt;");
-            break;
-        default:
-            spark_sbuf_putc(out, *s);
+/* ---- registration ---------------------------------------------------------- */
+
+/* Whether `route` has the segment ":name" (name is n bytes). */
+static bool route_has_param(const char *route, const char *name, size_t n) {
+    for (const char *p = strstr(route, "/:"); p; p = strstr(p + 1, "/:"))
+        if (strncmp(p + 2, name, n) == 0 && (p[2 + n] == '/' || p[2 + n] == '\0')) return true;
+    return false;
+}
+
+/* Whether every {param} of `tmpl` is one of the route's. */
+static bool template_valid(const char *tmpl, const char *route) {
+    for (const char *p = strchr(tmpl, '{'); p; p = strchr(p + 1, '{')) {
+        const char *close = strchr(p, '}');
+        if (!close || close == p + 1 || !route_has_param(route, p + 1, (size_t)(close - p - 1)))
+            return false;
+    }
+    return true;
+}
+
+SPARK_API int spark_page_register(const spark_page *page) {
+    const char *colon = page && page->component ? strchr(page->component, ':') : NULL;
+    if (!page || !spark_route_valid(page->route) || !colon || colon == page->component ||
+        memchr(page->component, '{', (size_t)(colon - page->component)) ||
+        !template_valid(page->component, page->route) ||
+        (page->title && !template_valid(page->title, page->route)) ||
+        (page->nav && !page->nav_path) || nregistered == MAX_PAGES) {
+        fprintf(stderr, "spark: cannot register page \"%s\"\n",
+                page && page->route ? page->route : "(null)");
+        return -1;
+    }
+    registry[nregistered++] = page;
+    return 0;
+}
+
+/* ---- rendering ------------------------------------------------------------- */
+
+/* Appends `tmpl` with each {param} replaced by the request's value, cut at
+ * `max` bytes. Registration checked that the route has every param. */
+static void expand(spark_sbuf *out, const char *tmpl, const spark_http_request *req, size_t max) {
+    for (const char *p = tmpl; *p;) {
+        const char *close = *p == '{' ? strchr(p, '}') : NULL;
+        if (!close) {
+            spark_sbuf_putc(out, *p++);
+            continue;
         }
+        char name[SPARK_ROUTE_MAX_NAME] = "";
+        snprintf(name, sizeof name, "%.*s", (int)(close - p - 1), p + 1);
+        const char *value = spark_http_request_param(req, name);
+        size_t n = value ? strlen(value) : 0;
+        spark_sbuf_append(out, value ? value : "", n < max ? n : max);
+        p = close + 1;
     }
 }
 
-static void respond_text(spark_http_request *req, int status, const char *text) {
-    spark_http_respond(req, status, "text/plain; charset=utf-8", text, strlen(text));
+/* The component id of this request's page into id. Returns 0, or -1 when
+ * it is too long to be an id. */
+static int component_id(const spark_page *def, const spark_http_request *req,
+                        char id[SPARK_MAX_CID_BYTES + 1]) {
+    spark_sbuf b = {0};
+    expand(&b, def->component, req, SIZE_MAX);
+    int r = !b.failed && b.len <= SPARK_MAX_CID_BYTES ? 0 : -1;
+    if (r == 0) memcpy(id, b.data, b.len + 1);
+    spark_sbuf_free(&b);
+    return r;
 }
 
-static void layout(spark_sbuf *out, const char *title, const char *id, long long version,
-                   const char *body) {
+static void layout(spark_sbuf *out, const spark_pages *pages, const char *title, const char *id,
+                   long long version, const char *body) {
     spark_sbuf_puts(out,
                     "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
                     "<title>");
-    attr_escape(out, title);
+    spark_html_escape(out, title, false);
     spark_sbuf_puts(out, " · Spark</title>\n<link rel=\"stylesheet\" href=\"/css/spark.css\">\n"
-                         "<script src=\"/js/spark.js\" defer></script>\n</head>\n<body>\n"
-                         "<nav class=\"spark-nav\"><a href=\"/\">Spark</a> "
-                         "<a href=\"/counter/home\">Counter</a> "
-                         "<a href=\"/todo/groceries\">Todo</a> "
-                         "<a href=\"/chat/lobby\">Chat</a></nav>\n<main>\n<h1>");
-    attr_escape(out, title);
+                         "<script src=\"/js/spark.js\" defer></script>\n</head>\n<body>\n");
+    spark_sbuf_puts(out, pages->nav);
+    spark_sbuf_puts(out, "\n<main>\n<h1>");
+    spark_html_escape(out, title, false);
     spark_sbuf_puts(out, "</h1>\n<div spark-component=\"");
-    attr_escape(out, id);
+    spark_html_escape(out, id, true);
     spark_sbuf_printf(out, "\" spark-version=\"%lld\">", version);
     spark_sbuf_puts(out, body);
     spark_sbuf_puts(out, "</div>\n</main>\n</body>\n</html>\n");
@@ -91,32 +146,33 @@ static void layout(spark_sbuf *out, const char *title, const char *id, long long
 
 /* Renders the page into the response. Returns 0 when the component is not
  * loaded yet (nothing was sent), 1 when the request was answered. */
-static int try_page(spark_http_request *req, const page_kind *kind, spark_components *cs) {
-    const char *key = spark_http_request_param(req, kind->param);
-    char id[SPARK_MAX_CID_BYTES + 1], title[300];
-    snprintf(id, sizeof id, "%s:%s", kind->type, key);
+static int try_page(spark_http_request *req, const page_route *r, const char *id) {
     char *html = NULL;
     long long version = 0;
-    int r = spark_components_page(cs, id, spark_http_request_user_id(req),
-                                  spark_http_request_user_name(req), &html, &version);
-    if (r == 0) return 0;
-    if (r < 0) {
-        respond_text(req, 503, "the component is not available right now\n");
+    int loaded = spark_components_page(r->pages->components, id, spark_http_request_user_id(req),
+                                       spark_http_request_user_name(req), &html, &version);
+    if (loaded == 0) return 0;
+    if (loaded < 0) {
+        spark_http_respond_text(req, 503, "the component is not available right now\n");
         return 1;
     }
-    snprintf(title, sizeof title, kind->title_fmt, key);
-    spark_sbuf out = {0};
-    layout(&out, title, id, version, html);
+    spark_sbuf title = {0}, out = {0};
+    if (r->def->title)
+        expand(&title, r->def->title, req, MAX_TITLE_VALUE);
+    else
+        spark_sbuf_puts(&title, id);
+    if (!title.failed) layout(&out, r->pages, title.data, id, version, html);
     free(html);
-    if (out.failed)
-        respond_text(req, 500, "out of memory\n");
+    if (title.failed || out.failed)
+        spark_http_respond_text(req, 500, "out of memory\n");
     else
         spark_http_respond(req, 200, "text/html; charset=utf-8", out.data, out.len);
+    spark_sbuf_free(&title);
     spark_sbuf_free(&out);
     return 1;
 }
 
-static lws_dll2_owner_t waiting;
+/* ---- waiting for a component ------------------------------------------------ */
 
 static void stop_waiting(waiting_page *w) {
     lws_sul_cancel(&w->sul);
@@ -125,67 +181,104 @@ static void stop_waiting(waiting_page *w) {
     free(w);
 }
 
-void spark_pages_abandon(void) {
-    while (waiting.head) {
-        waiting_page *w = lws_container_of(waiting.head, waiting_page, link);
-        spark_http_request *req = spark_http_later_request(w->later);
-        if (req) respond_text(req, 503, "the server is stopping\n");
-        stop_waiting(w);
-    }
-}
-
 static void retry_page(lws_sorted_usec_list_t *sul) {
     waiting_page *w = lws_container_of(sul, waiting_page, sul);
     spark_http_request *req = spark_http_later_request(w->later);
-    if (req && !try_page(req, w->kind, w->cs)) {
+    if (req && !try_page(req, w->route, w->id)) {
         if (lws_now_usecs() < w->deadline) {
             lws_sul_schedule(lws_get_context(spark_http_request_wsi(req)), 0, &w->sul, retry_page,
                              RETRY_US);
             return;
         }
-        respond_text(req, 503, "the component is not available right now\n");
+        spark_http_respond_text(req, 503, "the component is not available right now\n");
     }
     stop_waiting(w);
 }
 
-static void page(spark_http_request *req, const page_kind *kind, spark_components *cs) {
-    const char *key = spark_http_request_param(req, kind->param);
+static void serve_page(spark_http_request *req, void *ud) {
+    const page_route *r = ud;
     char id[SPARK_MAX_CID_BYTES + 1], scope[SPARK_MAX_CID_BYTES + 16];
-    if (!key || !*key || snprintf(id, sizeof id, "%s:%s", kind->type, key) >= (int)sizeof id) {
-        respond_text(req, 404, "not found\n");
+    if (component_id(r->def, req, id)) {
+        spark_http_respond_text(req, 404, "not found\n");
         return;
     }
     if (spark_http_require_user(req)) return;
     snprintf(scope, sizeof scope, "component:%s", id);
     if (!spark_http_request_can(req, scope)) {
-        respond_text(req, 403, "forbidden\n");
+        spark_http_respond_text(req, 403, "forbidden\n");
         return;
     }
-    if (try_page(req, kind, cs)) return;
+    if (try_page(req, r, id)) return;
     waiting_page *w = calloc(1, sizeof *w);
     if (!w || !(w->later = spark_http_defer(req))) {
         free(w);
-        respond_text(req, 500, "out of memory\n");
+        spark_http_respond_text(req, 500, "out of memory\n");
         return;
     }
-    w->kind = kind;
-    w->cs = cs;
+    w->route = r;
     w->deadline = lws_now_usecs() + MAX_WAIT_US;
-    lws_dll2_add_tail(&w->link, &waiting);
+    memcpy(w->id, id, sizeof id);
+    lws_dll2_add_tail(&w->link, &r->pages->waiting);
     lws_sul_schedule(lws_get_context(spark_http_request_wsi(req)), 0, &w->sul, retry_page,
                      RETRY_US);
 }
 
-static void counter_page(spark_http_request *req, void *ud) { page(req, &counter_kind, ud); }
+/* ---- per server ----------------------------------------------------------- */
 
-static void todo_page(spark_http_request *req, void *ud) { page(req, &todo_kind, ud); }
+static char *nav_markup(void) {
+    spark_sbuf b = {0};
+    spark_sbuf_puts(&b, "<nav class=\"spark-nav\"><a href=\"/\">Spark</a>");
+    for (size_t i = 0; i < nregistered; i++) {
+        if (!registry[i]->nav) continue;
+        spark_sbuf_puts(&b, " <a href=\"");
+        spark_html_escape(&b, registry[i]->nav_path, true);
+        spark_sbuf_puts(&b, "\">");
+        spark_html_escape(&b, registry[i]->nav, false);
+        spark_sbuf_puts(&b, "</a>");
+    }
+    spark_sbuf_puts(&b, "</nav>");
+    if (!b.failed) return b.data;
+    spark_sbuf_free(&b);
+    return NULL;
+}
 
-static void chat_page(spark_http_request *req, void *ud) { page(req, &chat_kind, ud); }
+/* Whether the type named before the template's ':' is registered. */
+static bool type_known(const spark_page *def) {
+    return spark_component_lookup(def->component,
+                                  (size_t)(strchr(def->component, ':') - def->component)) != NULL;
+}
 
-void spark_pages_register(spark_http *http, spark_components *cs) {
-    if (!http) return;
-    if (spark_http_get(http, "/counter/:id", counter_page, cs) ||
-        spark_http_get(http, "/todo/:list", todo_page, cs) ||
-        spark_http_get(http, "/chat/:room", chat_page, cs))
-        spark_log(SPARK_LOG_ERROR, "pages.register_failed", "cannot route the demo pages", NULL);
+spark_pages *spark_pages_new(spark_http *http, spark_components *components) {
+    spark_pages *pages = calloc(1, sizeof *pages + nregistered * sizeof *pages->routes);
+    if (!pages || !(pages->nav = nav_markup())) {
+        free(pages);
+        spark_log(SPARK_LOG_ERROR, "pages.register_failed", "out of memory", NULL);
+        return NULL;
+    }
+    pages->components = components;
+    for (size_t i = 0; i < nregistered; i++) {
+        page_route *r = &pages->routes[pages->nroutes++];
+        r->pages = pages;
+        r->def = registry[i];
+        if (!type_known(r->def) || spark_http_get(http, r->def->route, serve_page, r)) {
+            spark_log(SPARK_LOG_ERROR, "pages.register_failed",
+                      "a page's component type is not registered, or out of memory",
+                      "route=%s component=%s", r->def->route, r->def->component);
+            spark_pages_free(pages);
+            return NULL;
+        }
+    }
+    return pages;
+}
+
+void spark_pages_free(spark_pages *pages) {
+    if (!pages) return;
+    while (pages->waiting.head) {
+        waiting_page *w = lws_container_of(pages->waiting.head, waiting_page, link);
+        spark_http_request *req = spark_http_later_request(w->later);
+        if (req) spark_http_respond_text(req, 503, "the server is stopping\n");
+        stop_waiting(w);
+    }
+    free(pages->nav);
+    free(pages);
 }

@@ -16,12 +16,12 @@
 #include "channel_internal.h"
 #include "component_internal.h"
 #include "http.h"
-#include "login.h"
 #include "log.h"
 #include "metrics.h"
 #include "pages.h"
 #include "pg.h"
 #include "rooms.h"
+#include "routes.h"
 #include "session.h"
 #include "spark_build.h"
 
@@ -49,6 +49,7 @@ typedef struct {
     spark_rooms *rooms;
     spark_channels *channels;
     spark_components *components;
+    spark_pages *pages;
     lws_usec_t started_at;
     lws_usec_t drain_deadline;
     bool draining, instance_stopped, stopped;
@@ -279,7 +280,8 @@ static int start(server *s, struct lws_protocols *protocols) {
     }
     s->sessions = spark_sessions_new(s->cfg);
     if (!s->sessions || spark_http_get(s->http, "/healthz", healthz, s) ||
-        spark_http_get(s->http, "/metrics", metrics, s) || spark_login_routes(s->http, s->sessions))
+        spark_http_get(s->http, "/metrics", metrics, s) ||
+        spark_routes_install(s->http, s->sessions))
         return -1;
     spark_http_set_sessions(s->http, s->sessions);
     /* config refuses this already; a configuration built another way must
@@ -314,9 +316,9 @@ static int start(server *s, struct lws_protocols *protocols) {
     s->components = s->rooms ? spark_components_new(s->ctx, s->db, s->rooms, s->cfg) : NULL;
     if (s->components) {
         spark_channels_set_components(s->channels, s->components);
-        spark_pages_register(s->http, s->components);
+        s->pages = spark_pages_new(s->http, s->components);
     }
-    if (!s->channels || !s->components || !s->bus ||
+    if (!s->channels || !s->components || !s->pages || !s->bus ||
         spark_bus_subscribe(s->bus, "spark", on_spark_notify, on_spark_resync, s))
         return -1;
     spark_http_set_ws(s->http, spark_channels_callback, s->channels);
@@ -330,7 +332,7 @@ static void stop(server *s) {
     /* Connections still open close with the context and tell rooms, which
      * must not query a freed connection by then. */
     if (s->rooms) spark_rooms_detach(s->rooms);
-    spark_pages_abandon();
+    spark_pages_free(s->pages);
     if (s->components) spark_components_detach(s->components);
     /* PostgreSQL connections before the context: their sockets live in it. */
     spark_bus_free(s->bus);

@@ -10,8 +10,6 @@
 #include "log.h"
 #include "proxy.h"
 
-#include <ctype.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +17,6 @@
 
 #define LOGIN_TTL_SECONDS (12 * 3600)
 #define MAX_HEADER_BYTES  8192
-#define MAX_LOGIN_NAME    64
 
 struct spark_sessions {
     spark_auth_keyring *ring;
@@ -153,30 +150,13 @@ bool spark_sessions_https(const spark_sessions *s, struct lws *wsi) {
     return o.https;
 }
 
-/* The same name (ignoring case and surrounding space) is the same user:
- * a short hash of it, so that ids say nothing and stay URL-safe. */
-static void user_id_for(const char *name, char out[32]) {
-    unsigned char lower[MAX_LOGIN_NAME + 1], hash[8];
-    size_t n = strlen(name);
-    for (size_t i = 0; i < n; i++)
-        lower[i] = (unsigned char)tolower((unsigned char)name[i]);
-    crypto_generichash(hash, sizeof hash, lower, n, NULL, 0);
-    char hex[17];
-    sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
-    snprintf(out, 32, "u-%s", hex);
-}
-
-int spark_sessions_issue_login(const spark_sessions *s, const char *name, char **token,
-                               int *ttl_seconds) {
-    if (!spark_sessions_login_enabled(s) || !name || !*name || strlen(name) > MAX_LOGIN_NAME)
-        return -1;
-    char sub[32], err[256];
-    user_id_for(name, sub);
-    char user_scope[40];
-    snprintf(user_scope, sizeof user_scope, "user:%s", sub);
-    const char *scopes[] = {"room:*", "component:*", user_scope};
-    if (spark_token_mint(s->signing, sub, name, LOGIN_TTL_SECONDS, scopes, 3, now_seconds(), token,
-                         err, sizeof err) != 0) {
+int spark_sessions_issue(const spark_sessions *s, const char *sub, const char *name,
+                         const char *const *scopes, size_t nscopes, char **token,
+                         int *ttl_seconds) {
+    char err[256];
+    if (!spark_sessions_login_enabled(s)) return -1;
+    if (spark_token_mint(s->signing, sub, name, LOGIN_TTL_SECONDS, scopes, nscopes, now_seconds(),
+                         token, err, sizeof err) != 0) {
         spark_log(SPARK_LOG_INFO, "auth.login_refused", err, NULL);
         return -1;
     }

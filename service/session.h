@@ -48,7 +48,9 @@ void spark_sessions_free(spark_sessions *sessions);
 /* True when tokens are verified (SPARK_AUTH on, SPARK_VERIFY_KEYS set). */
 bool spark_sessions_enabled(const spark_sessions *sessions);
 
-/* True when /login may issue session cookies (demo login and a signing key). */
+/* True when sign-in is on: SPARK_DEMO_LOGIN with a signing key and tokens
+ * verified. Sign-in routes are served, session cookies may be issued, and
+ * a page sends a signed-out visitor to /login. */
 bool spark_sessions_login_enabled(const spark_sessions *sessions);
 
 /* Finds and verifies the request's token. With tokens off, returns
@@ -68,10 +70,12 @@ bool spark_sessions_origin_allowed(const spark_sessions *sessions, struct lws *w
  * trusted proxy's word. A cookie set then is Secure. */
 bool spark_sessions_https(const spark_sessions *sessions, struct lws *wsi);
 
-/* Issues a session token for a person who typed `name` at /login: the same
- * name is the same user. Returns 0 and a token to free(), or -1. */
-int spark_sessions_issue_login(const spark_sessions *sessions, const char *name, char **token,
-                               int *ttl_seconds);
+/* Issues a session token for `sub` (display name `name`) granting
+ * `scopes`, signed with SPARK_SIGNING_KEY, for sign-in routes (routes.c).
+ * Returns 0 with a token to free() and its lifetime, or -1 when sign-in is
+ * off or a field is refused (logged). */
+int spark_sessions_issue(const spark_sessions *sessions, const char *sub, const char *name,
+                         const char *const *scopes, size_t nscopes, char **token, int *ttl_seconds);
 
 bool spark_identity_can(const spark_sessions *sessions, const spark_identity *id,
                         const char *scope);
