@@ -3,12 +3,9 @@
  *
  * The runtime keeps the tree it last sent to a viewer, renders again, and
  * sends spark_diff() of the two; the browser applies the ops to the DOM it
- * parsed from the earlier HTML (the applier in web/js/spark.js). The op format, the order
- * ops apply in and how paths are read are specified in docs/patch.md.
- *
- * spark_patch_apply() is the same applier in C, over our own trees: the
- * unit tests use it to check, on many random pairs, that the ops rebuild the
- * new tree exactly, and it documents the semantics in executable form.
+ * parsed from the earlier HTML (the applier in web/js/spark.js). The op
+ * format, the order ops apply in and how paths are read are specified in
+ * docs/patch.md; tests/support/patch_apply.c is the same applier in C.
  */
 #ifndef SPARK_DIFF_H
 #define SPARK_DIFF_H
@@ -22,11 +19,5 @@
  * elements with the same tag whose attributes are diffed too). Returns the
  * number of ops (0 for "[]"), or -1 when out of memory. */
 int spark_diff(const spark_node *old_root, const spark_node *new_root, spark_sbuf *out);
-
-/* Applies a JSON array of ops to a copy of `root`. Returns the new tree
- * (the caller frees it with spark_tree_free), or NULL with a reason in
- * `err` when an op is malformed or does not fit the tree. */
-spark_tree *spark_patch_apply(const spark_node *root, const char *ops_json, char *err,
-                              size_t errlen);
 
 #endif

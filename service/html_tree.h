@@ -81,14 +81,14 @@ typedef struct spark_tree spark_tree;
 /* The builder's root fragment (borrowed: valid until spark_html_free). */
 const spark_node *spark_html_root(const spark_html *h);
 
-/* Deep-copies `root` (any node kind) into a new tree that owns all of it;
- * NULL when out of memory. This is how the runtime keeps the tree last sent
- * to a viewer after the render's builder is freed. */
-spark_tree *spark_tree_copy(const spark_node *root);
 const spark_node *spark_tree_root(const spark_tree *t);
-/* The root for in-place edits (the reference patch applier). */
+/* The root for in-place edits. */
 spark_node *spark_tree_root_mut(spark_tree *t);
 void spark_tree_free(spark_tree *t);
+
+/* An empty tree whose root is a new node of `root_kind`; NULL when out of
+ * memory. Freed with spark_tree_free. */
+spark_tree *spark_tree_new(spark_node_kind root_kind);
 
 /* Allocation inside a tree's arena, for code that edits a tree in place.
  * The nodes and strings are freed with the tree. NULL when out of memory. */
@@ -103,16 +103,15 @@ void spark_tree_remove_attr(spark_node *el, const char *name);
 /* Recomputes `key` and `opaque` of one node after its attrs or kids changed. */
 void spark_tree_refresh(spark_node *n);
 
-/* Parses HTML as the serializer writes it (double-quoted attributes, the
- * five entities it emits, numeric references, void and raw-text elements)
- * into the children of a new fragment allocated in `t`. Markup outside that
- * subset yields a fragment holding one raw node with the input verbatim, so
- * the serialization still round-trips. NULL only when out of memory. */
-spark_node *spark_tree_parse(spark_tree *t, const char *html, size_t len);
-
 /* ---- inspection and serialization ---- */
 
 bool spark_html_is_void(const char *tag);
+/* Whether the element holds text only (script, style, textarea, title...);
+ * *escaped (may be NULL) tells whether that text has character references. */
+bool spark_html_holds_text_only(const char *tag, bool *escaped);
+/* A copy of `s` in the tree's arena with invalid UTF-8 and the control
+ * characters the builder refuses replaced, as the builder stores text. */
+char *spark_tree_clean_copy(spark_tree *t, const char *s, size_t n);
 const char *spark_node_attr(const spark_node *el, const char *name);
 
 /* Deep equality of two subtrees: kinds, tags, attributes in order, text. */

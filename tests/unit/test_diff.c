@@ -14,6 +14,7 @@
  */
 #include "diff.h"
 #include "html_tree.h"
+#include "support.h"
 
 #include <spark/html.h>
 

@@ -4,6 +4,7 @@
  * differently, raw HTML, and trees that outlive their builder.
  */
 #include "html_tree.h"
+#include "support.h"
 
 #include <spark/html.h>
 
