@@ -170,6 +170,8 @@ if [[ $auth == 1 ]]; then
       --scope 'room:*' --scope 'component:*' --scope 'user:*'
   done >"$work/tokens"
   load_args+=(--token-file "$work/tokens")
+else
+  export SPARK_AUTH=off # anonymous connections, asked for by BENCH_AUTH=0
 fi
 
 # ---- instances ---------------------------------------------------------------

@@ -6,9 +6,14 @@
 # stay warning-free; the clang tree runs its unit suites. Every tree builds
 # with -Werror (SPARK_WERROR=ON), which user builds leave off.
 #
+# Last, scripts/compose-test.sh runs docker-compose.yml for real on podman
+# (about 4 minutes cold, 1-2 warm): it needs root, or sudo without a
+# password, and says so and skips where it has neither.
+#
 # Environment: SPARK_TEST_SKIP_ASAN=1 skips the sanitizer tree;
-# SPARK_TEST_SKIP_RELEASE=1 skips the Release trees; SPARK_BUILD_JOBS sets
-# the build parallelism (default: number of CPUs).
+# SPARK_TEST_SKIP_RELEASE=1 skips the Release trees; SPARK_TEST_SKIP_COMPOSE=1
+# skips the compose deployment; SPARK_BUILD_JOBS sets the build parallelism
+# (default: number of CPUs).
 # Arguments are passed to ctest (e.g. scripts/test.sh -R unit).
 set -euo pipefail
 
@@ -18,6 +23,7 @@ cd -- "$root"
 jobs=${SPARK_BUILD_JOBS:-$(nproc)}
 skip_asan=${SPARK_TEST_SKIP_ASAN:-0}
 skip_release=${SPARK_TEST_SKIP_RELEASE:-0}
+skip_compose=${SPARK_TEST_SKIP_COMPOSE:-0}
 ctest_args=("$@")
 
 stage_start=$SECONDS
@@ -145,6 +151,26 @@ if [[ $skip_asan != 1 ]]; then
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 else
   printf '\n(SPARK_TEST_SKIP_ASAN=1: sanitizer tree skipped)\n'
+fi
+
+if [[ $skip_compose == 1 ]]; then
+  printf '\n(SPARK_TEST_SKIP_COMPOSE=1: compose deployment skipped)\n'
+elif ((${#ctest_args[@]} > 0)); then
+  printf '\n(ctest arguments given: compose deployment skipped)\n'
+else
+  stage "deployment: docker-compose.yml on podman (scripts/compose-test.sh)"
+  as_root=()
+  if ((EUID != 0)) && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    as_root=(sudo -n)
+  fi
+  if ((EUID != 0)) && ((${#as_root[@]} == 0)); then
+    echo "compose deployment SKIPPED: it needs root (rootful podman, apt-get); run scripts/compose-test.sh as root"
+  elif "${as_root[@]}" bash scripts/compose-test.sh; then
+    stage_done "compose deployment passed"
+  else
+    stage_done "compose deployment FAILED"
+    failed+=("compose")
+  fi
 fi
 
 echo
