@@ -173,15 +173,62 @@ START_TEST(a_write_cut_off_in_flight_has_an_unknown_outcome) {
 }
 END_TEST
 
+/* A burst far larger than a socket buffer: each batch carries the whole
+ * state after each of its events, so the group write is a query of
+ * megabytes. Every event is answered, and every todo is stored. */
+START_TEST(a_burst_of_1000_events_on_one_list_is_answered_in_full) {
+    setenv("SPARK_RATE_LIMIT", "0", 1);
+    one o;
+    start_one(&o, "30");
+    unsetenv("SPARK_RATE_LIMIT");
+    it_ws *ws = it_ws_open(o.port, "/spark", NULL, NULL);
+    ck_assert_ptr_nonnull(ws);
+    send_text(ws, "{\"t\":\"join\",\"ref\":1,\"cid\":\"todo:burst\"}");
+    expect(ws, "\"ref\":1,\"ok\":true", 10000);
+    enum { N = 1000 };
+    char frame[512], text[201];
+    memset(text, 'x', 200);
+    text[200] = '\0';
+    for (int i = 0; i < N; i++) {
+        snprintf(frame, sizeof frame,
+                 "{\"t\":\"event\",\"ref\":%d,\"cid\":\"todo:burst\",\"e\":\"add_todo\","
+                 "\"d\":{\"text\":\"%03d%s\"}}",
+                 100 + i, i, text + 3);
+        send_text(ws, frame);
+    }
+    int answered = 0;
+    long long deadline = it_now_ms() + 60000;
+    while (answered < N && it_now_ms() < deadline) {
+        char *m = it_ws_recv_match(ws, "\"t\":\"reply\"", 60000);
+        if (!m) break;
+        ck_assert_msg(strstr(m, "\"ok\":true"), "refused: %s", m);
+        answered++;
+        free(m);
+    }
+    ck_assert_int_eq(answered, N);
+    PGconn *pg = it_connect(o.db);
+    char n[32];
+    ck_assert_str_eq(it_query_value(pg,
+                                    "SELECT jsonb_array_length(state->'items') FROM "
+                                    "spark.components WHERE id = 'todo:burst'",
+                                    n, sizeof n),
+                     "1000");
+    PQfinish(pg);
+    it_ws_close(ws);
+    stop_one(&o);
+}
+END_TEST
+
 int main(void) {
     /* These suites are about the database, not tokens. */
     setenv("SPARK_AUTH", "off", 1);
     Suite *s = suite_create("faults");
     TCase *tc = tcase_create("faults");
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, a_held_table_lock_turns_health_503_and_events_are_answered);
     tcase_add_test(tc, a_chat_message_blocked_by_the_room_lock_reaches_its_sender_as_an_error);
     tcase_add_test(tc, a_write_cut_off_in_flight_has_an_unknown_outcome);
+    tcase_add_test(tc, a_burst_of_1000_events_on_one_list_is_answered_in_full);
     suite_add_tcase(s, tc);
     return it_run_suite(s);
 }
