@@ -96,6 +96,11 @@ static const setting settings[] = {
      "seconds a connection outlives its expired token (default: 0)"},
     {"SPARK_DB_TIMEOUT", "--db-timeout", K_TIMEOUT, AT(db_timeout_s),
      "seconds a database statement or lock wait may take (default: 5)"},
+    {"SPARK_MAX_STATE", "--max-state", K_SIZE, AT(max_state_bytes),
+     "largest shared state of a component, as JSON bytes (default: 1048576)"},
+    {"SPARK_MAX_COMPONENTS", "--max-components", K_SIZE, AT(max_components),
+     "component instances cached per instance; the least recently used unviewed go first "
+     "(default: 10000)"},
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -380,6 +385,8 @@ int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **arg
     cfg->presence_timeout_ms = 30000;
     cfg->auth = true;
     cfg->db_timeout_s = 5;
+    cfg->max_state_bytes = 1048576;
+    cfg->max_components = 10000;
     if (!env) env = system_env;
 
     for (size_t i = 0; i < NSETTINGS; i++) {

@@ -49,6 +49,8 @@ typedef struct spark_config {
      * of the database sessions, and how long a query may be outstanding
      * before /healthz calls the database stalled. 1..3600. */
     int db_timeout_s;
+    int max_state_bytes; /* a component's shared state, as JSON */
+    int max_components;  /* instances cached; viewed ones are never evicted */
 } spark_config;
 
 /* Looks up an environment variable; returns NULL when unset. */
