@@ -609,6 +609,195 @@ static char *clean_copy(spark_tree *t, const char *s, size_t n) {
 
 char *spark_tree_clean_copy(spark_tree *t, const char *s, size_t n) { return clean_copy(t, s, n); }
 
+/* ---- attribute policy ----
+ *
+ * Escaping keeps a value inside its attribute; it does not make the value
+ * harmless there. An event handler attribute is script, a javascript: URL
+ * is script, style and srcdoc are markup. So the builder decides, by name,
+ * what an attribute may hold (html.h states the policy for authors). */
+
+/* The seed's event attributes name a component event, not inline script:
+ * they become the attributes spark.js binds, with the same value. */
+static const char *event_alias(const char *lname) {
+    static const char *const map[][2] = {{"onclick", "spark-click"},
+                                         {"onchange", "spark-change"},
+                                         {"oninput", "spark-input"},
+                                         {"onsubmit", "spark-submit"},
+                                         {"onkeydown", "spark-keydown"}};
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (strcmp(lname, map[i][0]) == 0) return map[i][1];
+    return NULL;
+}
+
+static bool in_list(const char *const *list, const char *s) {
+    for (; *list; list++)
+        if (strcmp(*list, s) == 0) return true;
+    return false;
+}
+
+typedef enum { URL_NONE, URL_ONE, URL_LIST } url_kind;
+
+/* Attributes the browser resolves as URLs (a list: several of them). The
+ * names are judged on every element, a little stricter than the browser,
+ * so that no tag can be forgotten; xlink:href needs no entry, as names
+ * with ':' and the svg and math elements are refused already. */
+static url_kind url_attr(const char *tag, const char *lname) {
+    static const char *const one[] = {"href",   "src",        "action",   "formaction", "poster",
+                                      "cite",   "background", "manifest", "icon",       "longdesc",
+                                      "lowsrc", "dynsrc",     "codebase", "classid",    "profile",
+                                      "itemid", "xmlns",      NULL};
+    static const char *const many[] = {"srcset",  "imagesrcset",    "ping",
+                                       "archive", "attributionsrc", NULL};
+    if (in_list(one, lname)) return URL_ONE;
+    if (in_list(many, lname)) return URL_LIST;
+    if (strcmp(lname, "data") == 0 && strcmp(tag, "object") == 0) return URL_ONE;
+    return URL_NONE;
+}
+
+/* Attributes that hold markup, style or page-wide behaviour: allowed only
+ * with a spark_trusted() value. script src loads script from wherever it
+ * points, https or not. */
+static bool needs_trust(const char *tag, const char *lname) {
+    static const char *const names[] = {"style", "srcdoc", "http-equiv", NULL};
+    return in_list(names, lname) || (strcmp(tag, "script") == 0 && strcmp(lname, "src") == 0);
+}
+
+/* Does one URL pass, judged as the URL parser reads it? The parser strips
+ * leading and trailing C0 controls and spaces, removes every tab, LF and
+ * CR, and matches the scheme case-insensitively; a scheme is an ASCII
+ * letter, then letters, digits, '+', '-' or '.', then ':'. Anything else
+ * is relative (a path, ?query, #fragment or //host), which is allowed:
+ * //host is a network URL of the page's own scheme, like https. Other
+ * control characters (C0, DEL, C1) have no place in a URL: refused. */
+static bool url_allowed(const char *s, size_t n) {
+    static const char *const schemes[] = {"http", "https", "mailto", "tel", NULL};
+    while (n && (unsigned char)*s <= 0x20) {
+        s++;
+        n--;
+    }
+    while (n && (unsigned char)s[n - 1] <= 0x20)
+        n--;
+    char scheme[8];
+    size_t k = 0;
+    bool scanning = true, too_long = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\t' || c == '\n' || c == '\r') continue;
+        if (c < 0x20 || c == 0x7F) return false;
+        if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+            (unsigned char)s[i + 1] <= 0x9F)
+            return false;
+        if (!scanning) continue;
+        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        if (c == ':' && k > 0) {
+            scheme[k < sizeof scheme ? k : sizeof scheme - 1] = '\0';
+            if (too_long || !in_list(schemes, scheme)) return false;
+            scanning = false;
+        } else if (alpha ||
+                   (k > 0 && ((c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.'))) {
+            if (k + 1 < sizeof scheme)
+                scheme[k] = (char)(alpha ? (c | 0x20) : c);
+            else
+                too_long = true;
+            k++;
+        } else {
+            scanning = false; /* not a scheme: relative */
+        }
+    }
+    return true;
+}
+
+/* A list of URLs (srcset, ping, archive): every piece between ASCII
+ * whitespace and commas is judged. For srcset that judges each candidate's
+ * URL and also its descriptors ("2x", "100w", which pass), and a URL with
+ * a comma inside is judged in pieces: stricter than the browser, never
+ * looser, as a scheme cannot hold a comma. */
+static bool url_list_allowed(const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && strchr(" \t\n\f\r,", s[i]) && s[i])
+            i++;
+        size_t start = i;
+        while (i < n && !strchr(" \t\n\f\r,", s[i]))
+            i++;
+        if (i > start && !url_allowed(s + start, i - start)) return false;
+    }
+    return true;
+}
+
+/* Decodes character references as the tokenizer does in an attribute
+ * value, exactly enough to judge a URL: every ASCII result is exact, any
+ * other character becomes the byte 0x80, which no scheme holds. Numeric
+ * references with or without ';'; of the named ones, those that decode to
+ * a character that can change the verdict (':', '+', '.', tab, LF) and
+ * &amp;, for decoding once only. No named reference decodes to an ASCII
+ * letter or digit, and any other one left undecoded keeps its '&', which
+ * ends a scheme just as its character would. Returns the length. */
+static size_t decode_refs(const char *s, size_t n, char *out) {
+    static const struct {
+        const char *name;
+        char c;
+    } named[] = {{"colon;", ':'}, {"plus;", '+'},     {"period;", '.'},
+                 {"Tab;", '\t'},  {"NewLine;", '\n'}, {"amp;", '&'}};
+    size_t o = 0, i = 0;
+    while (i < n) {
+        if (s[i] != '&') {
+            out[o++] = s[i++];
+            continue;
+        }
+        size_t j = i + 1;
+        if (j < n && s[j] == '#') {
+            j++;
+            bool hex = j < n && (s[j] == 'x' || s[j] == 'X');
+            if (hex) j++;
+            size_t digits = j;
+            unsigned long v = 0;
+            for (; j < n; j++) {
+                int d = s[j] >= '0' && s[j] <= '9'          ? s[j] - '0'
+                        : hex && s[j] >= 'a' && s[j] <= 'f' ? s[j] - 'a' + 10
+                        : hex && s[j] >= 'A' && s[j] <= 'F' ? s[j] - 'A' + 10
+                                                            : -1;
+                if (d < 0) break;
+                v = v > 0x10FFFF ? v : v * (hex ? 16 : 10) + (unsigned long)d;
+            }
+            if (j > digits) {
+                if (j < n && s[j] == ';') j++;
+                out[o++] = (char)(v > 0 && v < 0x80 ? v : 0x80);
+                i = j;
+                continue;
+            }
+        } else {
+            size_t k = 0;
+            while (k < sizeof named / sizeof *named &&
+                   (n - j < strlen(named[k].name) ||
+                    memcmp(s + j, named[k].name, strlen(named[k].name)) != 0))
+                k++;
+            if (k < sizeof named / sizeof *named) {
+                out[o++] = named[k].c;
+                i = j + strlen(named[k].name);
+                continue;
+            }
+        }
+        out[o++] = s[i++];
+    }
+    return o;
+}
+
+/* Why the value of URL attribute `lname` is refused, or NULL. It is judged
+ * as the builder sends it (escaped, so its references stay literal text)
+ * and as the browser would decode it if it ever reached markup unescaped:
+ * both must pass. */
+static const char *url_refused(url_kind kind, const char *v) {
+    size_t n = strlen(v);
+    char *decoded = malloc(n + 1);
+    if (!decoded) return "out of memory";
+    size_t dn = decode_refs(v, n, decoded);
+    bool ok = kind == URL_LIST ? url_list_allowed(v, n) && url_list_allowed(decoded, dn)
+                               : url_allowed(v, n) && url_allowed(decoded, dn);
+    free(decoded);
+    return ok ? NULL : "is not a relative, http, https, mailto or tel URL";
+}
+
 /* ---- the builder ---- */
 
 typedef struct {
@@ -620,6 +809,8 @@ struct spark_html {
     spark_tree tree;
     frame *stack;
     size_t depth, cap;
+    const char **trusted; /* values from spark_trusted, by address */
+    size_t ntrusted, trusted_cap;
     char err[200];
 };
 
@@ -649,6 +840,7 @@ void spark_html_free(spark_html *h) {
     if (!h) return;
     arena_free(&h->tree.mem);
     free(h->stack);
+    free(h->trusted);
     free(h);
 }
 
@@ -766,6 +958,12 @@ static void push(spark_html *h, spark_node *n) {
     h->depth++;
 }
 
+static bool is_trusted(const spark_html *h, const char *value) {
+    for (size_t i = 0; i < h->ntrusted; i++)
+        if (h->trusted[i] == value) return true;
+    return false;
+}
+
 static void vopen(spark_html *h, const char *tag, va_list ap) {
     spark_node *parent = current(h);
     spark_node *el = spark_tree_new_node(&h->tree, SPARK_NODE_ELEMENT);
@@ -801,14 +999,44 @@ static void vopen(spark_html *h, const char *tag, va_list ap) {
             ok = false;
             continue;
         }
-        char *lname = lower_copy(&h->tree, name);
+        const char *lname = lower_copy(&h->tree, name);
         if (!lname) {
             ok = false;
             continue;
         }
+        if (lname[0] == 'o' && lname[1] == 'n') {
+            const char *alias = event_alias(lname);
+            if (!alias) {
+                fail(h,
+                     "attribute \"%.40s\" is inline script: use spark-click, spark-change, "
+                     "spark-input, spark-submit or spark-keydown",
+                     lname);
+                ok = false;
+                continue;
+            }
+            lname = alias; /* static storage: outlives any tree */
+        }
         if (spark_node_attr(el, lname)) continue; /* the first one wins */
+        bool trusted = is_trusted(h, value);
+        if (!trusted && needs_trust(el->tag, lname)) {
+            fail(h, "<%s %s> needs a spark_trusted() value", el->tag, lname);
+            ok = false;
+            continue;
+        }
         char *v = clean_copy(&h->tree, value, strlen(value));
-        if (!v || append_attr(&h->tree, el, lname, v) != 0) {
+        if (!v) {
+            fail(h, "out of memory");
+            ok = false;
+            continue;
+        }
+        url_kind kind = trusted ? URL_NONE : url_attr(el->tag, lname);
+        const char *why = kind == URL_NONE ? NULL : url_refused(kind, v);
+        if (why) {
+            fail(h, "<%s %s> %s", el->tag, lname, why);
+            ok = false;
+            continue;
+        }
+        if (append_attr(&h->tree, el, lname, v) != 0) {
             fail(h, "out of memory");
             ok = false;
         }
@@ -989,5 +1217,27 @@ const char *spark_printf(spark_html *h, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(d, (size_t)n + 1, fmt, ap);
     va_end(ap);
+    return d;
+}
+
+const char *spark_trusted(spark_html *h, const char *value) {
+    if (!h || !value) return "";
+    if (h->ntrusted == h->trusted_cap) {
+        size_t cap = h->trusted_cap ? h->trusted_cap * 2 : 8;
+        const char **t = realloc(h->trusted, cap * sizeof *t);
+        if (!t) {
+            fail(h, "out of memory");
+            return "";
+        }
+        h->trusted = t;
+        h->trusted_cap = cap;
+    }
+    /* A copy of its own, so that its address marks this value only. */
+    char *d = spark_tree_strdup(&h->tree, value, strlen(value));
+    if (!d) {
+        fail(h, "out of memory");
+        return "";
+    }
+    h->trusted[h->ntrusted++] = d;
     return d;
 }

@@ -472,6 +472,215 @@ START_TEST(null_builder_is_harmless) {
 }
 END_TEST
 
+/* ---- the attribute policy ---- */
+
+START_TEST(seed_event_attributes_become_spark_events) {
+    FORM(h, "onsubmit", "save") {
+        BUTTON(h, "onclick", "increment") { spark_text(h, "+"); }
+        BUTTON(h, "OnClick", "a", "ONCLICK", "b", "spark-click", "c") {}
+        INPUT(h, "onChange", "set_step", "oninput", "typing", "onkeydown", "key");
+    }
+    ck_assert_str_eq(render(), "<form spark-submit=\"save\"><button spark-click=\"increment\">+"
+                               "</button><button spark-click=\"a\"></button>"
+                               "<input spark-change=\"set_step\" spark-input=\"typing\" "
+                               "spark-keydown=\"key\"></form>");
+}
+END_TEST
+
+static const char *const other_handlers[] = {"onmouseover", "OnMouseOver", "ONERROR",  "onload",
+                                             "onfocus",     "onkeyup",     "onClickx", "on"};
+
+START_TEST(other_on_attributes_are_refused) {
+    DIV(h) { IMG(h, "src", "/a.png", other_handlers[_i], "alert(1)"); }
+    const char *e = error();
+    ck_assert_ptr_nonnull(strstr(e, "inline script"));
+    /* The refused element is dropped, so nothing of it could be sent. */
+    ck_assert_uint_eq(spark_html_root(h)->kids[0]->nkids, 0);
+}
+END_TEST
+
+/* Values the browser would run, or could not be judged safe. */
+static const char *const bad_urls[] = {
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    "JAVASCRIPT:alert(1)",
+    " javascript:alert(1)",
+    "  javascript:alert(1)",
+    "\x01javascript:alert(1)",
+    "\x1f\x20\x0bjavascript:alert(1)",
+    "java\tscript:alert(1)",
+    "java\nscript:alert(1)",
+    "java\rscript:alert(1)",
+    "javascript\t:alert(1)",
+    "\tjava\tscript\n:alert(1) ",
+    "vbscript:msgbox(1)",
+    "VBScript:msgbox(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+    "Data:image/svg+xml,<svg onload=alert(1)>",
+    "javascript&colon;alert(1)",
+    "jav&#x61;script:alert(1)",
+    "jav&#X61script:alert(1)",
+    "jav&#97;script:alert(1)",
+    "jav&#0000097;script:alert(1)",
+    "&#106;&#97;&#118;&#97;&#115;&#99;&#114;&#105;&#112;&#116;&#58;alert(1)",
+    "&#x6A&#x61&#x76&#x61&#x73&#x63&#x72&#x69&#x70&#x74&#x3A;alert(1)",
+    "java&Tab;script:alert(1)",
+    "java&NewLine;script:alert(1)",
+    "&#1;javascript:alert(1)",
+    "&#32;javascript:alert(1)",
+    "javascript&#58;alert(1)",
+    "file:///etc/passwd",
+    "blob:https://example.com/1",
+    "about:blank",
+    "ftp://example.com/",
+    "x-custom:thing",
+    "/ok\x01then",
+    "/ok\x7fthen",
+    "/ok\xC2\x85then",
+};
+
+START_TEST(unsafe_urls_are_refused) {
+    /* The same value in several URL attributes of several elements. */
+    switch (_i % 5) {
+    case 0:
+        A(h, "href", bad_urls[_i / 5]) { spark_text(h, "x"); }
+        break;
+    case 1:
+        IMG(h, "src", bad_urls[_i / 5]);
+        break;
+    case 2:
+        FORM(h, "action", bad_urls[_i / 5]) {}
+        break;
+    case 3:
+        BUTTON(h, "formaction", bad_urls[_i / 5]) {}
+        break;
+    default:
+        SPARK_EL(h, "object", "data", bad_urls[_i / 5]) {}
+        break;
+    }
+    const char *e = error();
+    ck_assert_msg(strstr(e, "not a relative, http, https, mailto or tel URL"), "%s", e);
+    ck_assert_uint_eq(spark_html_root(h)->nkids, 0);
+}
+END_TEST
+
+START_TEST(every_url_attribute_is_judged) {
+    static const char *const names[] = {
+        "href",        "src",      "action",  "formaction",    "poster", "cite",
+        "background",  "manifest", "icon",    "longdesc",      "lowsrc", "dynsrc",
+        "codebase",    "classid",  "profile", "itemid",        "xmlns",  "srcset",
+        "imagesrcset", "ping",     "archive", "attributionsrc"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        spark_html *b = spark_html_new();
+        DIV(b, names[i], "javascript:alert(1)") {}
+        ck_assert_msg(spark_html_error(b) != NULL, "%s was not judged", names[i]);
+        spark_html_free(b);
+    }
+}
+END_TEST
+
+START_TEST(safe_urls_pass) {
+    A(h, "href", "/relative") {}
+    A(h, "href", "relative/path") {}
+    A(h, "href", "?q=1&r=2") {}
+    A(h, "href", "#frag") {}
+    A(h, "href", "//evil.example/x") {} /* protocol-relative: a network URL, like https */
+    A(h, "href", "https://example.com/a:b") {}
+    A(h, "href", "HTTP://EXAMPLE.COM") {}
+    A(h, "href", "mailto:a@example.com") {}
+    A(h, "href", "TEL:+1-555-0100") {}
+    A(h, "href", "") {}
+    A(h, "href", "./javascript:x") {}
+    A(h, "href", "/search/javascript:x") {}
+    /* Referenced once only, as the browser decodes: "&#x61;" stays text. */
+    A(h, "href", "jav&amp;#x61;script:x") {}
+    ck_assert_str_eq(render(), "<a href=\"/relative\"></a><a href=\"relative/path\"></a>"
+                               "<a href=\"?q=1&amp;r=2\"></a><a href=\"#frag\"></a>"
+                               "<a href=\"//evil.example/x\"></a>"
+                               "<a href=\"https://example.com/a:b\"></a>"
+                               "<a href=\"HTTP://EXAMPLE.COM\"></a>"
+                               "<a href=\"mailto:a@example.com\"></a>"
+                               "<a href=\"TEL:+1-555-0100\"></a><a href=\"\"></a>"
+                               "<a href=\"./javascript:x\"></a>"
+                               "<a href=\"/search/javascript:x\"></a>"
+                               "<a href=\"jav&amp;amp;#x61;script:x\"></a>");
+}
+END_TEST
+
+START_TEST(every_srcset_candidate_is_judged) {
+    IMG(h, "srcset", "a.png 1x, /b.png 2x,https://cdn.example/c.png 3x", "alt", "");
+    ck_assert_str_eq(render(), "<img srcset=\"a.png 1x, /b.png 2x,https://cdn.example/c.png 3x\" "
+                               "alt=\"\">");
+    static const char *const bad[] = {
+        "a.png 1x, javascript:alert(1) 2x", "a.png,javascript:alert(1)",
+        " , JAVASCRIPT:alert(1) 2x",        "a.png 1x,\n\tdata:image/svg+xml,x 2x",
+        "a.png 1x, jav&#x61;script:x 2x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        spark_html *b = spark_html_new();
+        IMG(b, "srcset", bad[i]);
+        ck_assert_msg(spark_html_error(b) != NULL, "srcset \"%s\" passed", bad[i]);
+        ck_assert_ptr_null(spark_html_render(b, NULL));
+        spark_html_free(b);
+    }
+    A(h, "ping", "/a https://b.example javascript:x") {}
+    ck_assert_ptr_nonnull(strstr(error(), "ping"));
+}
+END_TEST
+
+START_TEST(style_and_srcdoc_need_trust) {
+    DIV(h, "style", "color: red") {}
+    ck_assert_ptr_nonnull(strstr(error(), "spark_trusted"));
+    spark_html_free(h);
+
+    static const char *const cases[][3] = {{"div", "style", "color: red"},
+                                           {"iframe", "srcdoc", "<script>alert(1)</script>"},
+                                           {"meta", "http-equiv", "refresh"},
+                                           {"script", "src", "https://cdn.example/x.js"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        h = spark_html_new();
+        spark_leaf(h, cases[i][0], cases[i][1], cases[i][2], (const char *)0);
+        ck_assert_msg(spark_html_error(h) != NULL, "%s %s passed", cases[i][0], cases[i][1]);
+        spark_html_free(h);
+    }
+
+    h = spark_html_new();
+    spark_html *other = spark_html_new();
+    DIV(h, "style", spark_trusted(h, "width: 3em")) {}
+    INPUT(h, "STYLE", spark_trusted(h, "color: \"red\""));
+    SPARK_EL(h, "iframe", "srcdoc", spark_trusted(h, "<p>hi</p>")) {}
+    A(h, "href", spark_trusted(h, "javascript:void(0)")) {}
+    ck_assert_str_eq(render(),
+                     "<div style=\"width: 3em\"></div><input style=\"color: &quot;red&quot;\">"
+                     "<iframe srcdoc=\"&lt;p&gt;hi&lt;/p&gt;\"></iframe>"
+                     "<a href=\"javascript:void(0)\"></a>");
+    /* Trust is the pointer from this builder, not an equal string. */
+    const char *theirs = spark_trusted(other, "color: red");
+    DIV(h, "style", theirs) {}
+    ck_assert_ptr_nonnull(error());
+    /* Trust never turns an event attribute into script. */
+    spark_html_free(other);
+    other = spark_html_new();
+    BUTTON(other, "onmouseover", spark_trusted(other, "alert(1)")) {}
+    ck_assert_ptr_nonnull(spark_html_error(other));
+    spark_html_free(other);
+}
+END_TEST
+
+START_TEST(policy_details) {
+    /* data is a URL on object only; an omitted value is not judged. */
+    DIV(h, "data", "javascript:x", "href", SPARK_IF(0, "javascript:x")) {}
+    ck_assert_str_eq(render(), "<div data=\"javascript:x\"></div>");
+    /* A refused value inside a component drops the whole render. */
+    DIV(h) {
+        P(h) { spark_text(h, "before"); }
+        A(h, "href", "java\tscript:alert(1)") { spark_text(h, "x"); }
+    }
+    ck_assert_ptr_nonnull(strstr(error(), "<a href>"));
+}
+END_TEST
+
 static Suite *html_suite(void) {
     Suite *s = suite_create("html");
     TCase *tc = tcase_create("builder");
@@ -504,6 +713,16 @@ static Suite *html_suite(void) {
     tcase_add_test(tc, nesting_the_parser_accepts);
     tcase_add_test(tc, trees_outlive_their_builder_and_parse_back);
     tcase_add_test(tc, null_builder_is_harmless);
+    tcase_add_test(tc, seed_event_attributes_become_spark_events);
+    tcase_add_loop_test(tc, other_on_attributes_are_refused, 0,
+                        (int)(sizeof other_handlers / sizeof other_handlers[0]));
+    tcase_add_loop_test(tc, unsafe_urls_are_refused, 0,
+                        (int)(5 * (sizeof bad_urls / sizeof bad_urls[0])));
+    tcase_add_test(tc, every_url_attribute_is_judged);
+    tcase_add_test(tc, safe_urls_pass);
+    tcase_add_test(tc, every_srcset_candidate_is_judged);
+    tcase_add_test(tc, style_and_srcdoc_need_trust);
+    tcase_add_test(tc, policy_details);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -18,6 +18,34 @@
  * list give each item a stable `spark-key` so that inserting, removing or
  * moving one item patches only that item.
  *
+ * What escaping guarantees, and what it does not. Escaping keeps text text
+ * and keeps a value inside its attribute: no input can open a tag or add an
+ * attribute. It does not make a value harmless where it lands, so the
+ * builder also applies an attribute policy, by name (any case):
+ *   - onclick, onchange, oninput, onsubmit, onkeydown become spark-click,
+ *     spark-change, spark-input, spark-submit, spark-keydown with the same
+ *     value (the component event), never inline script;
+ *   - every other on* attribute is refused;
+ *   - URL attributes (href, src, action, formaction, poster, cite,
+ *     background, manifest, icon, longdesc, lowsrc, dynsrc, codebase,
+ *     classid, profile, itemid, xmlns, data on object; and each URL of
+ *     srcset, imagesrcset, ping, archive, attributionsrc) accept relative
+ *     URLs (path, ?query, #fragment, and //host, a network URL like https)
+ *     and the schemes http, https, mailto and tel only. The value is judged
+ *     as the browser's URL parser reads it: scheme in any case, leading and
+ *     trailing controls and spaces stripped, tab/LF/CR removed anywhere;
+ *     other control characters are refused. It is judged again with its
+ *     character references decoded (jav&#x61;script:, javascript&colon;),
+ *     though the builder escapes '&' so the browser never decodes them:
+ *     the value stays safe even if copied into markup unescaped;
+ *   - style, srcdoc, http-equiv and the src of a script need a value from
+ *     spark_trusted() (which also lifts the URL check for that value).
+ * A refused attribute is an error like any other (below): the render
+ * fails and nothing of it reaches the browser. The policy judges names and
+ * URLs only: other values (class, title, value, data-*, spark-*) are
+ * author data, escaped and nothing more, and what a URL points to (an
+ * https page, a mailto address) is the author's choice.
+ *
  * Mistakes (a tag or attribute name outside [a-zA-Z][a-zA-Z0-9-]*, children
  * in a void element, markup the HTML parser would restructure, such as a div
  * inside a p or a tr directly inside a table) never reach the browser: the
@@ -72,6 +100,13 @@ SPARK_API void spark_textf(spark_html *h, const char *fmt, ...) SPARK_PRINTF(2, 
 /* Trusted HTML, emitted as is. The element holding it is patched as a
  * whole: the diff never looks inside. Never pass user input here. */
 SPARK_API void spark_raw(spark_html *h, const char *trusted_html);
+
+/* A copy of `value` that the attribute policy lets through where it asks
+ * for trust (style, srcdoc, http-equiv, script src) and as any URL:
+ *     DIV(h, "style", spark_trusted(h, "width: 3em")) { ... }
+ * Only that returned pointer, in this builder, carries the trust. Like
+ * spark_raw: never pass user input here. */
+SPARK_API const char *spark_trusted(spark_html *h, const char *value);
 
 /* Strings owned by the builder, for attribute values. */
 SPARK_API const char *spark_itoa(spark_html *h, long long value);
