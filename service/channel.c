@@ -43,6 +43,7 @@
 #define RX_KEEP_BYTES    4096
 #define MAX_TOKEN_WAIT_S (400LL * 86400)
 #define COALESCE_BYTES   65536
+#define SPARK_LIVE_ROUTE "/spark"
 
 typedef struct frame {
     struct frame *next;
@@ -119,6 +120,14 @@ static const spark_channel *find_channel(const char *path, spark_route_params *p
     return NULL;
 }
 
+/* The live components' channel (live.c), whose client acts on a frame's
+ * "t": its connections are given room and user messages only inside the
+ * envelope of rooms.h, never in a shape a payload could choose. Matched
+ * by route: the route is the runtime's, and so is the channel on it. */
+static bool is_enveloped(const spark_channel *channel) {
+    return strcmp(channel->route, SPARK_LIVE_ROUTE) == 0;
+}
+
 bool spark_channels_route_exists(const char *path) { return find_channel(path, NULL) != NULL; }
 
 /* The seed's answer to a message the server could not handle: here, one
@@ -152,7 +161,9 @@ size_t spark_channels_count(const spark_channels *channels) {
 }
 
 /* What the rooms deliver to a connection is what it is sent, whatever
- * the kind: a channel's client tells presence from messages by "type". */
+ * the kind: a channel's client tells presence from messages by "type".
+ * For an enveloped channel (/spark) the rooms module has already wrapped
+ * it as {"t":"msg",...}: it is sent as it is too. */
 static void deliver_room_frame(spark_room_peer *p, const char *kind, const char *text, size_t len) {
     (void)kind;
     spark_conn_send(lws_container_of(p, spark_conn, peer), text, len);
@@ -373,7 +384,8 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
                                 .origin = c->origin,
                                 .serial = c->serial,
                                 .user_id = c->user_id,
-                                .user_name = c->user_name};
+                                .user_name = c->user_name,
+                                .enveloped = is_enveloped(channel)};
     copy_query(c, wsi);
     if (authenticate(channels, c, wsi, path)) {
         free_conn(c);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,7 +39,8 @@ typedef enum {
     K_VERIFY_KEYS, /* optional; KID:BASE64URL entries, see docs/auth.md */
     K_AUTH,        /* on or off; empty means the default, on */
     K_PROXIES,     /* optional; addresses and CIDR prefixes, see proxy.h */
-    K_TIMEOUT      /* 1..3600 seconds, kept in seconds */
+    K_TIMEOUT,     /* 1..3600 seconds, kept in seconds */
+    K_NOTIFY_KEY   /* optional; 32 bytes, unpadded base64url */
 } kind;
 
 typedef struct {
@@ -70,6 +72,9 @@ static const setting settings[] = {
      "KID:KEY that signs session tokens (see sparkd keygen)"},
     {"SPARK_VERIFY_KEYS", NULL, K_VERIFY_KEYS, AT(verify_keys),
      "KID:KEY,... that verify session tokens (required unless SPARK_AUTH=off)"},
+    {"SPARK_NOTIFY_KEY", NULL, K_NOTIFY_KEY, AT(notify_key),
+     "32 bytes, base64url: authenticates ephemeral messages between instances "
+     "(default: derived from SPARK_SIGNING_KEY)"},
     {"SPARK_ALLOWED_ORIGINS", "--allowed-origins", K_OPTIONAL, AT(allowed_origins),
      "origins allowed to open cookie-authenticated sockets"},
     {"SPARK_TRUSTED_PROXIES", "--trusted-proxies", K_PROXIES, AT(trusted_proxies),
@@ -230,6 +235,7 @@ static int apply(spark_config *cfg, const setting *s, const char *source, const 
         PQconninfoFree(opts);
         break;
     }
+    case K_NOTIFY_KEY:
     case K_SIGNING_KEY:
     case K_VERIFY_KEYS: {
         /* Parsed here only to refuse a bad key at startup; the server
@@ -238,6 +244,14 @@ static int apply(spark_config *cfg, const setting *s, const char *source, const 
         int bad;
         if (!*value) {
             bad = 0;
+        } else if (s->kind == K_NOTIFY_KEY) {
+            unsigned char key[32];
+            size_t decoded = 0;
+            bad = sodium_base642bin(key, sizeof key, value, strlen(value), NULL, &decoded, NULL,
+                                    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+                  decoded != sizeof key;
+            sodium_memzero(key, sizeof key);
+            snprintf(why, sizeof why, "not 32 bytes of unpadded base64url");
         } else if (s->kind == K_SIGNING_KEY) {
             spark_auth_signing_key *key;
             bad = spark_auth_signing_key_parse(value, &key, why, sizeof why);
@@ -421,10 +435,10 @@ bad:
 }
 
 void spark_config_free(spark_config *cfg) {
-    char **owned[] = {&cfg->database_url,   &cfg->host,           &cfg->instance,
-                      &cfg->web_root,       &cfg->migrations_dir, &cfg->sql_dir,
-                      &cfg->signing_key,    &cfg->verify_keys,    &cfg->allowed_origins,
-                      &cfg->trusted_proxies};
+    char **owned[] = {&cfg->database_url,    &cfg->host,           &cfg->instance,
+                      &cfg->web_root,        &cfg->migrations_dir, &cfg->sql_dir,
+                      &cfg->signing_key,     &cfg->verify_keys,    &cfg->notify_key,
+                      &cfg->allowed_origins, &cfg->trusted_proxies};
     for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) {
         char **slot = owned[i];
         free(*slot);

@@ -30,6 +30,7 @@ typedef struct spark_config {
     bool auth;               /* tokens required (SPARK_AUTH=on, the default) */
     char *signing_key;       /* issues tokens; optional */
     char *verify_keys;       /* verifies tokens; required by serve unless auth is off */
+    char *notify_key;        /* MACs ephemeral NOTIFYs; optional, see rooms.h */
     char *allowed_origins;   /* Origin allow-list for cookie auth */
     char *trusted_proxies;   /* peers whose Forwarded/X-Forwarded-* count; NULL: none */
     bool demo_login;         /* /login issues session cookies */

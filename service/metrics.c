@@ -55,6 +55,8 @@ static const struct {
                            "PostgreSQL queries that hit a timeout or went unanswered past it."},
     [SPARK_M_DB_BUSY] = {"spark_db_busy_total", "counter",
                          "PostgreSQL queries refused because the connection's queue was full."},
+    [SPARK_M_NOTIFY_FORGED] = {"spark_notify_forged_total", "counter",
+                               "Ephemeral notifications dropped for a missing or bad MAC."},
 };
 
 void spark_metric_add(spark_metric m, int64_t delta) { values[m] += delta; }

@@ -34,6 +34,7 @@ typedef enum {
     SPARK_M_PRESENCE_REAPED,     /* dead instances whose presences this one removed */
     SPARK_M_DB_STALLS,           /* queries that timed out or stayed unanswered too long */
     SPARK_M_DB_BUSY,             /* queries refused because the queue was full */
+    SPARK_M_NOTIFY_FORGED,       /* ephemeral notifications dropped: no valid MAC */
     SPARK_M_COUNT
 } spark_metric;
 

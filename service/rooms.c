@@ -34,6 +34,7 @@
 
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,8 @@
 #define MAX_ROOM_BYTES    255
 #define MAX_EPHEMERAL     7168
 #define PRUNE_INTERVAL_US (60 * LWS_US_PER_SEC)
+#define MAC_VARIANT       sodium_base64_VARIANT_URLSAFE_NO_PADDING
+#define MAC_TEXT          43 /* crypto_auth_BYTES in unpadded base64url */
 
 typedef enum { M_JOINING, M_CATCHUP, M_LIVE, M_STALLED } member_state;
 
@@ -84,6 +87,13 @@ struct ticket {
     ticket **slot; /* the member's pointer to this ticket */
 };
 
+/* How ephemeral notifications are authenticated (rooms.h). */
+typedef enum {
+    NOTIFY_OPEN,   /* no key, SPARK_AUTH=off: unauthenticated, as all else is */
+    NOTIFY_CLOSED, /* no key, SPARK_AUTH=on: ephemeral messages are refused */
+    NOTIFY_KEYED,  /* "s|MAC|origin|json", MAC = crypto_auth("origin|json") */
+} notify_mode;
+
 struct spark_rooms {
     struct lws_context *ctx;
     spark_pg *db;
@@ -94,6 +104,8 @@ struct spark_rooms {
     lws_sorted_usec_list_t heartbeat_timer, prune_timer, track_timer;
     spark_rooms_post_failed_fn post_failed;
     void *post_failed_ud;
+    notify_mode notify;
+    unsigned char notify_key[crypto_auth_KEYBYTES];
 };
 
 /* ---- the room table ------------------------------------------------------ */
@@ -190,13 +202,24 @@ static void log_failure(void *ud, const PGresult *res, const char *error) {
 
 /* ---- delivery ------------------------------------------------------------ */
 
-/* The frame clients get for a stored message: the payload object with its
- * seq added, or {"seq":N,"room":R,"payload":P} for other values. It is
- * re-encoded compactly: PostgreSQL's jsonb text has spaces after ':' and
- * ','. Built once per message, however many members get it. */
+/* Compact JSON text of `o`, malloc'd; consumes the reference. */
+static char *frame_text(json_object *o, size_t *len) {
+    const char *text = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
+    char *copy = text ? malloc(*len + 1) : NULL;
+    if (copy) memcpy(copy, text, *len + 1);
+    json_object_put(o);
+    return copy;
+}
+
+/* The frame channel clients get for a stored message: the payload object
+ * with its seq added, or {"seq":N,"room":R,"payload":P} for other values.
+ * The runtime's "seq" is set after the payload's keys, so a payload's own
+ * "seq" never survives (channels resume by it). It is re-encoded
+ * compactly: PostgreSQL's jsonb text has spaces after ':' and ','. Built
+ * once per message, however many members get it. */
 static char *message_frame(const char *room_name, long long seq, const char *payload, size_t *len) {
     json_object *p = json_tokener_parse(payload), *out = json_object_new_object();
-    json_object_object_add(out, "seq", json_object_new_int64(seq));
     if (json_object_is_type(p, json_type_object)) {
         json_object_object_foreach(p, key, value) {
             if (strcmp(key, "seq") != 0) json_object_object_add(out, key, json_object_get(value));
@@ -205,13 +228,24 @@ static char *message_frame(const char *room_name, long long seq, const char *pay
         json_object_object_add(out, "room", json_object_new_string(room_name));
         json_object_object_add(out, "payload", json_object_get(p));
     }
-    const char *text = json_object_to_json_string_length(
-        out, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
-    char *copy = malloc(*len + 1);
-    if (copy) memcpy(copy, text, *len + 1);
-    json_object_put(out);
+    json_object_object_add(out, "seq", json_object_new_int64(seq));
     json_object_put(p);
-    return copy;
+    return frame_text(out, len);
+}
+
+/* The frame an enveloped peer (a /spark connection) gets:
+ * {"t":"msg","room":R,"kind":K,"seq":N,"data":P}, seq only when N >= 0.
+ * Every key is the runtime's; the payload is nested whole under "data",
+ * so nothing in it can become a control frame. Takes `data`. */
+static char *envelope_frame(const char *room_name, const char *kind, long long seq,
+                            json_object *data, size_t *len) {
+    json_object *out = json_object_new_object();
+    json_object_object_add(out, "t", json_object_new_string("msg"));
+    json_object_object_add(out, "room", json_object_new_string(room_name));
+    json_object_object_add(out, "kind", json_object_new_string(kind));
+    if (seq >= 0) json_object_object_add(out, "seq", json_object_new_int64(seq));
+    json_object_object_add(out, "data", data);
+    return frame_text(out, len);
 }
 
 static bool is_presence(const char *kind) { return kind && strcmp(kind, "presence") == 0; }
@@ -221,27 +255,50 @@ static bool is_shown(const char *kind) {
     return kind && (strcmp(kind, "message") == 0 || is_presence(kind));
 }
 
+/* Frames in a channel's own shape. An enveloped peer is given none of
+ * them: it gets messages through send_enveloped() only. */
 static void send_to(member *m, const char *kind, const char *frame, size_t len) {
-    if (!m->quiet) m->peer->deliver(m->peer, kind, frame, len);
+    if (!m->quiet && !m->peer->enveloped) m->peer->deliver(m->peer, kind, frame, len);
+}
+
+/* Gives an enveloped member a "message" or "ephemeral"; the envelope is
+ * built on first use into *text and shared by the members that follow. */
+static bool send_enveloped(member *m, const char *kind, long long seq, const char *payload,
+                           char **text, size_t *len) {
+    if (!*text) {
+        json_object *data = json_tokener_parse(payload);
+        if (!data && strcmp(payload, "null") != 0) return false;
+        if (!(*text = envelope_frame(m->room->name, kind, seq, data, len))) return false;
+    }
+    m->peer->deliver(m->peer, kind, *text, *len);
+    return true;
 }
 
 /* Gives one fetched message to every live member that has not had it. */
 static void deliver(room *r, long long seq, const char *payload, const char *origin,
                     const char *kind) {
-    size_t len = 0;
-    char *text = NULL;
+    size_t len = 0, env_len = 0;
+    char *text = NULL, *env = NULL;
     EACH_LINK(d, &r->members) {
         member *m = lws_container_of(d, member, in_room);
         if (m->state != M_LIVE || seq <= m->cursor) continue;
         m->cursor = seq;
         if (m->quiet || !is_shown(kind)) continue;
         if (origin && strcmp(origin, m->peer->origin) == 0) continue;
-        if (is_presence(kind) && seq <= m->presence_after) continue;
-        if (!text && !(text = message_frame(r->name, seq, payload, &len))) break;
-        send_to(m, kind, text, len);
+        if (m->peer->enveloped) {
+            /* Presence is for channels and components; a /spark socket
+             * is only told what was sent to it. */
+            if (is_presence(kind) || !send_enveloped(m, kind, seq, payload, &env, &env_len))
+                continue;
+        } else {
+            if (is_presence(kind) && seq <= m->presence_after) continue;
+            if (!text && !(text = message_frame(r->name, seq, payload, &len))) continue;
+            send_to(m, kind, text, len);
+        }
         spark_metric_add(SPARK_M_ROOM_DELIVERIES, 1);
     }
     free(text);
+    free(env);
 }
 
 /* {"type":"presence_state","room":R,"state":S}, built once for many. */
@@ -349,8 +406,12 @@ static void on_catch_up_rows(void *ud, const PGresult *res, const char *error) {
     size_t len;
     for (int i = 0; i < rows; i++) {
         long long seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        char *text = message_frame(m->room->name, seq, PQgetvalue(res, i, 1), &len);
-        if (text) send_to(m, "message", text, len);
+        char *text = NULL;
+        if (m->peer->enveloped) {
+            send_enveloped(m, "message", seq, PQgetvalue(res, i, 1), &text, &len);
+        } else if ((text = message_frame(m->room->name, seq, PQgetvalue(res, i, 1), &len))) {
+            send_to(m, "message", text, len);
+        }
         free(text);
         m->cursor = seq;
     }
@@ -733,7 +794,23 @@ static int post_ephemeral(spark_rooms *rooms, const char *origin, const char *na
     const char *body =
         json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     int r = -1;
-    if (strlen(body) <= MAX_EPHEMERAL && asprintf(&text, "e|%s|%s", origin, body) > 0) {
+    bool made = false;
+    if (strlen(body) > MAX_EPHEMERAL || rooms->notify == NOTIFY_CLOSED) {
+        made = false; /* too large, or no key to make it trustworthy with */
+    } else if (rooms->notify == NOTIFY_OPEN) {
+        made = asprintf(&text, "e|%s|%s", origin, body) > 0;
+    } else if (asprintf(&text, "s|%*s|%s|%s", (int)MAC_TEXT, "", origin, body) > 0) {
+        /* The MAC covers "origin|body", written in place of the blanks. */
+        const char *signed_part = text + 2 + MAC_TEXT + 1;
+        unsigned char mac[crypto_auth_BYTES];
+        char b64[MAC_TEXT + 1];
+        crypto_auth(mac, (const unsigned char *)signed_part, strlen(signed_part),
+                    rooms->notify_key);
+        sodium_bin2base64(b64, sizeof b64, mac, sizeof mac, MAC_VARIANT);
+        memcpy(text + 2, b64, MAC_TEXT);
+        made = true;
+    }
+    if (made) {
         const char *params[] = {text};
         r = query_untracked(rooms, "SELECT pg_notify('spark', $1)", 1, params, log_failure,
                             (void *)"ephemeral");
@@ -790,33 +867,74 @@ int spark_rooms_post(spark_rooms *rooms, const spark_room_peer *from, const char
 
 /* ---- notifications --------------------------------------------------------- */
 
-static void on_ephemeral(spark_rooms *rooms, const char *rest) {
+/* Delivers "origin|json", already authenticated (or unauthenticated by
+ * choice). Returns false when it is malformed. */
+static bool on_ephemeral(spark_rooms *rooms, const char *rest) {
     const char *bar = strchr(rest, '|');
-    if (!bar) return;
+    if (!bar) return false;
     size_t origin_len = (size_t)(bar - rest);
     json_object *o = json_tokener_parse(bar + 1), *name = NULL, *payload = NULL;
-    /* Any role may NOTIFY: the payload is checked like any other input. */
-    if (json_object_object_get_ex(o, "room", &name) &&
-        json_object_is_type(name, json_type_string) && valid_room(json_object_get_string(name)) &&
-        json_object_object_get_ex(o, "payload", &payload)) {
+    /* Checked like any other input, MAC or not. */
+    bool ok = json_object_object_get_ex(o, "room", &name) &&
+              json_object_is_type(name, json_type_string) &&
+              valid_room(json_object_get_string(name)) &&
+              json_object_object_get_ex(o, "payload", &payload);
+    if (ok) {
         room *r = find_room(rooms, json_object_get_string(name));
         const char *text = json_object_to_json_string_ext(
             payload, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        size_t len = strlen(text);
+        size_t len = strlen(text), env_len = 0;
+        char *env = NULL;
         if (r) EACH_LINK(d, &r->members) {
                 member *m = lws_container_of(d, member, in_room);
                 const char *own = m->peer->origin;
-                if (m->state == M_LIVE && !(origin_len && strlen(own) == origin_len &&
-                                            memcmp(own, rest, origin_len) == 0))
+                if (m->state != M_LIVE || m->quiet ||
+                    (origin_len && strlen(own) == origin_len && memcmp(own, rest, origin_len) == 0))
+                    continue;
+                if (m->peer->enveloped)
+                    send_enveloped(m, "ephemeral", -1, text, &env, &env_len);
+                else
                     send_to(m, "ephemeral", text, len);
             }
+        free(env);
     }
     json_object_put(o);
+    return ok;
+}
+
+/* "s|MAC|origin|json": true when MAC is crypto_auth("origin|json") under
+ * the notify key. crypto_auth_verify compares in constant time. */
+static bool authentic(const spark_rooms *rooms, const char *rest) {
+    unsigned char mac[crypto_auth_BYTES];
+    size_t n = 0;
+    if (strlen(rest) <= MAC_TEXT || rest[MAC_TEXT] != '|' ||
+        sodium_base642bin(mac, sizeof mac, rest, MAC_TEXT, NULL, &n, NULL, MAC_VARIANT) != 0 ||
+        n != sizeof mac)
+        return false;
+    const char *signed_part = rest + MAC_TEXT + 1;
+    return crypto_auth_verify(mac, (const unsigned char *)signed_part, strlen(signed_part),
+                              rooms->notify_key) == 0;
+}
+
+/* Any role that can connect may NOTIFY: with a key, only what carries its
+ * MAC is believed; anything else on the "e|" or "s|" prefixes is counted
+ * and dropped. */
+static void on_ephemeral_notify(spark_rooms *rooms, const char *payload) {
+    bool ok = false;
+    if (rooms->notify == NOTIFY_KEYED && payload[0] == 's')
+        ok = authentic(rooms, payload + 2) && on_ephemeral(rooms, payload + 2 + MAC_TEXT + 1);
+    else if (rooms->notify == NOTIFY_OPEN && payload[0] == 'e')
+        ok = on_ephemeral(rooms, payload + 2);
+    if (!ok) {
+        spark_metric_add(SPARK_M_NOTIFY_FORGED, 1);
+        spark_log(SPARK_LOG_DEBUG, "rooms.notify_dropped",
+                  "an ephemeral notification without a valid MAC", "len=%zu", strlen(payload));
+    }
 }
 
 void spark_rooms_on_notify(spark_rooms *rooms, const char *payload) {
-    if (strncmp(payload, "e|", 2) == 0) {
-        on_ephemeral(rooms, payload + 2);
+    if (strncmp(payload, "e|", 2) == 0 || strncmp(payload, "s|", 2) == 0) {
+        on_ephemeral_notify(rooms, payload);
         return;
     }
     if (strncmp(payload, "m|", 2) != 0) return;
@@ -939,6 +1057,45 @@ void spark_rooms_detach(spark_rooms *rooms) {
     rooms->db = NULL;
 }
 
+/* The deployment's notify key: SPARK_NOTIFY_KEY, else derived from
+ * SPARK_SIGNING_KEY (its text, under a context of its own, so the MAC key
+ * is never the signing key itself). A role that can only NOTIFY has
+ * neither. Without both, say once what that means. */
+static int setup_notify_key(spark_rooms *rooms) {
+    static bool warned;
+    const spark_config *cfg = rooms->cfg;
+    static const char context[] = "spark.notify-key.v1|";
+    if (sodium_init() < 0) return -1;
+    if (cfg->notify_key) {
+        size_t n = 0;
+        if (sodium_base642bin(rooms->notify_key, sizeof rooms->notify_key, cfg->notify_key,
+                              strlen(cfg->notify_key), NULL, &n, NULL, MAC_VARIANT) != 0 ||
+            n != sizeof rooms->notify_key)
+            return -1; /* config.c has refused it already */
+        rooms->notify = NOTIFY_KEYED;
+    } else if (cfg->signing_key) {
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, NULL, 0, sizeof rooms->notify_key);
+        crypto_generichash_update(&st, (const unsigned char *)context, sizeof context - 1);
+        crypto_generichash_update(&st, (const unsigned char *)cfg->signing_key,
+                                  strlen(cfg->signing_key));
+        crypto_generichash_final(&st, rooms->notify_key, sizeof rooms->notify_key);
+        sodium_memzero(&st, sizeof st);
+        rooms->notify = NOTIFY_KEYED;
+    } else {
+        rooms->notify = cfg->auth ? NOTIFY_CLOSED : NOTIFY_OPEN;
+        if (!warned)
+            spark_log(SPARK_LOG_WARN, "rooms.no_notify_key",
+                      cfg->auth ? "neither SPARK_NOTIFY_KEY nor SPARK_SIGNING_KEY is set: "
+                                  "ephemeral messages are refused"
+                                : "SPARK_AUTH=off and no SPARK_NOTIFY_KEY: ephemeral "
+                                  "messages are not authenticated",
+                      NULL);
+        warned = true;
+    }
+    return 0;
+}
+
 spark_rooms *spark_rooms_new(struct lws_context *ctx, spark_pg *db, const spark_config *cfg) {
     spark_rooms *rooms = calloc(1, sizeof *rooms);
     if (!rooms) return NULL;
@@ -949,6 +1106,10 @@ spark_rooms *spark_rooms_new(struct lws_context *ctx, spark_pg *db, const spark_
     rooms->ctx = ctx;
     rooms->db = db;
     rooms->cfg = cfg;
+    if (setup_notify_key(rooms)) {
+        spark_rooms_free(rooms);
+        return NULL;
+    }
     return rooms;
 }
 
@@ -964,5 +1125,6 @@ void spark_rooms_free(spark_rooms *rooms) {
         free(r);
     }
     spark_table_free(&rooms->table);
+    sodium_memzero(rooms->notify_key, sizeof rooms->notify_key);
     free(rooms);
 }

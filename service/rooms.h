@@ -21,6 +21,17 @@
  *   "history"         a watching component's recent messages, as an array.
  * Messages of any other kind are stored for SQL and replay, and delivered
  * to no one.
+ *
+ * An enveloped peer (a /spark connection) is given only "message" and
+ * "ephemeral", each wrapped so that no payload can pass for a control
+ * frame: {"t":"msg","room":R,"kind":K,"seq":N,"data":P} (no seq for an
+ * ephemeral message). P is the payload as it was posted, nested.
+ *
+ * Ephemeral messages travel in NOTIFY, which any role that can connect may
+ * send; they carry a MAC (crypto_auth) under the deployment's notify key:
+ * SPARK_NOTIFY_KEY, or else one derived from SPARK_SIGNING_KEY. Without
+ * either, they are unauthenticated when SPARK_AUTH=off and refused when it
+ * is on. Forged or malformed ones count in spark_notify_forged_total.
  */
 #ifndef SPARK_ROOMS_H
 #define SPARK_ROOMS_H
@@ -46,6 +57,7 @@ struct spark_room_peer {
     const char *origin; /* "instance/serial": SPARK_EXCLUDE_SELF posts skip it */
     uint64_t serial;    /* names its presence, unique in the instance */
     const char *user_id, *user_name;
+    bool enveloped;               /* wrap deliveries as {"t":"msg",...} (above) */
     lws_dll2_owner_t memberships; /* the rooms module's */
 };
 

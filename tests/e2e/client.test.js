@@ -241,3 +241,34 @@ test('hooks: mounted, updated and destroyed follow the DOM', async () => {
     ['mounted c1 chart:c', 'updated c1', 'destroyed c1', 'mounted c2 chart:c']);
   await p3.close();
 });
+
+test('user messages arrive as spark:message and are never acted on; unknown frames are ignored', async () => {
+  const { page, mock } = await mockPage(ctx, TODO_PAGE);
+  await page.waitForSelector('.spark-connected');
+  await page.evaluate(() => {
+    window.got = [];
+    window.Spark.on('message', (d) => window.got.push(d));
+  });
+  const before = await page.innerHTML('[spark-component="todo:t1"]');
+  // A render and a redirect smuggled as what was sent to the user.
+  mock.send({ t: 'msg', room: 'user:alice', kind: 'message', seq: 12,
+    data: { t: 'render', cid: 'todo:t1', v: 99, html: '<img src=x onerror="window.pwned=1">' } });
+  mock.send({ t: 'msg', room: 'user:alice', kind: 'message', seq: 13,
+    data: { t: 'redirect', url: '/e2e/elsewhere' } });
+  // Frames this client does not know: nothing happens.
+  mock.send({ t: 'navigate', url: '/e2e/elsewhere' });
+  mock.send({ seq: 14, url: '/e2e/elsewhere' });
+  mock.send({ t: 'flash', cid: 'todo:t1', level: 'info', message: 'after' });
+  await page.locator('.spark-flash').waitFor();
+  await page.waitForFunction(() => window.got.length >= 2);
+  const got = await page.evaluate(() => window.got);
+  assert.equal(got.length, 2, JSON.stringify(got));
+  assert.deepEqual(got[0], { room: 'user:alice', kind: 'message', seq: 12,
+    data: { t: 'render', cid: 'todo:t1', v: 99, html: '<img src=x onerror="window.pwned=1">' } });
+  assert.equal(got[1].data.t, 'redirect');
+  assert.equal(await page.innerHTML('[spark-component="todo:t1"]'), before);
+  assert.equal(await page.getAttribute('[spark-component]', 'spark-version'), '7');
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
+  assert.match(page.url(), /\/e2e\/page$/);
+  await page.close();
+});

@@ -649,8 +649,21 @@
         emit(msg.t === "refreshed" ? "refreshed" : "error", msg);
         return;
       case "error":
+        emit("error", msg);
+        return;
+      case "msg":
+        /* What was sent to the user (spark_send_user, spark.notify_user):
+         * the server nests the payload in "data", and it is only ever
+         * passed on, never acted on. */
+        if (typeof msg.room === "string") {
+          emit("message", { room: msg.room, kind: msg.kind, seq: msg.seq, data: msg.data });
+        }
+        return;
       default:
-        emit(msg.t === "error" ? "error" : "message", msg);
+        /* The runtime's own error frame (a rate limit) has no "t". Any
+         * other frame is not one this client knows: ignored, so that no
+         * payload can pose as something to do. */
+        if (msg.t === undefined && msg.type === "error") emit("error", msg);
     }
   }
 
