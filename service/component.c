@@ -52,9 +52,16 @@ const spark_component *spark_component_lookup(const char *name, size_t len) {
     return NULL;
 }
 
+/* Ids reach logs, SQL and the DOM: no control characters in them. */
+static bool printable(const char *id) {
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) return false;
+    return true;
+}
+
 const spark_component *spark_component_of_id(const char *id, const char **key) {
     const char *colon = id ? strchr(id, ':') : NULL;
-    if (!colon || !colon[1] || strlen(id) > SPARK_MAX_CID_BYTES) return NULL;
+    if (!colon || !colon[1] || strlen(id) > SPARK_MAX_CID_BYTES || !printable(id)) return NULL;
     if (key) *key = colon + 1;
     return spark_component_lookup(id, (size_t)(colon - id));
 }

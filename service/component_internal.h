@@ -34,6 +34,17 @@ void spark_components_on_resync(spark_components *components, bool reconnected);
 /* The db connection is about to be freed: query nothing from now on. */
 void spark_components_detach(spark_components *components);
 
+/* Component instances in the cache (at most SPARK_MAX_COMPONENTS, unless
+ * more than that are being viewed). */
+size_t spark_components_cached(const spark_components *components);
+
+/* Called with an instance's id when a page waiting for it may be served
+ * now: its state (and, for a room component, its room) arrived, or could
+ * not be read. One callback per server (the pages module's). */
+typedef void (*spark_components_ready_fn)(void *ud, const char *id);
+void spark_components_on_ready(spark_components *components, spark_components_ready_fn fn,
+                               void *ud);
+
 /* Renders component `id` as a page shows it to this user (initial view
  * state). Returns 1 with the HTML (malloc'd) and its version; 0 while the
  * state is being loaded (ask again shortly); -1 when it cannot be served. */

@@ -8,6 +8,11 @@
  * flight when another is asked for is followed by one more, so the cache
  * ends at the newest state whatever the order of events.
  *
+ * The cache is bounded (SPARK_MAX_COMPONENTS): any client can name new ids,
+ * and each costs a load and memory. Past the bound, the least recently used
+ * instances that nobody views and nothing holds are dropped at once, grace
+ * or not; viewed ones always stay.
+ *
  * The layers above are told what happened through the hooks of
  * spark_components (instance.h), never called directly.
  */
@@ -57,9 +62,29 @@ instance *spark_instance_find(spark_components *cs, const char *id) {
     return e ? lws_container_of(e, instance, entry) : NULL;
 }
 
+static void free_instance(instance *in);
+
+static bool busy(const instance *in) {
+    return in->viewers.count || in->refs || in->writing || in->queue.count || in->batch.count;
+}
+
+/* Drops the least recently used idle instances while there are too many;
+ * never `keep`, which the caller is about to hand out. */
+static void trim(spark_components *cs, const instance *keep) {
+    EACH_LINK(d, &cs->lru) {
+        if (cs->instances.count <= (size_t)cs->cfg->max_components) return;
+        instance *in = lws_container_of(d, instance, in_lru);
+        if (in != keep && !busy(in)) free_instance(in);
+    }
+}
+
 instance *spark_instance_get(spark_components *cs, const char *id) {
     instance *in = spark_instance_find(cs, id);
-    if (in) return in;
+    if (in) {
+        lws_dll2_remove(&in->in_lru);
+        lws_dll2_add_tail(&in->in_lru, &cs->lru);
+        return in;
+    }
     const char *key;
     const spark_component *type = spark_component_of_id(id, &key);
     if (!type || !(in = calloc(1, sizeof *in))) return NULL;
@@ -72,8 +97,10 @@ instance *spark_instance_get(spark_components *cs, const char *id) {
     in->key = in->id + (key - id);
     in->state = spark_component_initial(type->initial_state);
     spark_table_add(&cs->instances, &in->entry, in->id);
+    lws_dll2_add_tail(&in->in_lru, &cs->lru);
     if (cs->hooks->created) cs->hooks->created(in);
     spark_instance_load(in);
+    trim(cs, in);
     return in;
 }
 
@@ -81,6 +108,7 @@ static void free_instance(instance *in) {
     spark_components *cs = in->cs;
     if (cs->hooks->freeing) cs->hooks->freeing(in);
     spark_table_remove(&cs->instances, &in->entry);
+    lws_dll2_remove(&in->in_lru);
     lws_dll2_remove(&in->in_dirty);
     lws_dll2_remove(&in->in_write);
     lws_sul_cancel(&in->tick_timer);
@@ -92,8 +120,7 @@ static void free_instance(instance *in) {
 }
 
 static bool evictable(const instance *in, lws_usec_t now) {
-    return !in->viewers.count && !in->refs && !in->writing && !in->queue.count &&
-           !in->batch.count && now >= in->keep_until;
+    return !busy(in) && now >= in->keep_until;
 }
 
 static void sweep_cb(lws_sorted_usec_list_t *sul) {
@@ -143,7 +170,9 @@ static void on_loaded(void *ud, long long version, const char *state, const char
     in->loading = false;
     if (in->cs->detached) return;
     if (error) {
-        spark_log(SPARK_LOG_WARN, "component.load_failed", error, "component=%s", in->id);
+        char idbuf[2 * SPARK_MAX_CID_BYTES + 3];
+        spark_log(SPARK_LOG_WARN, "component.load_failed", error, "component=%s",
+                  spark_log_value(idbuf, sizeof idbuf, in->id));
         /* the database's return, or the bus's resync, loads it again */
         if (in->cs->hooks->state_failed) in->cs->hooks->state_failed(in, error);
         return;

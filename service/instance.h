@@ -57,6 +57,7 @@ struct viewer {
 
 struct instance {
     spark_table_entry entry; /* in cs->instances, keyed by id */
+    lws_dll2_t in_lru;       /* in cs->lru: least recently used first */
     spark_components *cs;
     char *id;
     const char *key;
@@ -92,6 +93,7 @@ typedef struct {
     void (*state_failed)(instance *in, const char *why);
     void (*created)(instance *in);
     void (*freeing)(instance *in);
+    void (*room_loaded)(instance *in); /* room_view.c: the room arrived once */
 } spark_instance_hooks;
 
 #define SPARK_GROUP_MAX 256
@@ -103,7 +105,10 @@ struct spark_components {
     spark_rooms *rooms;
     const spark_config *cfg;
     const spark_instance_hooks *hooks;
+    void (*ready)(void *ud, const char *id); /* live.c: pages waiting */
+    void *ready_ud;
     spark_table instances;
+    lws_dll2_owner_t lru; /* every instance, least recently used first */
     lws_sorted_usec_list_t sweep_timer;
     bool detached; /* the db connection is going: no queries, no timers */
     /* render.c */

@@ -47,20 +47,26 @@ static viewer *find_viewer(live_conn *lc, const char *id) {
 /* Sends the client what it lacks: nothing when it joined at the current
  * version, a patch from the version its page showed, or a whole render. */
 static void join_with(viewer *v, shared_tree *now, shared_tree *old) {
+    bool sent;
     if (old) {
         spark_sbuf b = {0};
         spark_diff(spark_html_root(old->h), spark_html_root(now->h), &b);
         if (b.failed)
-            spark_viewer_send_render(v, now);
+            sent = spark_viewer_send_render(v, now);
         else
-            spark_viewer_send_patch(v, b.data);
+            sent = spark_viewer_send_patch(v, b.data);
         spark_sbuf_free(&b);
     } else {
-        spark_viewer_send_render(v, now);
+        sent = spark_viewer_send_render(v, now);
     }
-    spark_viewer_set_tree(v, now);
+    spark_viewer_set_tree(v, sent ? now : NULL);
     v->joined = true;
-    if (v->join_ref != -2) spark_live_reply_ok(v->lc, v->join_ref);
+    if (v->join_ref == -2) return;
+    if (sent)
+        spark_live_reply_ok(v->lc, v->join_ref);
+    else
+        spark_live_reply_error(v->lc, v->join_ref, "too_large",
+                               "the component's render is larger than SPARK_MAX_QUEUE");
 }
 
 /* The tree a page rendered at the given state showed: the initial view
@@ -319,8 +325,16 @@ static void live_on_close(spark_conn *c, int code, const char *reason) {
 
 /* ---- what lower layers tell ------------------------------------------------- */
 
+/* Pages wait for a component's state, and a room component's room. */
+static void tell_pages(instance *in) {
+    spark_components *cs = in->cs;
+    if (cs->ready && (!in->type->room || spark_room_view_loaded(in)))
+        cs->ready(cs->ready_ud, in->id);
+}
+
 static void state_arrived(instance *in, bool first, bool changed) {
     if (first) {
+        tell_pages(in);
         EACH_LINK(d, &in->viewers) {
             viewer *v = lws_container_of(d, viewer, in_inst);
             if (!v->joined) complete_join(v);
@@ -333,7 +347,13 @@ static void state_arrived(instance *in, bool first, bool changed) {
 
 static void state_failed(instance *in, const char *why) {
     (void)why;
-    if (!in->loaded) fail_waiting_joins(in, "the component's state cannot be read now");
+    if (in->loaded) return;
+    fail_waiting_joins(in, "the component's state cannot be read now");
+    if (in->cs->ready) in->cs->ready(in->cs->ready_ud, in->id); /* they answer 503 */
+}
+
+static void room_loaded(instance *in) {
+    if (in->loaded) tell_pages(in);
 }
 
 static void created(instance *in) {
@@ -344,7 +364,15 @@ static void freeing(instance *in) {
     if (in->type->room) spark_room_view_close(in);
 }
 
-static const spark_instance_hooks hooks = {state_arrived, state_failed, created, freeing};
+static const spark_instance_hooks hooks = {state_arrived, state_failed, created, freeing,
+                                           room_loaded};
+
+size_t spark_components_cached(const spark_components *cs) { return cs ? cs->instances.count : 0; }
+
+void spark_components_on_ready(spark_components *cs, spark_components_ready_fn fn, void *ud) {
+    cs->ready = fn;
+    cs->ready_ud = ud;
+}
 
 /* ---- pages -------------------------------------------------------------------------------- */
 

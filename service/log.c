@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include <libwebsockets.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -70,8 +71,13 @@ static void log_line(spark_log_level level, const char *event, const char *msg, 
     at += n > 0 ? (size_t)n : 0;
     if (at < cap && fmt && *fmt) {
         line[at++] = ' ';
+        size_t pairs = at;
         n = vsnprintf(line + at, cap - at, fmt, ap);
         at += n > 0 ? (size_t)n : 0;
+        if (at > cap) at = cap;
+        /* Values may come from clients: no one may start a line of their own. */
+        for (size_t i = pairs; i < at; i++)
+            if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f) line[i] = '?';
     }
     if (at > cap) at = cap;
     if (msg && at + 6 < cap) {
@@ -81,6 +87,17 @@ static void log_line(spark_log_level level, const char *event, const char *msg, 
     line[at++] = '\n';
     ssize_t ignored = write(STDERR_FILENO, line, at);
     (void)ignored;
+}
+
+const char *spark_log_value(char *buf, size_t cap, const char *value) {
+    if (!value) return "-";
+    bool plain = *value != '\0';
+    for (const unsigned char *p = (const unsigned char *)value; *p && plain; p++)
+        plain = *p > 0x20 && *p != '"' && *p != '=' && *p != 0x7f && *p != '\\';
+    if (plain || cap < 3) return value;
+    size_t at = append_quoted(buf, 0, cap - 1, value);
+    buf[at < cap ? at : cap - 1] = '\0';
+    return buf;
 }
 
 void spark_log(spark_log_level level, const char *event, const char *msg, const char *fmt, ...) {

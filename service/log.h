@@ -9,6 +9,7 @@
 #define SPARK_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum {
     SPARK_LOG_DEBUG = 0,
@@ -28,6 +29,12 @@ int spark_log_level_parse(const char *name);
  * "port=%d conn=%s", whose values must not contain spaces. */
 void spark_log(spark_log_level level, const char *event, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* A value for a key=value pair that a client chose (a component id, a room):
+ * as it is when it holds no space, quote, '=' or control character, else
+ * quoted and escaped into `buf`. Control characters never reach a line
+ * either way. */
+const char *spark_log_value(char *buf, size_t cap, const char *value);
 
 /* Routes libwebsockets' own log lines (warnings and errors) through here. */
 void spark_log_capture_lws(void);

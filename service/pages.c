@@ -11,13 +11,15 @@
  *
  * The loop never waits for PostgreSQL: a component that is not in the
  * cache yet is loaded now, and the request is deferred and answered as
- * soon as the component is there (checked every few milliseconds, for at
- * most a few seconds). The waiting requests belong to the server's
+ * soon as the component is there: the runtime wakes it when the state (and
+ * a room component's room) has arrived, or could not be read; after a few
+ * seconds it is answered 503. The waiting requests belong to the server's
  * spark_pages, whose timers live in that server's lws context.
  */
 #include "pages.h"
 
 #include "component_ctx.h"
+#include "each_link.h"
 #include "html_tree.h"
 #include "log.h"
 #include "router.h"
@@ -29,7 +31,6 @@
 
 #define MAX_PAGES       64
 #define MAX_TITLE_VALUE 200 /* bytes of one route value in a title */
-#define RETRY_US        (5 * LWS_US_PER_MS)
 #define MAX_WAIT_US     (5 * LWS_US_PER_SEC)
 
 static const spark_page *registry[MAX_PAGES];
@@ -181,18 +182,33 @@ static void stop_waiting(waiting_page *w) {
     free(w);
 }
 
+/* Woken when its component is ready (or failed), or at its deadline. */
 static void retry_page(lws_sorted_usec_list_t *sul) {
     waiting_page *w = lws_container_of(sul, waiting_page, sul);
     spark_http_request *req = spark_http_later_request(w->later);
     if (req && !try_page(req, w->route, w->id)) {
-        if (lws_now_usecs() < w->deadline) {
+        lws_usec_t now = lws_now_usecs();
+        if (now < w->deadline) {
             lws_sul_schedule(lws_get_context(spark_http_request_wsi(req)), 0, &w->sul, retry_page,
-                             RETRY_US);
+                             w->deadline - now);
             return;
         }
         spark_http_respond_text(req, 503, "the component is not available right now\n");
     }
     stop_waiting(w);
+}
+
+/* The component runtime says `id` can be served: its waiting pages try
+ * again on the loop's next turn (not from inside the runtime's callback). */
+static void wake_pages(void *ud, const char *id) {
+    spark_pages *pages = ud;
+    EACH_LINK(d, &pages->waiting) {
+        waiting_page *w = lws_container_of(d, waiting_page, link);
+        spark_http_request *req = spark_http_later_request(w->later);
+        if (req && strcmp(w->id, id) == 0)
+            lws_sul_schedule(lws_get_context(spark_http_request_wsi(req)), 0, &w->sul, retry_page,
+                             0);
+    }
 }
 
 static void serve_page(spark_http_request *req, void *ud) {
@@ -220,7 +236,7 @@ static void serve_page(spark_http_request *req, void *ud) {
     memcpy(w->id, id, sizeof id);
     lws_dll2_add_tail(&w->link, &r->pages->waiting);
     lws_sul_schedule(lws_get_context(spark_http_request_wsi(req)), 0, &w->sul, retry_page,
-                     RETRY_US);
+                     MAX_WAIT_US);
 }
 
 /* ---- per server ----------------------------------------------------------- */
@@ -256,6 +272,7 @@ spark_pages *spark_pages_new(spark_http *http, spark_components *components) {
         return NULL;
     }
     pages->components = components;
+    spark_components_on_ready(components, wake_pages, pages);
     for (size_t i = 0; i < nregistered; i++) {
         page_route *r = &pages->routes[pages->nroutes++];
         r->pages = pages;
@@ -273,6 +290,7 @@ spark_pages *spark_pages_new(spark_http *http, spark_components *components) {
 
 void spark_pages_free(spark_pages *pages) {
     if (!pages) return;
+    if (pages->components) spark_components_on_ready(pages->components, NULL, NULL);
     while (pages->waiting.head) {
         waiting_page *w = lws_container_of(pages->waiting.head, waiting_page, link);
         spark_http_request *req = spark_http_later_request(w->later);

@@ -139,6 +139,17 @@ void spark_frame_reply_error(spark_sbuf *out, long long ref, const char *code,
     spark_sbuf_puts(out, "}}");
 }
 
+void spark_frame_component_error(spark_sbuf *out, const char *cid, const char *code,
+                                 const char *message) {
+    spark_sbuf_puts(out, "{\"t\":\"error\",\"cid\":");
+    spark_sbuf_json_string(out, cid);
+    spark_sbuf_puts(out, ",\"error\":{\"code\":");
+    spark_sbuf_json_string(out, code);
+    spark_sbuf_puts(out, ",\"message\":");
+    spark_sbuf_json_string(out, message);
+    spark_sbuf_puts(out, "}}");
+}
+
 void spark_frame_render(spark_sbuf *out, const char *cid, long long v, const spark_node *root) {
     spark_sbuf html = {0};
     spark_node_serialize_children(root, &html);

@@ -33,6 +33,10 @@ void spark_msg_clear(spark_msg *msg);
 /* Server frames, appended to `out`. A ref < 0 is written as null. */
 void spark_frame_reply_ok(spark_sbuf *out, long long ref);
 void spark_frame_reply_error(spark_sbuf *out, long long ref, const char *code, const char *message);
+/* {"t":"error","cid":..,"error":{"code":..,"message":..}}: a component
+ * could not be sent what changed (its render is too large). */
+void spark_frame_component_error(spark_sbuf *out, const char *cid, const char *code,
+                                 const char *message);
 void spark_frame_render(spark_sbuf *out, const char *cid, long long v, const spark_node *root);
 void spark_frame_patch(spark_sbuf *out, const char *cid, long long v, const char *ops);
 void spark_frame_flash(spark_sbuf *out, const char *cid, const char *level, const char *message);

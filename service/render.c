@@ -60,16 +60,33 @@ shared_tree *spark_render(instance *in, viewer *v, json_object *state, json_obje
     return t;
 }
 
-void spark_viewer_send_render(viewer *v, shared_tree *t) {
-    spark_sbuf b = {0};
-    spark_frame_render(&b, v->inst->id, v->inst->version, spark_html_root(t->h));
-    spark_live_send(v->lc, &b);
+/* A frame larger than the connection's whole send queue would close it
+ * (1008) and every component on it, and the client would reconnect into
+ * the same render: this component gets an error instead, and the others
+ * go on. */
+static bool send_frame(viewer *v, spark_sbuf *b) {
+    if (!b->failed && b->len > (size_t)v->inst->cs->cfg->max_queue_bytes) {
+        spark_sbuf_free(b);
+        spark_frame_component_error(b, v->inst->id, "too_large",
+                                    "the component's render is larger than SPARK_MAX_QUEUE");
+        spark_live_send(v->lc, b);
+        return false;
+    }
+    bool ok = !b->failed;
+    spark_live_send(v->lc, b);
+    return ok;
 }
 
-void spark_viewer_send_patch(viewer *v, const char *ops) {
+bool spark_viewer_send_render(viewer *v, shared_tree *t) {
+    spark_sbuf b = {0};
+    spark_frame_render(&b, v->inst->id, v->inst->version, spark_html_root(t->h));
+    return send_frame(v, &b);
+}
+
+bool spark_viewer_send_patch(viewer *v, const char *ops) {
     spark_sbuf b = {0};
     spark_frame_patch(&b, v->inst->id, v->inst->version, ops);
-    spark_live_send(v->lc, &b);
+    return send_frame(v, &b);
 }
 
 void spark_viewer_set_tree(viewer *v, shared_tree *t) {
@@ -144,8 +161,7 @@ static void flush_instance(instance *in) {
             if (v->sent_version != in->version) spark_viewer_send_patch(v, "[]");
             v->sent_version = in->version;
         } else if (!v->tree) {
-            spark_viewer_send_render(v, r->tree);
-            spark_viewer_set_tree(v, r->tree);
+            if (spark_viewer_send_render(v, r->tree)) spark_viewer_set_tree(v, r->tree);
         } else {
             const char *ops = NULL;
             for (size_t i = 0; i < ndiffs && !ops; i++)
@@ -159,12 +175,15 @@ static void flush_instance(instance *in) {
                     b.data = NULL;
                 }
             }
+            bool sent = true;
             if (ops && (strcmp(ops, "[]") != 0 || v->sent_version != in->version))
-                spark_viewer_send_patch(v, ops);
+                sent = spark_viewer_send_patch(v, ops);
             else if (!ops)
-                spark_viewer_send_render(v, r->tree);
+                sent = spark_viewer_send_render(v, r->tree);
             spark_sbuf_free(&b);
-            spark_viewer_set_tree(v, r->tree);
+            /* Not sent: the client keeps what it had, and the next change
+             * sends a whole render. */
+            spark_viewer_set_tree(v, sent ? r->tree : NULL);
         }
         if (r == &fresh) {
             free(fresh.local);

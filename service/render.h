@@ -28,9 +28,11 @@ shared_tree *spark_render(instance *in, viewer *v, json_object *state, json_obje
                           bool *used_viewer);
 void spark_tree_release(shared_tree *t);
 
-/* What a viewer is sent; set_tree remembers what it now has. */
-void spark_viewer_send_render(viewer *v, shared_tree *t);
-void spark_viewer_send_patch(viewer *v, const char *ops);
+/* What a viewer is sent; set_tree remembers what it now has. False when
+ * the frame was too large for the connection: the viewer was sent an
+ * "error" frame for this component instead. */
+bool spark_viewer_send_render(viewer *v, shared_tree *t);
+bool spark_viewer_send_patch(viewer *v, const char *ops);
 void spark_viewer_set_tree(viewer *v, shared_tree *t);
 
 /* Sends `b` on the connection and frees it. */

@@ -193,6 +193,10 @@ static void on_room_frame(spark_room_peer *p, const char *kind, const char *fram
         json_object_put(lr->presence);
         lr->presence = json_object_new_object();
         if (json_object_object_get_ex(o, "state", &part)) count_presences(lr, part, 1);
+        if (!lr->loaded && in->cs->hooks->room_loaded) {
+            lr->loaded = true;
+            in->cs->hooks->room_loaded(in);
+        }
         lr->loaded = true;
     } else if (strcmp(kind, "presence") == 0) {
         if (json_object_object_get_ex(o, "joins", &part)) count_presences(lr, part, 1);

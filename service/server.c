@@ -137,6 +137,10 @@ static void healthz(spark_http_request *req, void *ud) {
     json_object_object_add(listener, "notifications",
                            json_object_new_int64(spark_metric_get(SPARK_M_NOTIFICATIONS)));
     json_object_object_add(root, "listener", listener);
+    json_object *components = json_object_new_object();
+    json_object_object_add(components, "cached",
+                           json_object_new_int64((int64_t)spark_components_cached(s->components)));
+    json_object_object_add(root, "components", components);
 
     size_t len;
     const char *text = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &len);

@@ -103,6 +103,7 @@ static void finish_batch(instance *in, const char *code, const char *message) {
 
 static void on_applied(void *ud, spark_store_outcome outcome, long long version, const char *state,
                        const char *error) {
+    char idbuf[2 * SPARK_MAX_CID_BYTES + 3];
     instance *in = ud;
     in->refs--;
     if (in->cs->detached) return;
@@ -123,18 +124,21 @@ static void on_applied(void *ud, spark_store_outcome outcome, long long version,
         spark_instance_apply_state(in, version, state);
         spark_instance_mark_dirty(in);
         spark_log(SPARK_LOG_WARN, "component.conflict", "gave up after repeated conflicts",
-                  "component=%s attempts=%d", in->id, in->attempts);
+                  "component=%s attempts=%d", spark_log_value(idbuf, sizeof idbuf, in->id),
+                  in->attempts);
         finish_batch(in, "conflict", "the component kept changing; try again");
     } else if (outcome == SPARK_STORE_BUSY) {
         finish_batch(in, "busy", "the database has too much work waiting; try again");
     } else if (outcome == SPARK_STORE_UNKNOWN) {
-        spark_log(SPARK_LOG_WARN, "component.write_unknown", error, "component=%s", in->id);
+        spark_log(SPARK_LOG_WARN, "component.write_unknown", error, "component=%s",
+                  spark_log_value(idbuf, sizeof idbuf, in->id));
         finish_batch(in, "unknown_outcome",
                      "the database connection was lost during the write: the change may or may "
                      "not have been stored");
         spark_instance_load(in); /* the stored state tells, and viewers see it */
     } else {
-        spark_log(SPARK_LOG_WARN, "component.write_failed", error, "component=%s", in->id);
+        spark_log(SPARK_LOG_WARN, "component.write_failed", error, "component=%s",
+                  spark_log_value(idbuf, sizeof idbuf, in->id));
         finish_batch(in, "unavailable", "the change could not be stored");
         spark_instance_load(in);
     }
@@ -206,6 +210,15 @@ static void send_group(lws_sorted_usec_list_t *sul) {
     json_object_put(batch);
 }
 
+/* Whether a handler made the shared state larger than the bound (a state
+ * that was already larger, from SQL, may still shrink). */
+static bool too_large(const instance *in, json_object *after, json_object *before) {
+    if (after == before || json_object_equal(after, before)) return false;
+    size_t limit = (size_t)in->cs->cfg->max_state_bytes;
+    return strlen(spark_json_plain(after)) > limit &&
+           strlen(spark_json_plain(after)) > strlen(spark_json_plain(before));
+}
+
 /* Runs every handler of the batch on the cached state, then stores what
  * changed. Called again, on the fresh state, after a conflict. */
 static void run_batch(instance *in) {
@@ -231,6 +244,13 @@ static void run_batch(instance *in) {
         lv.data = p->data;
         p->rc = s && l ? spark_live_dispatch(&lv) : SPARK_FAILED;
         if (!(s && l) && !lv.fail_code) spark_fail(&lv, "unavailable", "out of memory");
+        if (p->rc == SPARK_OK && too_large(in, s, working)) {
+            /* Every event copies the state and every viewer renders it: a
+             * bound keeps one component from taking the instance down. */
+            spark_live_clear_outcome(&lv);
+            p->rc =
+                spark_fail(&lv, "too_large", "the component's state would exceed SPARK_MAX_STATE");
+        }
         p->outcome.fail_code = lv.fail_code;
         p->outcome.fail_message = lv.fail_message;
         p->outcome.flash_level = lv.flash_level;

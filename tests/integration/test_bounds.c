@@ -1,0 +1,184 @@
+/*
+ * test_bounds.c - what one client cannot make an instance hold: a shared
+ * state past SPARK_MAX_STATE, a cache of every id anyone names past
+ * SPARK_MAX_COMPONENTS, an id with control characters, and a render larger
+ * than the connection's send queue, which fails alone while the
+ * connection's other components go on.
+ */
+#include "harness.h"
+#include "wsclient.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *db;
+    int port;
+    pid_t pid;
+    char log[128];
+} one;
+
+/* Starts one instance with `name`=`value` set (NULL: nothing). */
+static void start_one(one *o, const char *name, const char *value) {
+    char db[64];
+    o->db = it_create_migrated_database(db);
+    if (name) setenv(name, value, 1);
+    o->port = it_free_port();
+    snprintf(o->log, sizeof o->log, "/tmp/sparkd-bounds-%d.log", (int)getpid());
+    o->pid = it_start_sparkd(o->db, o->port, "bounds", o->log);
+    if (name) unsetenv(name);
+    ck_assert_msg(it_wait_status(o->port, "/healthz", 200, 15000), "never healthy (see %s)",
+                  o->log);
+}
+
+static void stop_one(one *o) {
+    ck_assert_msg(it_stop_sparkd(o->pid, 8000) == 0, "did not stop cleanly (see %s)", o->log);
+    unlink(o->log);
+}
+
+static void send_text(it_ws *ws, const char *text) {
+    ck_assert_int_eq(it_ws_send_text(ws, text), 0);
+}
+
+static char *expect(it_ws *ws, const char *needle) {
+    char *m = it_ws_recv_match(ws, needle, 10000);
+    ck_assert_msg(m, "no message with %s", needle);
+    return m;
+}
+
+static void join(it_ws *ws, const char *cid, int ref) {
+    char frame[256], reply[64];
+    snprintf(frame, sizeof frame, "{\"t\":\"join\",\"ref\":%d,\"cid\":\"%s\"}", ref, cid);
+    send_text(ws, frame);
+    snprintf(reply, sizeof reply, "\"ref\":%d,\"ok\":true", ref);
+    free(expect(ws, reply));
+}
+
+static void add_todo(it_ws *ws, const char *cid, int ref, int len) {
+    char frame[1024], text[600];
+    memset(text, 'x', (size_t)len);
+    text[len] = '\0';
+    snprintf(
+        frame, sizeof frame,
+        "{\"t\":\"event\",\"ref\":%d,\"cid\":\"%s\",\"e\":\"add_todo\",\"d\":{\"text\":\"%s\"}}",
+        ref, cid, text);
+    send_text(ws, frame);
+}
+
+START_TEST(a_state_past_max_state_is_refused_and_nothing_changes) {
+    one o;
+    start_one(&o, "SPARK_MAX_STATE", "3000");
+    it_ws *ws = it_ws_open(o.port, "/spark", NULL, NULL);
+    ck_assert_ptr_nonnull(ws);
+    join(ws, "todo:big", 1);
+    int ref = 10;
+    char *m = NULL;
+    for (; ref < 40; ref++) { /* 400 bytes each: the 8th or so passes 3000 */
+        add_todo(ws, "todo:big", ref, 400);
+        char want[64];
+        snprintf(want, sizeof want, "\"ref\":%d,", ref);
+        m = expect(ws, want);
+        if (strstr(m, "\"ok\":false")) break;
+        free(m);
+        m = NULL;
+    }
+    ck_assert_msg(m && strstr(m, "\"code\":\"too_large\""), "never refused: %s", m ? m : "");
+    free(m);
+    PGconn *pg = it_connect(o.db);
+    char n[32], v[32];
+    it_query_value(pg, "SELECT jsonb_array_length(state->'items') FROM spark.components", n,
+                   sizeof n);
+    it_query_value(pg, "SELECT version FROM spark.components", v, sizeof v);
+    ck_assert_int_eq(atoi(n), ref - 10); /* every one before the refused one */
+    ck_assert_int_eq(atoi(v), ref - 10);
+    ck_assert_int_le(atoi(n) * 400, 3000);
+    PQfinish(pg);
+    it_ws_close(ws);
+    stop_one(&o);
+}
+END_TEST
+
+START_TEST(the_cache_keeps_at_most_max_components_that_nobody_views) {
+    one o;
+    start_one(&o, "SPARK_MAX_COMPONENTS", "3");
+    it_ws *ws = it_ws_open(o.port, "/spark", NULL, NULL);
+    ck_assert_ptr_nonnull(ws);
+    join(ws, "counter:viewed", 1);
+    static char body[8192];
+    for (int i = 0; i < 12; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/counter/named-%d", i);
+        ck_assert_int_eq(it_http_get(o.port, path, body, sizeof body), 200);
+    }
+    ck_assert_int_eq(it_http_get(o.port, "/healthz", body, sizeof body), 200);
+    const char *c = strstr(body, "\"components\":{\"cached\":");
+    ck_assert_msg(c, "%s", body);
+    int cached = atoi(c + strlen("\"components\":{\"cached\":"));
+    ck_assert_msg(cached >= 1 && cached <= 3, "cached %d: %s", cached, body);
+    /* The viewed one stayed, and still works. */
+    send_text(ws, "{\"t\":\"event\",\"ref\":2,\"cid\":\"counter:viewed\",\"e\":\"increment\"}");
+    free(expect(ws, "\"ref\":2,\"ok\":true"));
+    free(expect(ws, "Count: 1"));
+    it_ws_close(ws);
+    stop_one(&o);
+}
+END_TEST
+
+START_TEST(ids_with_control_characters_are_refused) {
+    one o;
+    start_one(&o, NULL, NULL);
+    it_ws *ws = it_ws_open(o.port, "/spark", NULL, NULL);
+    ck_assert_ptr_nonnull(ws);
+    send_text(ws, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:a\\nlevel=error event=forged\"}");
+    free(expect(ws, "\"ref\":1,\"ok\":false,\"error\":{\"code\":\"unknown_component\""));
+    send_text(ws, "{\"t\":\"join\",\"ref\":2,\"cid\":\"counter:a\\u0007b\"}");
+    free(expect(ws, "\"ref\":2,\"ok\":false,\"error\":{\"code\":\"unknown_component\""));
+    join(ws, "counter:a b", 3); /* printable, spaces included, is fine */
+    it_ws_close(ws);
+    stop_one(&o);
+}
+END_TEST
+
+/* A render larger than the send queue would close the connection and every
+ * component on it; instead that component gets an error. */
+START_TEST(a_render_too_large_for_the_queue_fails_alone) {
+    one o;
+    start_one(&o, "SPARK_MAX_QUEUE", "6000");
+    it_ws *writer = it_ws_open(o.port, "/spark", NULL, NULL);
+    ck_assert_ptr_nonnull(writer);
+    join(writer, "todo:huge", 1);
+    for (int i = 0; i < 20; i++) {
+        add_todo(writer, "todo:huge", 10 + i, 450);
+        char want[64];
+        snprintf(want, sizeof want, "\"ref\":%d,\"ok\":true", 10 + i);
+        free(it_ws_recv_match(writer, want, 10000));
+    }
+    it_ws_close(writer);
+
+    it_ws *ws = it_ws_open(o.port, "/spark", NULL, NULL);
+    ck_assert_ptr_nonnull(ws);
+    join(ws, "counter:small", 1);
+    send_text(ws, "{\"t\":\"join\",\"ref\":2,\"cid\":\"todo:huge\"}");
+    free(expect(ws, "\"ref\":2,\"ok\":false,\"error\":{\"code\":\"too_large\""));
+    send_text(ws, "{\"t\":\"event\",\"ref\":3,\"cid\":\"counter:small\",\"e\":\"increment\"}");
+    free(expect(ws, "\"ref\":3,\"ok\":true"));
+    free(expect(ws, "Count: 1"));
+    it_ws_close(ws);
+    stop_one(&o);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("bounds");
+    TCase *tc = tcase_create("bounds");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, a_state_past_max_state_is_refused_and_nothing_changes);
+    tcase_add_test(tc, the_cache_keeps_at_most_max_components_that_nobody_views);
+    tcase_add_test(tc, ids_with_control_characters_are_refused);
+    tcase_add_test(tc, a_render_too_large_for_the_queue_fails_alone);
+    suite_add_tcase(s, tc);
+    return it_run_suite(s);
+}
