@@ -10,6 +10,8 @@
  * Invariants the builder guarantees and the diff relies on:
  *   - tag and attribute names are lowercase and match [a-z][a-z0-9-]*;
  *   - text and attribute values are valid UTF-8 without CR;
+ *   - attributes passed the policy of <spark/html.h> (no on* handler, URL
+ *     schemes checked), so a patch may set any of them through the DOM;
  *   - no text node is empty and no two text nodes are adjacent, so the
  *     browser's parse of the serialization has exactly the same children;
  *   - an element (or the root) with a raw child is `opaque`: the browser may
