@@ -30,9 +30,20 @@ SPARK_API spark_json *spark_json_parse(const char *text, size_t len) {
     if (!text || len > (size_t)INT32_MAX) return NULL;
     json_tokener *tok = json_tokener_new();
     if (!tok) return NULL;
+    /* Strict: no leading zeros, cut exponents, trailing commas, which
+     * json-c otherwise reads and writes back as other numbers. */
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     json_object *value = json_tokener_parse_ex(tok, text, (int)len);
     bool complete = json_tokener_get_error(tok) == json_tokener_success &&
                     json_tokener_get_parse_end(tok) == len;
+    /* A number or literal that ends the text ("42", "true", "null") could
+     * go on in a next chunk, so json-c waits for more: the end of the text
+     * is the end of the value. */
+    if (json_tokener_get_error(tok) == json_tokener_continue &&
+        json_tokener_get_parse_end(tok) == len) {
+        value = json_tokener_parse_ex(tok, "", 1);
+        complete = json_tokener_get_error(tok) == json_tokener_success;
+    }
     json_tokener_free(tok);
     /* JSON "null" parses to a NULL json_object: keep it as a value. */
     if (!complete) {
