@@ -40,8 +40,8 @@ static void decode(const char *s, size_t n, int plus_is_space) {
         FUZZ_CHECK(enc && back);
         for (long i = 0; i < len; i++)
             snprintf(enc + i * 3, 4, "%%%02X", (unsigned char)out[i]);
-        FUZZ_CHECK(spark_url_decode(enc, (size_t)len * 3, plus_is_space, back,
-                                    (size_t)len + 1) == len);
+        FUZZ_CHECK(spark_url_decode(enc, (size_t)len * 3, plus_is_space, back, (size_t)len + 1) ==
+                   len);
         FUZZ_CHECK(memcmp(back, out, (size_t)len) == 0);
         /* One byte less room than needed is refused, not overrun. */
         if (len > 0) FUZZ_CHECK(spark_url_decode(s, n, plus_is_space, out, (size_t)len) == -1);

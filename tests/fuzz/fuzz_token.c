@@ -52,8 +52,8 @@ static void check_remint(const spark_token_claims *c) {
     int64_t ttl = c->exp - c->iat;
     if (ttl > SPARK_TOKEN_MAX_TTL || c->iat > SPARK_TOKEN_MAX_SECONDS - ttl) return;
     char *token = NULL, err[200];
-    int rc = spark_token_mint(key, c->sub, c->name, ttl, (const char *const *)c->scopes,
-                              c->nscopes, c->iat, &token, err, sizeof err);
+    int rc = spark_token_mint(key, c->sub, c->name, ttl, (const char *const *)c->scopes, c->nscopes,
+                              c->iat, &token, err, sizeof err);
     if (rc != 0) {
         /* Only a token too long to mint may be refused. */
         FUZZ_CHECK(strstr(err, "exceed") != NULL);
