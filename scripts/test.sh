@@ -11,7 +11,8 @@
 # password, and says so and skips where it has neither.
 #
 # Environment: SPARK_TEST_SKIP_ASAN=1 skips the sanitizer tree;
-# SPARK_TEST_SKIP_RELEASE=1 skips the Release trees; SPARK_TEST_SKIP_COMPOSE=1
+# SPARK_TEST_SKIP_RELEASE=1 skips the Release trees; SPARK_TEST_SKIP_FUZZ=1 skips
+# the brief fuzzing run (scripts/fuzz.sh 10, build-fuzz/); SPARK_TEST_SKIP_COMPOSE=1
 # skips the compose deployment; SPARK_BUILD_JOBS sets the build parallelism
 # (default: number of CPUs).
 # Arguments are passed to ctest (e.g. scripts/test.sh -R unit).
@@ -98,6 +99,16 @@ if [[ $skip_release != 1 ]]; then
   cmake --build build-clang -j "$jobs"
   ctest --test-dir build-clang --output-on-failure -R '^unit[.]'
   stage_done "build-release/ and build-clang/"
+fi
+
+# Every libFuzzer target of tests/fuzz/ for 10 seconds (docs/fuzzing.md);
+# a crash stops the run, as a failing build does.
+if [[ ${SPARK_TEST_SKIP_FUZZ:-0} != 1 ]]; then
+  stage "fuzz: build-fuzz/ (clang, libFuzzer + ASan + UBSan), 10 s per target"
+  SPARK_BUILD_JOBS=$jobs bash scripts/fuzz.sh 10
+  stage_done "fuzzing"
+else
+  printf '\n(SPARK_TEST_SKIP_FUZZ=1: fuzzing skipped)\n'
 fi
 
 stage "PostgreSQL: fresh private cluster"
