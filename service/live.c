@@ -256,7 +256,7 @@ static void on_event(live_conn *lc, spark_msg *m) {
             "join the component first");
         return;
     }
-    spark_writes_event(v, m->ref, m->event, m->data);
+    spark_writes_event(v, m->ref, m->event, m->event_id[0] ? m->event_id : NULL, m->data);
 }
 
 static void live_on_connect(spark_conn *c);

@@ -94,6 +94,18 @@ int spark_msg_parse(const char *text, size_t len, spark_msg *msg, const char **c
             goto done;
         }
         snprintf(msg->event, sizeof msg->event, "%s", json_object_get_string(e));
+        json_object *id = get(o, "id");
+        if (id && !json_object_is_type(id, json_type_null)) {
+            size_t n = json_object_is_type(id, json_type_string)
+                           ? (size_t)json_object_get_string_len(id)
+                           : 0;
+            const char *given = n ? json_object_get_string(id) : "";
+            if (n == 0 || n > SPARK_MAX_EVENT_ID_BYTES || strlen(given) != n) {
+                fail(code, message, "invalid_message", "id must be a string of 1 to 64 bytes");
+                goto done;
+            }
+            memcpy(msg->event_id, given, n + 1);
+        }
         if (d && !json_object_is_type(d, json_type_null) &&
             !json_object_is_type(d, json_type_object)) {
             fail(code, message, "invalid_data", "d must be an object");
@@ -126,6 +138,12 @@ void spark_frame_reply_ok(spark_sbuf *out, long long ref) {
     spark_sbuf_puts(out, "{\"t\":\"reply\",\"ref\":");
     put_ref(out, ref);
     spark_sbuf_puts(out, ",\"ok\":true}");
+}
+
+void spark_frame_reply_applied(spark_sbuf *out, long long ref, long long version) {
+    spark_sbuf_puts(out, "{\"t\":\"reply\",\"ref\":");
+    put_ref(out, ref);
+    spark_sbuf_printf(out, ",\"ok\":true,\"v\":%lld}", version);
 }
 
 void spark_frame_reply_error(spark_sbuf *out, long long ref, const char *code,

@@ -11,7 +11,8 @@
 #include <json-c/json.h>
 #include <stddef.h>
 
-#define SPARK_LIVE_MAX_FRAME 32768
+#define SPARK_LIVE_MAX_FRAME     32768
+#define SPARK_MAX_EVENT_ID_BYTES 64
 
 typedef enum { SPARK_MSG_JOIN, SPARK_MSG_EVENT, SPARK_MSG_LEAVE } spark_msg_kind;
 
@@ -21,7 +22,8 @@ typedef struct {
     char cid[SPARK_MAX_CID_BYTES + 1];
     long long v; /* join: -1 when absent */
     char event[128];
-    json_object *data; /* event: owned, an object ({} when absent) */
+    char event_id[SPARK_MAX_EVENT_ID_BYTES + 1]; /* event: "" when absent */
+    json_object *data;                           /* event: owned, an object ({} when absent) */
 } spark_msg;
 
 /* Parses one client frame. Returns 0, or -1 with an error code and
@@ -32,6 +34,8 @@ void spark_msg_clear(spark_msg *msg);
 
 /* Server frames, appended to `out`. A ref < 0 is written as null. */
 void spark_frame_reply_ok(spark_sbuf *out, long long ref);
+/* {"t":"reply","ref":..,"ok":true,"v":version}: an event applied before. */
+void spark_frame_reply_applied(spark_sbuf *out, long long ref, long long version);
 void spark_frame_reply_error(spark_sbuf *out, long long ref, const char *code, const char *message);
 /* {"t":"error","cid":..,"error":{"code":..,"message":..}}: a component
  * could not be sent what changed (its render is too large). */

@@ -125,7 +125,7 @@ static void on_batch_applied(void *ud, const PGresult *res, const char *error) {
     spark_store_result *results = n ? calloc((size_t)n, sizeof *results) : NULL;
     if (n && !results) error = "out of memory";
     for (int i = 0; !error && i < n; i++)
-        results[i] = (spark_store_result){SPARK_STORE_ERROR, 0, NULL, "no result"};
+        results[i] = (spark_store_result){SPARK_STORE_ERROR, 0, NULL, "no result", NULL};
     for (int row = 0; !error && row < n; row++) {
         long long i = num(res, row, 0);
         if (i < 1 || i > n) {
@@ -134,8 +134,10 @@ static void on_batch_applied(void *ud, const PGresult *res, const char *error) {
         }
         spark_store_result *r = &results[i - 1];
         r->error = text_or_null(res, row, 4);
+        r->dups = text_or_null(res, row, 5);
         r->outcome = r->error                                    ? SPARK_STORE_ERROR
                      : strcmp(PQgetvalue(res, row, 1), "t") == 0 ? SPARK_STORE_APPLIED
+                     : r->dups                                   ? SPARK_STORE_DUPLICATE
                                                                  : SPARK_STORE_CONFLICT;
         r->version = num(res, row, 2);
         r->state = text_or_null(res, row, 3);
@@ -150,7 +152,7 @@ int spark_store_apply_batch(spark_store *store, const char *batch_json, const ch
                             spark_store_batch_fn cb, void *ud) {
     const char *params[] = {batch_json, instance};
     return run(store,
-               "SELECT i, applied, version, state::text, error"
+               "SELECT i, applied, version, state::text, error, dups::text"
                " FROM spark.apply_batch($1::jsonb, $2)",
                2, params, on_batch_applied, new_call(store, (void (*)(void))cb, ud));
 }

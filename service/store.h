@@ -41,15 +41,18 @@ int spark_store_state_at(spark_store *store, const char *id, long long version,
 typedef enum {
     SPARK_STORE_APPLIED,
     SPARK_STORE_CONFLICT,
-    SPARK_STORE_ERROR,   /* nothing was written */
-    SPARK_STORE_BUSY,    /* not sent: the connection's queue is full */
-    SPARK_STORE_UNKNOWN, /* sent, and the connection was lost before the answer */
+    SPARK_STORE_ERROR,     /* nothing was written */
+    SPARK_STORE_BUSY,      /* not sent: the connection's queue is full */
+    SPARK_STORE_UNKNOWN,   /* sent, and the connection was lost before the answer */
+    SPARK_STORE_DUPLICATE, /* events whose ids were applied before: nothing written */
 } spark_store_outcome;
 
 /* The writes of several components in one statement and one commit. Each
  * element of `batch_json` is {"id","v":expected,"events":[...]}, where
- * events are [{"e":name,"d":data,"a":actor,"s":state}], each a change on top
- * of the one before, the first on top of `v` (0: absent). The callback gets
+ * events are [{"e":name,"d":data,"a":actor,"s":state,"i":id}] ("i" when the
+ * client gave one), each a change on top of the one before, the first on
+ * top of `v` (0: absent). DUPLICATE, like CONFLICT, writes nothing and
+ * returns the current version and state, with the ids already applied. The callback gets
  * one result per element, in the order of `batch_json`: APPLIED with the
  * last version written; CONFLICT with the current version and state (NULL:
  * absent) and nothing written; ERROR with a reason. `error` (and n = 0)
@@ -60,6 +63,7 @@ typedef struct {
     spark_store_outcome outcome;
     long long version;
     const char *state, *error; /* borrowed, as above */
+    const char *dups;          /* DUPLICATE: {"<event id>": version it produced, ...} */
 } spark_store_result;
 
 typedef void (*spark_store_batch_fn)(void *ud, int n, const spark_store_result *results,

@@ -27,6 +27,7 @@ typedef struct pending {
     viewer *viewer; /* NULL once it went away */
     long long ref;
     char *name, *actor, *state_after;
+    char *event_id; /* the client's id for it, or NULL */
     json_object *data;
     int rc;
     spark_live outcome; /* only the outcome fields are used */
@@ -36,6 +37,7 @@ static void run_batch(instance *in);
 static void send_group(lws_sorted_usec_list_t *sul);
 
 static void free_pending(pending *p) {
+    free(p->event_id);
     free(p->name);
     free(p->actor);
     free(p->state_after);
@@ -101,6 +103,28 @@ static void finish_batch(instance *in, const char *code, const char *message) {
     in->writing = false;
 }
 
+/* Events of the batch that were applied before (resent by a client that
+ * could not know): each is answered ok with the version it produced, and
+ * leaves the batch. Returns how many. */
+static int answer_duplicates(instance *in, const char *dups_json) {
+    json_object *dups = json_tokener_parse(dups_json), *v = NULL;
+    int n = 0;
+    EACH_LINK(d, &in->batch) {
+        pending *p = lws_container_of(d, pending, link);
+        if (!p->event_id || !json_object_object_get_ex(dups, p->event_id, &v)) continue;
+        if (p->viewer) {
+            spark_sbuf b = {0};
+            spark_frame_reply_applied(&b, p->ref, json_object_get_int64(v));
+            spark_live_send(p->viewer->lc, &b);
+        }
+        lws_dll2_remove(&p->link);
+        free_pending(p);
+        n++;
+    }
+    json_object_put(dups);
+    return n;
+}
+
 static void on_applied(void *ud, spark_store_outcome outcome, long long version, const char *state,
                        const char *error) {
     char idbuf[2 * SPARK_MAX_CID_BYTES + 3];
@@ -115,7 +139,17 @@ static void on_applied(void *ud, spark_store_outcome outcome, long long version,
         in->persisted = true;
         spark_instance_mark_dirty(in);
         finish_batch(in, NULL, NULL);
-    } else if (outcome == SPARK_STORE_CONFLICT && ++in->attempts < MAX_ATTEMPTS) {
+    } else if (outcome == SPARK_STORE_DUPLICATE && answer_duplicates(in, error) > 0) {
+        spark_instance_apply_state(in, version, state);
+        spark_instance_mark_dirty(in);
+        if (!in->batch.count) {
+            finish_batch(in, "duplicate", NULL); /* nothing left: no reply, no view change */
+        } else {
+            run_batch(in); /* the others, on the state the first sending made */
+            return;
+        }
+    } else if ((outcome == SPARK_STORE_CONFLICT || outcome == SPARK_STORE_DUPLICATE) &&
+               ++in->attempts < MAX_ATTEMPTS) {
         spark_instance_apply_state(in, version, state);
         spark_instance_mark_dirty(in);
         run_batch(in);
@@ -168,7 +202,8 @@ static void on_group_applied(void *ud, int n, const spark_store_result *results,
             on_applied(group[i], unknown ? SPARK_STORE_UNKNOWN : SPARK_STORE_ERROR, 0, NULL, error);
         else
             on_applied(group[i], results[i].outcome, results[i].version, results[i].state,
-                       results[i].error);
+                       results[i].outcome == SPARK_STORE_DUPLICATE ? results[i].dups
+                                                                   : results[i].error);
     }
     free(group);
     if (cs->write_queue.count) spark_components_arm(cs, &cs->write_timer, send_group, 0);
@@ -268,6 +303,7 @@ static void run_batch(instance *in) {
             json_object_object_add(e, "e", json_object_new_string(p->name));
             json_object_object_add(e, "d", json_object_get(p->data));
             json_object_object_add(e, "a", json_object_new_string(p->actor));
+            if (p->event_id) json_object_object_add(e, "i", json_object_new_string(p->event_id));
             json_object_object_add(e, "s", json_object_get(s));
             json_object_array_add(events, e);
             json_object_put(working);
@@ -307,7 +343,8 @@ void spark_writes_pump(instance *in) {
     }
 }
 
-void spark_writes_event(viewer *v, long long ref, const char *name, json_object *data) {
+void spark_writes_event(viewer *v, long long ref, const char *name, const char *event_id,
+                        json_object *data) {
     instance *in = v->inst;
     if (in->queue.count >= MAX_QUEUE) {
         spark_live_reply_error(v->lc, ref, "busy", "too many events waiting");
@@ -316,6 +353,11 @@ void spark_writes_event(viewer *v, long long ref, const char *name, json_object 
     pending *p = calloc(1, sizeof *p);
     if (!p || !(p->name = strdup(name)) || !(p->actor = strdup(spark_conn_user_id(v->lc->conn)))) {
         if (p) free_pending(p);
+        spark_live_reply_error(v->lc, ref, "unavailable", "out of memory");
+        return;
+    }
+    if (event_id && *event_id && !(p->event_id = strdup(event_id))) {
+        free_pending(p);
         spark_live_reply_error(v->lc, ref, "unavailable", "out of memory");
         return;
     }

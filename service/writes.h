@@ -21,8 +21,12 @@
 #include "instance.h"
 
 /* Queues event `name` with `data` (a reference is taken) from `v`, and
- * answers it with `ref` once it is stored or refused. */
-void spark_writes_event(viewer *v, long long ref, const char *name, json_object *data);
+ * answers it with `ref` once it is stored or refused. `event_id` (may be
+ * NULL) is the client's id for it: an id already applied to the component,
+ * by this instance or another, is not applied again, and its reply is ok
+ * with the version it produced. */
+void spark_writes_event(viewer *v, long long ref, const char *name, const char *event_id,
+                        json_object *data);
 
 /* Runs what waits, if the instance is loaded and no write is in flight. */
 void spark_writes_pump(instance *in);

@@ -468,6 +468,10 @@
   var stableTimer = null;
   var nextRef = 1;
   var pending = new Map();  /* ref -> {resolve, reject, done, timer, kind} */
+  /* Events not answered yet, by id. One whose connection dropped is sent
+   * again, with the same id, once its component is joined again: the server
+   * applies an id once, so a resend never applies an event twice. */
+  var outbox = new Map();   /* id -> {cid, e, d, id, resolve, reject, inflight} */
   var comps = new Map();    /* cid -> {roots: [el], v: number|null, joined: bool, joinRef, failed} */
 
   function socketURL() {
@@ -521,6 +525,37 @@
     }
   }
 
+  function newEventId() {
+    var b = new Uint8Array(12);
+    (window.crypto || window.msCrypto).getRandomValues(b);
+    return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
+  }
+
+  function sendEvent(entry) {
+    var ref = nextRef++;
+    entry.inflight = true;
+    track(ref, "event", null).then(function (reply) {
+      outbox.delete(entry.id);
+      entry.resolve(reply);
+    }, function (err) {
+      entry.inflight = false;
+      /* Lost with its connection: it waits for the component's next join. */
+      if (ws === null && wanted && outbox.has(entry.id)) return;
+      outbox.delete(entry.id);
+      entry.reject(err);
+    });
+    send({ t: "event", ref: ref, cid: entry.cid, e: entry.e, id: entry.id, d: entry.d });
+  }
+
+  function resendEvents(cid) {
+    outbox.forEach(function (entry) { if (entry.cid === cid && !entry.inflight) sendEvent(entry); });
+  }
+
+  function dropEvents(why) {
+    outbox.forEach(function (entry) { entry.reject(new Error(why)); });
+    outbox.clear();
+  }
+
   function join(cid, c, fresh) {
     var ref = nextRef++;
     c.joinRef = ref;
@@ -534,6 +569,7 @@
         c.joined = true;
         setCompState(c, "connected");
         emit("joined", { cid: cid, v: c.v });
+        resendEvents(cid);
       } else {
         c.failed = true;
         setCompState(c, "error");
@@ -612,6 +648,7 @@
          * same one cannot help. A page may listen and call connect() again
          * with a fresh token. */
         wanted = false;
+        dropEvents("spark: not authorized");
         comps.forEach(function (c) { setCompState(c, "error"); });
         emit("unauthorized", { code: ev.code, reason: ev.reason });
         return;
@@ -1286,13 +1323,17 @@
         emit("event-dropped", { cid: cid, e: event, reason: "not connected" });
         return Promise.reject(new Error("spark: not connected"));
       }
-      var ref = nextRef++;
-      var p = track(ref, "event", null).then(function (reply) {
+      var entry = { cid: cid, e: event, d: data || {}, id: newEventId(), inflight: false };
+      var p = new Promise(function (resolve, reject) {
+        entry.resolve = resolve;
+        entry.reject = reject;
+      }).then(function (reply) {
         if (!reply.ok) emit("error", { cid: cid, e: event, error: reply.error || null });
-        emit("reply", { cid: cid, e: event, ref: ref, ok: !!reply.ok, error: reply.error || null });
+        emit("reply", { cid: cid, e: event, id: entry.id, ok: !!reply.ok, error: reply.error || null });
         return reply;
       });
-      send({ t: "event", ref: ref, cid: cid, e: event, d: data || {} });
+      outbox.set(entry.id, entry);
+      sendEvent(entry);
       return p;
     },
 
@@ -1314,12 +1355,9 @@
     /* "idle", "connecting", "open" or "closed". */
     get state() { return state; },
 
-    /* Events in flight (awaiting their reply). */
-    get pending() {
-      var n = 0;
-      pending.forEach(function (p) { if (p.kind === "event") n++; });
-      return n;
-    },
+    /* Events not answered yet: in flight, or waiting to be sent again
+     * (with the same id) once their component is joined again. */
+    get pending() { return outbox.size; },
 
     /* window.addEventListener("spark:" + name, ...) with the detail. */
     on: function (name, fn) {
