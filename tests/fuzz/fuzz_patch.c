@@ -7,11 +7,16 @@
  *         which must either succeed or give a reason;
  *   odd:  OLD '\0' NEW: both parsed, diffed, and the ops applied to OLD and
  *         to OLD parsed back from its HTML; both results must serialize
- *         exactly as NEW.
+ *         exactly as NEW. Markup outside the parser's subset becomes one
+ *         raw node of cleaned text (see fuzz_tree.c), which the applier may
+ *         parse as markup, as a browser would: with such a tree the ops only
+ *         have to apply.
  */
 #include "diff.h"
 #include "fuzz.h"
 #include "support.h"
+
+#include <stdbool.h>
 
 static char *serialize(const spark_node *n) {
     spark_sbuf b = {0};
@@ -32,7 +37,12 @@ static void apply_ops(const spark_node *root, const char *ops) {
     spark_tree_free(got);
 }
 
+static bool fallback(const spark_node *frag) {
+    return frag->nkids == 1 && frag->kids[0]->kind == SPARK_NODE_RAW;
+}
+
 static void check_diff(const spark_node *old, const spark_node *new) {
+    bool exact = !fallback(old) && !fallback(new);
     spark_sbuf ops = {0};
     FUZZ_CHECK(spark_diff(old, new, &ops) >= 0 && !ops.failed);
     char *want = serialize(new), *old_html = serialize(old), err[200] = "";
@@ -40,8 +50,8 @@ static void check_diff(const spark_node *old, const spark_node *new) {
     if (!got) fprintf(stderr, "apply: %s\nops: %s\n", err, ops.data);
     FUZZ_CHECK(got);
     char *html = serialize(spark_tree_root(got));
-    if (strcmp(html, want) != 0) fprintf(stderr, "want: %s\ngot:  %s\n", want, html);
-    FUZZ_CHECK(strcmp(html, want) == 0);
+    if (exact && strcmp(html, want) != 0) fprintf(stderr, "want: %s\ngot:  %s\n", want, html);
+    FUZZ_CHECK(!exact || strcmp(html, want) == 0);
     free(html);
     spark_tree_free(got);
 
@@ -54,8 +64,9 @@ static void check_diff(const spark_node *old, const spark_node *new) {
     if (!got) fprintf(stderr, "apply to parsed: %s\nold: %s\nops: %s\n", err, old_html, ops.data);
     FUZZ_CHECK(got);
     html = serialize(spark_tree_root(got));
-    if (strcmp(html, want) != 0) fprintf(stderr, "parsed: want: %s\ngot:  %s\n", want, html);
-    FUZZ_CHECK(strcmp(html, want) == 0);
+    if (exact && strcmp(html, want) != 0)
+        fprintf(stderr, "parsed: want: %s\ngot:  %s\n", want, html);
+    FUZZ_CHECK(!exact || strcmp(html, want) == 0);
     free(html);
     spark_tree_free(got);
     spark_tree_free(scratch);
