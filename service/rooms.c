@@ -437,36 +437,59 @@ static void catch_up(spark_rooms *rooms, member *m) {
         m->state = M_STALLED;
 }
 
-static void on_join_bounds(void *ud, const PGresult *res, const char *error) {
+/* A joining member goes live at the room's last seq, or catches up from
+ * the seq it asked for. */
+static void start_streaming(spark_rooms *rooms, member *m, const PGresult *res, long long last) {
+    long long pruned = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (m->since == SPARK_LIVE) {
+        m->cursor = last;
+        go_live(m);
+    } else {
+        m->recovered = m->since >= pruned;
+        m->cursor = m->since;
+        catch_up(rooms, m);
+    }
+}
+
+/* A watching component gets the room's recent messages and presence, read
+ * together with `last`, and goes live there. */
+static void start_watching(member *m, const PGresult *res, long long last) {
+    const char *history = PQgetvalue(res, 0, 0);
+    send_to(m, "history", history, strlen(history));
+    size_t len;
+    char *state = presence_frame(m->room->name, PQgetvalue(res, 0, 1), &len);
+    if (state) send_to(m, "presence_state", state, len);
+    free(state);
+    m->cursor = m->presence_after = last;
+    m->state = M_LIVE;
+}
+
+/* The answer to a member's first query: its join's bounds (pruned, last),
+ * or its watch (history, presence, last). The room is at `last` at least. */
+static void on_join_answer(void *ud, const PGresult *res, const char *error) {
     ticket *t = ud;
     spark_rooms *rooms = t->rooms;
     room *r = t->room;
-    r->queries++;
+    r->queries++; /* hold the room through end_ticket */
     member *m = end_ticket(t);
     if (error) {
         if (m) m->state = M_STALLED;
     } else {
-        long long pruned = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        long long last = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        bool watch = PQnfields(res) == 3;
+        long long last = strtoll(PQgetvalue(res, 0, watch ? 2 : 1), NULL, 10);
         if (!r->ready) {
             r->ready = true;
             r->cursor = last;
         }
-        if (m && m->since == SPARK_LIVE) {
-            m->cursor = last;
-            go_live(m);
-        } else if (m) {
-            m->recovered = m->since >= pruned;
-            m->cursor = m->since;
-            catch_up(rooms, m);
-        }
+        if (m && watch)
+            start_watching(m, res, last);
+        else if (m)
+            start_streaming(rooms, m, res, last);
         if (r->dirty) fetch_room(rooms, r);
     }
     r->queries--;
     release_room(rooms, r);
 }
-
-static void on_watch_rows(void *ud, const PGresult *res, const char *error);
 
 /* A watching component's view of the room and the seq it is current at,
  * read in one statement: history, presence and cursor agree. */
@@ -487,7 +510,7 @@ static void start_watch(spark_rooms *rooms, member *m) {
                     "                 ORDER BY seq DESC LIMIT $2::int) x)::text,"
                     " spark.presence_state($1)::text,"
                     " coalesce((SELECT max(seq) FROM spark.messages WHERE room = $1), 0)",
-                    2, params, on_watch_rows, t))
+                    2, params, on_join_answer, t))
         m->state = M_STALLED;
 }
 
@@ -502,7 +525,7 @@ static void start_join(spark_rooms *rooms, member *m) {
     if (!t || query(rooms,
                     "SELECT coalesce((SELECT pruned_through FROM spark.rooms WHERE room = $1), 0),"
                     " coalesce((SELECT max(seq) FROM spark.messages WHERE room = $1), 0)",
-                    1, params, on_join_bounds, t))
+                    1, params, on_join_answer, t))
         m->state = M_STALLED;
 }
 
@@ -520,36 +543,6 @@ static member *membership(spark_rooms *rooms, spark_room_peer *p, const char *na
     lws_dll2_add_tail(&m->in_room, &r->members);
     lws_dll2_add_tail(&m->in_peer, &p->memberships);
     return m;
-}
-
-static void on_watch_rows(void *ud, const PGresult *res, const char *error) {
-    ticket *t = ud;
-    spark_rooms *rooms = t->rooms;
-    room *r = t->room;
-    r->queries++;
-    member *m = end_ticket(t);
-    if (error) {
-        if (m) m->state = M_STALLED;
-    } else {
-        long long last = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-        if (!r->ready) {
-            r->ready = true;
-            r->cursor = last;
-        }
-        if (m) {
-            const char *history = PQgetvalue(res, 0, 0);
-            send_to(m, "history", history, strlen(history));
-            size_t len;
-            char *state = presence_frame(r->name, PQgetvalue(res, 0, 1), &len);
-            if (state) send_to(m, "presence_state", state, len);
-            free(state);
-            m->cursor = m->presence_after = last;
-            m->state = M_LIVE;
-        }
-        if (r->dirty) fetch_room(rooms, r);
-    }
-    r->queries--;
-    release_room(rooms, r);
 }
 
 int spark_rooms_join(spark_rooms *rooms, spark_room_peer *p, const char *name, long long since) {
