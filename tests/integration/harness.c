@@ -300,6 +300,25 @@ void it_pair_stop(it_pair *pair) {
     unlink(pair->log[1]);
 }
 
+void it_one_start(it_one *one, const char *tag, const char *const env[]) {
+    char name[64];
+    one->db = it_create_migrated_database(name);
+    for (size_t i = 0; env && env[i]; i += 2)
+        setenv(env[i], env[i + 1], 1);
+    one->port = it_free_port();
+    snprintf(one->log, sizeof one->log, "/tmp/sparkd-%s-%d.log", tag, (int)getpid());
+    one->pid = it_start_sparkd(one->db, one->port, "one", one->log);
+    for (size_t i = 0; env && env[i]; i += 2)
+        unsetenv(env[i]);
+    ck_assert_msg(it_wait_status(one->port, "/healthz", 200, 15000), "never healthy (see %s)",
+                  one->log);
+}
+
+void it_one_stop(it_one *one) {
+    ck_assert_msg(it_stop_sparkd(one->pid, 8000) == 0, "did not stop cleanly (see %s)", one->log);
+    unlink(one->log);
+}
+
 int it_stop_sparkd(pid_t pid, int timeout_ms) {
     /* Await the child's exit as an event: SIGCHLD, blocked, then taken with
      * a deadline by sigtimedwait. */

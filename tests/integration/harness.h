@@ -62,6 +62,21 @@ void it_pair_start(it_pair *pair, const char *tag);
  * the logs (a failed assertion keeps them for reading). */
 void it_pair_stop(it_pair *pair);
 
+/* One instance, "one", on a fresh migrated database. */
+typedef struct {
+    const char *db;
+    int port;
+    pid_t pid;
+    char log[128];
+} it_one;
+
+/* Starts it with the settings `env` ({"NAME", "value", ..., NULL}; may be
+ * NULL) in its environment, and waits until it is healthy. */
+void it_one_start(it_one *one, const char *tag, const char *const env[]);
+
+/* Stops it, asserting a clean exit, and removes its log. */
+void it_one_stop(it_one *one);
+
 /* Sends SIGTERM and waits up to `timeout_ms`. Returns the exit status, or
  * -1 if it did not exit in time (it is then killed). */
 int it_stop_sparkd(pid_t pid, int timeout_ms);

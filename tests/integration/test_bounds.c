@@ -14,31 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct {
-    const char *db;
-    int port;
-    pid_t pid;
-    char log[128];
-} one;
-
-/* Starts one instance with `name`=`value` set (NULL: nothing). */
-static void start_one(one *o, const char *name, const char *value) {
-    char db[64];
-    o->db = it_create_migrated_database(db);
-    if (name) setenv(name, value, 1);
-    o->port = it_free_port();
-    snprintf(o->log, sizeof o->log, "/tmp/sparkd-bounds-%d.log", (int)getpid());
-    o->pid = it_start_sparkd(o->db, o->port, "bounds", o->log);
-    if (name) unsetenv(name);
-    ck_assert_msg(it_wait_status(o->port, "/healthz", 200, 15000), "never healthy (see %s)",
-                  o->log);
-}
-
-static void stop_one(one *o) {
-    ck_assert_msg(it_stop_sparkd(o->pid, 8000) == 0, "did not stop cleanly (see %s)", o->log);
-    unlink(o->log);
-}
-
 static void send_text(it_ws *ws, const char *text) {
     ck_assert_int_eq(it_ws_send_text(ws, text), 0);
 }
@@ -69,8 +44,8 @@ static void add_todo(it_ws *ws, const char *cid, int ref, int len) {
 }
 
 START_TEST(a_state_past_max_state_is_refused_and_nothing_changes) {
-    one o;
-    start_one(&o, "SPARK_MAX_STATE", "3000");
+    it_one o;
+    it_one_start(&o, "bounds", (const char *const[]){"SPARK_MAX_STATE", "3000", NULL});
     it_ws *ws = it_ws_open(o.port, "/spark", NULL, NULL);
     ck_assert_ptr_nonnull(ws);
     join(ws, "todo:big", 1);
@@ -97,13 +72,13 @@ START_TEST(a_state_past_max_state_is_refused_and_nothing_changes) {
     ck_assert_int_le(atoi(n) * 400, 3000);
     PQfinish(pg);
     it_ws_close(ws);
-    stop_one(&o);
+    it_one_stop(&o);
 }
 END_TEST
 
 START_TEST(the_cache_keeps_at_most_max_components_that_nobody_views) {
-    one o;
-    start_one(&o, "SPARK_MAX_COMPONENTS", "3");
+    it_one o;
+    it_one_start(&o, "bounds", (const char *const[]){"SPARK_MAX_COMPONENTS", "3", NULL});
     it_ws *ws = it_ws_open(o.port, "/spark", NULL, NULL);
     ck_assert_ptr_nonnull(ws);
     join(ws, "counter:viewed", 1);
@@ -123,13 +98,13 @@ START_TEST(the_cache_keeps_at_most_max_components_that_nobody_views) {
     free(expect(ws, "\"ref\":2,\"ok\":true"));
     free(expect(ws, "Count: 1"));
     it_ws_close(ws);
-    stop_one(&o);
+    it_one_stop(&o);
 }
 END_TEST
 
 START_TEST(ids_with_control_characters_are_refused) {
-    one o;
-    start_one(&o, NULL, NULL);
+    it_one o;
+    it_one_start(&o, "bounds", NULL);
     it_ws *ws = it_ws_open(o.port, "/spark", NULL, NULL);
     ck_assert_ptr_nonnull(ws);
     send_text(ws, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:a\\nlevel=error event=forged\"}");
@@ -138,15 +113,15 @@ START_TEST(ids_with_control_characters_are_refused) {
     free(expect(ws, "\"ref\":2,\"ok\":false,\"error\":{\"code\":\"unknown_component\""));
     join(ws, "counter:a b", 3); /* printable, spaces included, is fine */
     it_ws_close(ws);
-    stop_one(&o);
+    it_one_stop(&o);
 }
 END_TEST
 
 /* A render larger than the send queue would close the connection and every
  * component on it; instead that component gets an error. */
 START_TEST(a_render_too_large_for_the_queue_fails_alone) {
-    one o;
-    start_one(&o, "SPARK_MAX_QUEUE", "6000");
+    it_one o;
+    it_one_start(&o, "bounds", (const char *const[]){"SPARK_MAX_QUEUE", "6000", NULL});
     it_ws *writer = it_ws_open(o.port, "/spark", NULL, NULL);
     ck_assert_ptr_nonnull(writer);
     join(writer, "todo:huge", 1);
@@ -167,7 +142,7 @@ START_TEST(a_render_too_large_for_the_queue_fails_alone) {
     free(expect(ws, "\"ref\":3,\"ok\":true"));
     free(expect(ws, "Count: 1"));
     it_ws_close(ws);
-    stop_one(&o);
+    it_one_stop(&o);
 }
 END_TEST
 

@@ -14,27 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct {
-    const char *db;
-    int port;
-    pid_t pid;
-    char log[128];
-} one;
-
-static void start_one(one *o, const char *timeout_s) {
-    char name[64];
-    o->db = it_create_migrated_database(name);
-    setenv("SPARK_DB_TIMEOUT", timeout_s, 1);
-    o->port = it_free_port();
-    snprintf(o->log, sizeof o->log, "/tmp/sparkd-faults-%d.log", (int)getpid());
-    o->pid = it_start_sparkd(o->db, o->port, "faults", o->log);
-    ck_assert_msg(it_wait_status(o->port, "/healthz", 200, 15000), "never healthy (see %s)",
-                  o->log);
-}
-
-static void stop_one(one *o) {
-    ck_assert_msg(it_stop_sparkd(o->pid, 8000) == 0, "did not stop cleanly (see %s)", o->log);
-    unlink(o->log);
+/* One instance whose database statements time out after `timeout_s`. */
+static void start_one(it_one *o, const char *timeout_s) {
+    it_one_start(o, "faults", (const char *const[]){"SPARK_DB_TIMEOUT", timeout_s, NULL});
 }
 
 static void send_text(it_ws *ws, const char *text) {
@@ -80,7 +62,7 @@ static int wait_for_blocked_backend(PGconn *pg, const char *like) {
 }
 
 START_TEST(a_held_table_lock_turns_health_503_and_events_are_answered) {
-    one o;
+    it_one o;
     start_one(&o, "2");
     it_ws *ws = joined_counter(o.port, "counter:locked");
 
@@ -112,12 +94,12 @@ START_TEST(a_held_table_lock_turns_health_503_and_events_are_answered) {
                      "2");
     PQfinish(psql);
     it_ws_close(ws);
-    stop_one(&o);
+    it_one_stop(&o);
 }
 END_TEST
 
 START_TEST(a_chat_message_blocked_by_the_room_lock_reaches_its_sender_as_an_error) {
-    one o;
+    it_one o;
     start_one(&o, "2");
     it_ws *ws = it_ws_open(o.port, "/chat/locked", NULL, NULL);
     ck_assert_ptr_nonnull(ws);
@@ -140,14 +122,14 @@ START_TEST(a_chat_message_blocked_by_the_room_lock_reaches_its_sender_as_an_erro
                      "0");
     PQfinish(psql);
     it_ws_close(ws);
-    stop_one(&o);
+    it_one_stop(&o);
 }
 END_TEST
 
 /* The write was sent and its connection died before the answer: it may or
  * may not have committed, and the client is told exactly that. */
 START_TEST(a_write_cut_off_in_flight_has_an_unknown_outcome) {
-    one o;
+    it_one o;
     start_one(&o, "30");
     it_ws *ws = joined_counter(o.port, "counter:cut");
 
@@ -169,7 +151,7 @@ START_TEST(a_write_cut_off_in_flight_has_an_unknown_outcome) {
     PQfinish(watcher);
     PQfinish(psql);
     it_ws_close(ws);
-    stop_one(&o);
+    it_one_stop(&o);
 }
 END_TEST
 
@@ -177,10 +159,9 @@ END_TEST
  * state after each of its events, so the group write is a query of
  * megabytes. Every event is answered, and every todo is stored. */
 START_TEST(a_burst_of_1000_events_on_one_list_is_answered_in_full) {
-    setenv("SPARK_RATE_LIMIT", "0", 1);
-    one o;
-    start_one(&o, "30");
-    unsetenv("SPARK_RATE_LIMIT");
+    it_one o;
+    it_one_start(&o, "faults",
+                 (const char *const[]){"SPARK_DB_TIMEOUT", "30", "SPARK_RATE_LIMIT", "0", NULL});
     it_ws *ws = it_ws_open(o.port, "/spark", NULL, NULL);
     ck_assert_ptr_nonnull(ws);
     send_text(ws, "{\"t\":\"join\",\"ref\":1,\"cid\":\"todo:burst\"}");
@@ -215,7 +196,7 @@ START_TEST(a_burst_of_1000_events_on_one_list_is_answered_in_full) {
                      "1000");
     PQfinish(pg);
     it_ws_close(ws);
-    stop_one(&o);
+    it_one_stop(&o);
 }
 END_TEST
 
