@@ -4,8 +4,6 @@
  */
 #include <spark/component.h>
 
-#include <stdlib.h>
-
 static void render(spark_html *h, const spark_view *v) {
     long long count = spark_state_int(v, "count", 0), step = spark_state_int(v, "step", 1);
     DIV(h, "class", "counter-widget") {
@@ -26,11 +24,9 @@ static int on_event(spark_event *e) {
     if (spark_event_is(e, "decrement")) return spark_state_add(e, "count", -step);
     if (spark_event_is(e, "reset")) return spark_state_set_int(e, "count", 0);
     if (spark_event_is(e, "set_step")) {
-        /* The browser sends an input's value as a string. */
-        const char *text = spark_data_str(e, "value");
         long long n = 0;
-        if (!spark_data_int(e, "value", &n) && text) n = atoll(text);
-        if (n < 1 || n > 1000000) return spark_fail(e, "invalid_step", "step is 1 to 1000000");
+        if (!spark_data_int(e, "value", &n) || n < 1 || n > 1000000)
+            return spark_fail(e, "invalid_step", "step is 1 to 1000000");
         return spark_state_set_int(e, "step", n);
     }
     return SPARK_UNKNOWN_EVENT;

@@ -63,8 +63,7 @@ static void render(spark_html *h, const spark_view *v) {
  * spark-value-id attribute), as its index; -1 if there is none. */
 static long find(spark_event *e) {
     long long id;
-    const char *s = spark_data_str(e, "id");
-    if (!spark_data_int(e, "id", &id)) id = s && *s ? atoll(s) : -1;
+    if (!spark_data_int(e, "id", &id)) return -1;
     for (size_t i = 0; i < spark_list_len(e, "items"); i++)
         if (spark_item_int(spark_list_at(e, "items", i), "id", -2) == id) return (long)i;
     return -1;

@@ -17,6 +17,7 @@
 
 #include "log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,8 +181,23 @@ SPARK_API const char *spark_data_str(const spark_event *e, const char *key) {
     return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
+/* Browsers send every spark-value-* and input value as a string: "42"
+ * (optional sign, decimal digits, nothing else, in range) counts too. */
+static bool int_of_text(const char *s, long long *out) {
+    if (!s || !*s) return false;
+    errno = 0;
+    char *end;
+    long long n = strtoll(s, &end, 10);
+    if (*end || errno == ERANGE || !(*s == '-' || *s == '+' || (*s >= '0' && *s <= '9')))
+        return false;
+    *out = n;
+    return true;
+}
+
 SPARK_API bool spark_data_int(const spark_event *e, const char *key, long long *out) {
     json_object *v = field(e->data, key);
+    if (json_object_is_type(v, json_type_string))
+        return int_of_text(json_object_get_string(v), out);
     if (!json_object_is_type(v, json_type_int)) return false;
     *out = json_object_get_int64(v);
     return true;

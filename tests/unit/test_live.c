@@ -222,6 +222,30 @@ START_TEST(todo_events) {
 }
 END_TEST
 
+/* spark_data_int reads what browsers send: numbers, and decimal strings. */
+START_TEST(data_int_reads_numeric_strings) {
+    static const struct {
+        const char *data;
+        bool ok;
+        long long value;
+    } cases[] = {
+        {"{\"n\":42}", true, 42},     {"{\"n\":\"42\"}", true, 42},
+        {"{\"n\":\"-7\"}", true, -7}, {"{\"n\":\"+3\"}", true, 3},
+        {"{\"n\":\"\"}", false, 0},   {"{\"n\":\"4x\"}", false, 0},
+        {"{\"n\":\" 4\"}", false, 0}, {"{\"n\":\"99999999999999999999\"}", false, 0},
+        {"{\"n\":true}", false, 0},   {"{}", false, 0},
+        {"{\"n\":1.5}", false, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        spark_live lv = {.data = json_tokener_parse(cases[i].data)};
+        long long n = 0;
+        ck_assert_msg(spark_data_int(&lv, "n", &n) == cases[i].ok, "%s", cases[i].data);
+        if (cases[i].ok) ck_assert_int_eq(n, cases[i].value);
+        json_object_put(lv.data);
+    }
+}
+END_TEST
+
 START_TEST(render_cannot_write) {
     /* A render is read-only: shared state writes are refused. */
     json_object *state = json_tokener_parse("{\"count\":3}");
@@ -247,6 +271,7 @@ int main(void) {
     tcase_add_test(tc, todo_text_is_escaped);
     tcase_add_test(tc, todo_counts_and_filters);
     tcase_add_test(tc, todo_events);
+    tcase_add_test(tc, data_int_reads_numeric_strings);
     tcase_add_test(tc, render_cannot_write);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

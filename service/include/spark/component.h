@@ -102,7 +102,9 @@ SPARK_API bool spark_event_is(const spark_event *e, const char *name);
 SPARK_API const char *spark_event_name(const spark_event *e);
 
 /* Fields of the event's data object (the client's "d"). Absent or of
- * another type: NULL / false. */
+ * another type: NULL / false. spark_data_int also takes a string of
+ * decimal digits ("42", "-7"), since browsers send every spark-value-*
+ * and input value as a string. */
 SPARK_API const char *spark_data_str(const spark_event *e, const char *key);
 SPARK_API bool spark_data_int(const spark_event *e, const char *key, long long *out);
 SPARK_API bool spark_data_bool(const spark_event *e, const char *key, bool *out);
