@@ -21,9 +21,13 @@
 #include <string.h>
 #include <time.h>
 
+/* The program's own name in messages: sparkd, or a user's program built
+ * on libspark. Per process, like argv[0]. */
+static const char *prog = "sparkd";
+
 static void usage(FILE *out) {
     fprintf(out,
-            "Usage: sparkd [COMMAND] [OPTIONS]\n"
+            "Usage: %s [COMMAND] [OPTIONS]\n"
             "\n"
             "Spark %s: live components and channels backed by PostgreSQL.\n"
             "\n"
@@ -38,7 +42,7 @@ static void usage(FILE *out) {
             "  --version   print the version\n"
             "\n"
             "Options of serve and migrate (each overrides its environment variable):\n",
-            SPARK_VERSION);
+            prog, SPARK_VERSION);
     spark_config_usage(out);
 }
 
@@ -47,12 +51,12 @@ const char *spark_version(void) { return SPARK_VERSION; }
 /* keygen needs no configuration: a fresh key is what one writes into it. */
 static int run_keygen(int argc, char **argv) {
     if (argc > 0) {
-        fprintf(stderr, "sparkd: keygen: %.64s: unknown option (keygen takes none)\n", argv[0]);
+        fprintf(stderr, "%s: keygen: %.64s: unknown option (keygen takes none)\n", prog, argv[0]);
         return 2;
     }
     char signing[SPARK_AUTH_KEY_TEXT_SIZE], verify[SPARK_AUTH_KEY_TEXT_SIZE];
     if (spark_auth_keygen(signing, sizeof signing, verify, sizeof verify)) {
-        fprintf(stderr, "sparkd: keygen: could not format the key\n");
+        fprintf(stderr, "%s: keygen: could not format the key\n", prog);
         return 1;
     }
     printf("SPARK_SIGNING_KEY=%s\nSPARK_VERIFY_KEYS=%s\n", signing, verify);
@@ -88,11 +92,12 @@ static int run_token(int argc, char **argv) {
         for (; f < sizeof flags / sizeof *flags; f++)
             if ((value = flag_value(argc, argv, &i, flags[f], &missing)) || missing) break;
         if (f == sizeof flags / sizeof *flags) {
-            fprintf(stderr, "sparkd: token: %.64s: unknown option (see sparkd --help)\n", argv[i]);
+            fprintf(stderr, "%s: token: %.64s: unknown option (see %s --help)\n", prog, argv[i],
+                    prog);
             return 2;
         }
         if (missing) {
-            fprintf(stderr, "sparkd: %s: needs a value\n", flags[f]);
+            fprintf(stderr, "%s: %s: needs a value\n", prog, flags[f]);
             return 2;
         }
         if (f == 0)
@@ -102,36 +107,36 @@ static int run_token(int argc, char **argv) {
         else if (f == 2)
             ttl_text = value;
         else if (nscopes == SPARK_TOKEN_MAX_SCOPES) {
-            fprintf(stderr, "sparkd: --scope: more than %d scopes\n", SPARK_TOKEN_MAX_SCOPES);
+            fprintf(stderr, "%s: --scope: more than %d scopes\n", prog, SPARK_TOKEN_MAX_SCOPES);
             return 2;
         } else
             scopes[nscopes++] = value;
     }
     if (!sub) {
-        fprintf(stderr, "sparkd: --sub: required (the user id)\n");
+        fprintf(stderr, "%s: --sub: required (the user id)\n", prog);
         return 2;
     }
     if (!name) {
-        fprintf(stderr, "sparkd: --name: required (the display name)\n");
+        fprintf(stderr, "%s: --name: required (the display name)\n", prog);
         return 2;
     }
     char *end;
     errno = 0;
     long long ttl = strtoll(ttl_text, &end, 10);
     if (errno || !*ttl_text || *end || ttl < 1 || ttl > SPARK_TOKEN_MAX_TTL) {
-        fprintf(stderr, "sparkd: --ttl: \"%.64s\" is not a number of seconds (1-%d)\n", ttl_text,
+        fprintf(stderr, "%s: --ttl: \"%.64s\" is not a number of seconds (1-%d)\n", prog, ttl_text,
                 SPARK_TOKEN_MAX_TTL);
         return 2;
     }
     const char *key_text = getenv("SPARK_SIGNING_KEY");
     if (!key_text || !*key_text) {
-        fprintf(stderr, "sparkd: SPARK_SIGNING_KEY: not set (make one with sparkd keygen)\n");
+        fprintf(stderr, "%s: SPARK_SIGNING_KEY: not set (make one with %s keygen)\n", prog, prog);
         return 2;
     }
     spark_auth_signing_key *key;
     char err[256];
     if (spark_auth_signing_key_parse(key_text, &key, err, sizeof err)) {
-        fprintf(stderr, "sparkd: SPARK_SIGNING_KEY: %s\n", err);
+        fprintf(stderr, "%s: SPARK_SIGNING_KEY: %s\n", prog, err);
         return 2;
     }
     char *token;
@@ -143,7 +148,7 @@ static int run_token(int argc, char **argv) {
          * its dashes; anything else is not the caller's fault. */
         bool flag = strncmp(err, "sub:", 4) == 0 || strncmp(err, "name:", 5) == 0 ||
                     strncmp(err, "ttl:", 4) == 0 || strncmp(err, "scope:", 6) == 0;
-        fprintf(stderr, "sparkd: %s%s\n", flag ? "--" : "token: ", err);
+        fprintf(stderr, "%s: %s%s\n", prog, flag ? "--" : "token: ", err);
         return flag ? 2 : 1;
     }
     printf("%s\n", token);
@@ -152,6 +157,10 @@ static int run_token(int argc, char **argv) {
 }
 
 int spark_main(int argc, char **argv) {
+    if (argc > 0 && argv[0] && *argv[0]) {
+        const char *slash = strrchr(argv[0], '/');
+        prog = slash && slash[1] ? slash + 1 : argv[0];
+    }
     const char *command = argc > 1 ? argv[1] : "serve";
     int first_option = argc > 1 ? 2 : 1;
     if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 ||
@@ -160,7 +169,7 @@ int spark_main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(command, "--version") == 0) {
-        printf("sparkd %s\n", SPARK_VERSION);
+        printf("%s %s\n", prog, SPARK_VERSION);
         return 0;
     }
     if (strncmp(command, "--", 2) == 0) { /* options without a command */
@@ -171,7 +180,7 @@ int spark_main(int argc, char **argv) {
     bool keygen = strcmp(command, "keygen") == 0, token = strcmp(command, "token") == 0;
     spark_command cmd = strcmp(command, "migrate") == 0 ? SPARK_CMD_MIGRATE : SPARK_CMD_SERVE;
     if (strcmp(command, "serve") != 0 && cmd != SPARK_CMD_MIGRATE && !keygen && !token) {
-        fprintf(stderr, "sparkd: %s: unknown command (see sparkd --help)\n", command);
+        fprintf(stderr, "%s: %s: unknown command (see %s --help)\n", prog, command, prog);
         return 2;
     }
     for (int i = first_option; i < argc; i++)
@@ -181,7 +190,7 @@ int spark_main(int argc, char **argv) {
         }
     if (keygen || token) {
         if (sodium_init() < 0) {
-            fprintf(stderr, "sparkd: libsodium failed to initialize\n");
+            fprintf(stderr, "%s: libsodium failed to initialize\n", prog);
             return 1;
         }
         return keygen ? run_keygen(argc - first_option, argv + first_option)
@@ -192,11 +201,11 @@ int spark_main(int argc, char **argv) {
     char err[512];
     if (spark_config_load(&cfg, cmd, argc - first_option, argv + first_option, NULL, err,
                           sizeof err)) {
-        fprintf(stderr, "sparkd: %s\n", err);
+        fprintf(stderr, "%s: %s\n", prog, err);
         return 2;
     }
     if (sodium_init() < 0) {
-        fprintf(stderr, "sparkd: libsodium failed to initialize\n");
+        fprintf(stderr, "%s: libsodium failed to initialize\n", prog);
         spark_config_free(&cfg);
         return 1;
     }

@@ -65,8 +65,9 @@ for prog in app mine; do
   cc $app_cflags -std=c11 "$prefix/$prog.c" -o "$prefix/$prog" \
     $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs spark) -Wl,-rpath,"$libdir"
 done
+# A user's program names itself.
 out=$("$prefix/app" --version)
-[[ $out == "sparkd $(PKG_CONFIG_PATH=$pc pkg-config --modversion spark)" ]] || {
+[[ $out == "app $(PKG_CONFIG_PATH=$pc pkg-config --modversion spark)" ]] || {
   echo "install_test: unexpected output: $out" >&2
   exit 1
 }
