@@ -37,7 +37,7 @@
 
   /* ====================================================================
    * Patch ops (docs/patch.md). This is the one browser implementation of
-   * the op semantics; service/diff.c holds the same applier in C.
+   * the op semantics; tests/support/patch_apply.c holds the same applier in C.
    *
    * Ops apply in array order; every path is read against the DOM as the ops
    * before it left it. Inserted HTML is parsed as the content of a
