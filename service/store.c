@@ -110,10 +110,8 @@ int spark_store_state_at(spark_store *store, const char *id, long long version,
     char v[24];
     snprintf(v, sizeof v, "%lld", version);
     const char *params[] = {id, v};
-    return run(store,
-               "SELECT $2::bigint, (SELECT state::text FROM spark.events"
-               "                     WHERE component_id = $1 AND version = $2::bigint)",
-               2, params, on_state, new_call(store, (void (*)(void))cb, ud));
+    return run(store, "SELECT $2::bigint, spark.state_at($1, $2::bigint)::text", 2, params,
+               on_state, new_call(store, (void (*)(void))cb, ud));
 }
 
 /* ---- writes --------------------------------------------------------------- */

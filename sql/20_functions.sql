@@ -3,22 +3,7 @@
 -- REPLACE cannot change a function's argument names or result type: to do
 -- that, add a DROP FUNCTION IF EXISTS for the old signature before it.
 
--- The state of a component after a given version (null if that version does
--- not exist, or is the delete of the component).
-CREATE OR REPLACE FUNCTION spark.state_at(component_id text, version bigint)
-RETURNS jsonb
-LANGUAGE sql
-STABLE
-SET search_path = pg_catalog, spark, pg_temp
-AS $$
-    SELECT e.state
-      FROM spark.events e
-     WHERE e.component_id = state_at.component_id
-       AND e.version = state_at.version;
-$$;
-
-COMMENT ON FUNCTION spark.state_at(text, bigint) IS
-    'State of a component after the given version, from spark.events; null if there is no such version or it is a delete.';
+-- spark.state_at is in 10_history.sql (the view spark.component_history uses it).
 
 -- History of a component, oldest first, between two versions (inclusive).
 CREATE OR REPLACE FUNCTION spark.history(component_id text,
@@ -29,8 +14,11 @@ LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, spark, pg_temp
 AS $$
-    SELECT e.*
+    SELECT e.seq, e.component_id, e.version, e.event, e.data, e.actor, e.instance,
+           s.state, e.at, e.patch
       FROM spark.events e
+      JOIN spark._states(history.component_id, history.from_version, history.to_version) s
+        ON s.version = e.version
      WHERE e.component_id = history.component_id
        AND e.version >= coalesce(history.from_version, 1)
        AND (history.to_version IS NULL OR e.version <= history.to_version)
@@ -38,7 +26,8 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION spark.history(text, bigint, bigint) IS
-    'History rows (spark.events) of a component with from_version <= version <= to_version (null: no upper bound), ordered by version.';
+    'History rows (spark.events) of a component with from_version <= version <= to_version (null: no upper bound), ordered by version; '
+    'state is the full state after each version (rebuilt for patch rows), null for a delete.';
 
 -- Post a message to a room; returns its seq. The insert notifies 'm|<seq>|<room>'.
 CREATE OR REPLACE FUNCTION spark.broadcast(room text,
@@ -148,7 +137,7 @@ DECLARE
     v_found boolean;
     v_state jsonb;
 BEGIN
-    SELECT true, e.state
+    SELECT true, spark.state_at(e.component_id, e.version)
       INTO v_found, v_state
       FROM spark.events e
      WHERE e.component_id = revert.component_id

@@ -221,11 +221,11 @@ SET search_path = pg_catalog, spark, pg_temp
 AS $$
     SELECT s.version, s.event, s.data, s.actor, s.instance, s.at,
            s.state_before, s.state, spark.jsonb_diff(s.state_before, s.state)
-      FROM (SELECT e.version, e.event, e.data, e.actor, e.instance, e.at, e.state,
-                   lag(e.state) OVER (ORDER BY e.version) AS state_before
-              FROM spark.events e
-             WHERE e.component_id = replay.component_id
-               AND (replay.to_version IS NULL OR e.version <= replay.to_version)) s
+      FROM (SELECT h.version, h.event, h.data, h.actor, h.instance, h.at, h.state,
+                   lag(h.state) OVER (ORDER BY h.version) AS state_before
+              FROM spark.history(replay.component_id,
+                                 greatest(coalesce(replay.from_version, 1) - 1, 1),
+                                 replay.to_version) h) s
      WHERE s.version >= coalesce(replay.from_version, 1)
      ORDER BY s.version;
 $$;
@@ -274,7 +274,7 @@ BEGIN
                       HINT = 'Name a version of its history to fork a deleted component.';
         END IF;
     ELSE
-        SELECT true, e.state
+        SELECT true, spark.state_at(e.component_id, e.version)
           INTO v_found, v_state
           FROM spark.events e
          WHERE e.component_id = fork.component_id
@@ -325,9 +325,9 @@ COMMENT ON FUNCTION spark.fork(text, text, bigint, text) IS
 -- Keeps at most keep_count history rows per component (0: no bound) and none
 -- older than keep_age (null: no bound), but always the newest row of every
 -- component: it holds the current state (or the deletion, so that a
--- recreated component continues its versions). Every kept row holds the
--- full state after its version, so state_at, revert and fork keep working
--- for every kept version.
+-- recreated component continues its versions). A kept patch row whose
+-- previous version is pruned is turned into a snapshot (its full state)
+-- first, so state_at, revert and fork keep working for every kept version.
 CREATE OR REPLACE FUNCTION spark.prune_history(keep_count integer,
                                                keep_age interval DEFAULT NULL,
                                                component_id text DEFAULT NULL)
@@ -337,30 +337,37 @@ VOLATILE
 SET search_path = pg_catalog, spark, pg_temp
 AS $$
 DECLARE
-    v_old text := current_setting('spark.allow_prune', true);
-    v_n   bigint;
+    v_old    text := current_setting('spark.allow_prune', true);
+    v_n      bigint;
+    v_doomed bigint[];
 BEGIN
     IF keep_count IS NULL OR keep_count < 0 THEN
         RAISE EXCEPTION 'keep_count must be 0 (no bound) or more, got %', keep_count
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    SELECT coalesce(array_agg(r.seq), '{}') INTO v_doomed
+      FROM (SELECT e.seq, e.at,
+                   row_number() OVER (PARTITION BY e.component_id ORDER BY e.version DESC) AS rn
+              FROM spark.events e
+             WHERE prune_history.component_id IS NULL
+                OR e.component_id = prune_history.component_id) r
+     WHERE r.rn > 1
+       AND ((keep_count > 0 AND r.rn > keep_count)
+            OR (keep_age IS NOT NULL AND r.at < now() - keep_age));
     PERFORM set_config('spark.allow_prune', 'on', true);
-    WITH ranked AS (
-        SELECT e.seq, e.at,
-               row_number() OVER (PARTITION BY e.component_id ORDER BY e.version DESC) AS rn
-          FROM spark.events e
-         WHERE prune_history.component_id IS NULL
-            OR e.component_id = prune_history.component_id),
-    doomed AS (
-        SELECT r.seq FROM ranked r
-         WHERE r.rn > 1
-           AND ((keep_count > 0 AND r.rn > keep_count)
-                OR (keep_age IS NOT NULL AND r.at < now() - keep_age))),
-    del AS (
-        DELETE FROM spark.events e USING doomed d
-         WHERE e.seq = d.seq
-        RETURNING 1)
-    SELECT count(*) INTO v_n FROM del;
+    -- A kept patch row whose previous version goes becomes a snapshot first,
+    -- so that every kept version can still be rebuilt.
+    UPDATE spark.events e
+       SET state = spark.state_at(e.component_id, e.version), patch = NULL
+      FROM spark.events p
+     WHERE p.seq = ANY (v_doomed)
+       AND e.component_id = p.component_id
+       AND e.version = p.version + 1
+       AND e.patch IS NOT NULL
+       AND e.state IS NULL
+       AND NOT e.seq = ANY (v_doomed);
+    DELETE FROM spark.events e WHERE e.seq = ANY (v_doomed);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
     PERFORM set_config('spark.allow_prune', coalesce(v_old, ''), true);
     RETURN v_n;
 END;

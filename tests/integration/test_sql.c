@@ -298,7 +298,7 @@ START_TEST(inspection_on_a_history) {
     ck_value(pg,
              "SELECT bool_and(spark.version_at('counter:h', e.at) = e.version"
              " AND spark.state_at_time('counter:h', e.at) IS NOT DISTINCT FROM e.state)"
-             " FROM spark.events e WHERE e.component_id = 'counter:h'",
+             " FROM spark.component_history e WHERE e.component_id = 'counter:h'",
              "t");
     ck_value(pg, "SELECT spark.version_at('counter:h', now() - interval '1 day')", "<null>");
     ck_value(pg, "SELECT spark.state_at_time('counter:h', now() + interval '1 day')", "<null>");
@@ -546,6 +546,210 @@ START_TEST(writes_revert_and_fork) {
     expect_error(pg, "SELECT spark.fork('counter:h', 'todo:copy')", "22023");
     expect_error(pg, "SELECT spark.fork('counter:h', 'counter:x', 6)", "P0002");
     expect_error(pg, "SELECT spark.fork('counter:nope', 'counter:x')", "P0002");
+    PQfinish(pg);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * History storage: snapshots and patches (0004)
+ * ------------------------------------------------------------------------ */
+
+/* Writes `state` (padded, unless it is "{}", so that most patches are
+ * smaller than the state) or, for NULL, deletes the component; records the
+ * true state after it in pg_temp.truth. */
+static void write_and_record(PGconn *pg, const char *id, const char *state) {
+    const char *params[] = {id, state};
+    PGresult *r;
+    if (state) {
+        r = PQexecParams(pg,
+                         "SELECT spark.set_state($1, CASE WHEN $2::jsonb = '{}' THEN '{}'::jsonb"
+                         " ELSE $2::jsonb || jsonb_build_object('pad', repeat('p', 300)) END)",
+                         2, NULL, params, NULL, NULL, 0);
+        ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", state, PQerrorMessage(pg));
+        PQclear(r);
+        r = PQexecParams(pg,
+                         "INSERT INTO pg_temp.truth SELECT c.id, c.version, c.state FROM"
+                         " spark.components c WHERE c.id = $1 ON CONFLICT DO NOTHING",
+                         1, NULL, params, NULL, NULL, 0);
+    } else {
+        PQclear(PQexecParams(pg, "DELETE FROM spark.components WHERE id = $1", 1, NULL, params,
+                             NULL, NULL, 0));
+        r = PQexecParams(pg,
+                         "INSERT INTO pg_temp.truth SELECT $1, max(e.version), NULL FROM"
+                         " spark.events e WHERE e.component_id = $1",
+                         1, NULL, params, NULL, NULL, 0);
+    }
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
+    PQclear(r);
+}
+
+static const char *const scripted_states[] = {
+    "{\"items\": [], \"meta\": {\"title\": \"a\", \"tags\": [\"x\"]}, \"n\": 1}",
+    "{\"items\": [{\"id\": 1, \"text\": \"milk\", \"done\": false}], \"meta\": {\"title\": \"a\","
+    " \"tags\": [\"x\"]}, \"n\": 1}",
+    "{\"items\": [{\"id\": 1, \"text\": \"milk\", \"done\": false}, {\"id\": 2, \"text\": "
+    "\"eggs\", \"done\": false}], \"meta\": {\"title\": \"a\", \"tags\": [\"x\"]}, \"n\": 1}",
+    /* a key set to null */
+    "{\"items\": [{\"id\": 1, \"text\": \"milk\", \"done\": false}, {\"id\": 2, \"text\": "
+    "\"eggs\", \"done\": false}], \"meta\": {\"title\": \"a\", \"tags\": [\"x\"]}, \"n\": null}",
+    /* nested: a nested key to null, a new nested object */
+    "{\"items\": [{\"id\": 1, \"text\": \"milk\", \"done\": false}, {\"id\": 2, \"text\": "
+    "\"eggs\", \"done\": false}], \"meta\": {\"title\": null, \"tags\": [\"x\"], \"sub\": "
+    "{\"deep\": {\"x\": 1}}}, \"n\": null}",
+    /* numbers exactly as written; an element in the middle of an array */
+    "{\"items\": [{\"id\": 1, \"text\": \"milk\", \"done\": true}, {\"id\": 2, \"text\": "
+    "\"eggs\", \"done\": false}], \"meta\": {\"title\": null, \"tags\": [\"x\", \"y\"], \"sub\": "
+    "{\"deep\": {\"x\": 1.0}}}, \"n\": 1.50}",
+    /* a key removed */
+    "{\"items\": [{\"id\": 1, \"text\": \"milk\", \"done\": true}, {\"id\": 2, \"text\": "
+    "\"eggs\", \"done\": false}], \"n\": 1.50}",
+    "{\"items\": [{\"id\": 2, \"text\": \"eggs\", \"done\": false}], \"n\": 1.5, \"grid\": "
+    "[[1, 2], [3, 4]]}",
+    "{\"items\": [{\"id\": 2, \"text\": \"eggs\", \"done\": false}], \"n\": \"one\", \"grid\": "
+    "[[1, 2], [3, 5], []]}",
+    "{}",
+    "{\"a\": {\"b\": {\"c\": [null, {\"d\": null}]}}, \"items\": null}",
+    "{\"a\": {\"b\": {\"c\": [null, {\"d\": 0}], \"e\": {}}}, \"items\": []}",
+    NULL,               /* deleted */
+    "{\"items\": [1]}", /* re-created */
+    "{\"items\": [1, 2]}",
+    "{\"items\": [2], \"x\": {\"y\": [null]}}",
+    NULL,
+    "{\"items\": [3]}",
+};
+
+START_TEST(history_patches_rebuild_every_version) {
+    char name[64];
+    const char *db = it_create_migrated_database(name);
+    PGconn *pg = it_connect(db);
+    PQclear(it_exec(pg, "CREATE TEMP TABLE truth (id text, version bigint, state jsonb,"
+                        " PRIMARY KEY (id, version))"));
+    static const int every[] = {1, 2, 3, 5, 32};
+    unsigned seed = 11;
+    for (size_t k = 0; k < sizeof every / sizeof every[0]; k++) {
+        char sql[160], id[32];
+        snprintf(sql, sizeof sql, "SELECT set_config('spark.snapshot_every', '%d', false)",
+                 every[k]);
+        PQclear(it_exec(pg, sql));
+        snprintf(id, sizeof id, "doc:every%d", every[k]);
+        for (size_t i = 0; i < sizeof scripted_states / sizeof scripted_states[0]; i++)
+            write_and_record(pg, id, scripted_states[i]);
+        /* Then random states, so that pairs overlap in every way. */
+        for (int i = 0; i < 60; i++) {
+            char a[4096], b[4096], doc[8400];
+            size_t na = 0, nb = 0;
+            random_json(a, sizeof a, &na, 0, &seed);
+            random_json(b, sizeof b, &nb, 0, &seed);
+            snprintf(doc, sizeof doc, "{\"r\": %s, \"s\": {\"t\": %s}}", a, b);
+            write_and_record(pg, id, doc);
+        }
+    }
+    /* Every version of every component rebuilds exactly (as text: numbers
+     * as written), through state_at, the view, history and replay. */
+    ck_value(pg, "SELECT count(*) = (SELECT count(*) FROM truth) FROM spark.events", "t");
+    ck_value(pg,
+             "SELECT count(*) = (SELECT count(*) FROM truth) FROM spark.events e JOIN truth t"
+             " ON t.id = e.component_id AND t.version = e.version",
+             "t");
+    ck_value(pg,
+             "SELECT count(*) FROM truth t WHERE spark.state_at(t.id, t.version)::text"
+             " IS DISTINCT FROM t.state::text",
+             "0");
+    ck_value(pg,
+             "SELECT count(*) FROM truth t JOIN spark.component_history h ON h.component_id ="
+             " t.id AND h.version = t.version WHERE h.state::text IS DISTINCT FROM t.state::text",
+             "0");
+    ck_value(pg,
+             "SELECT count(*) FROM truth t JOIN spark.history('doc:every32') h ON h.version ="
+             " t.version WHERE t.id = 'doc:every32' AND h.state::text IS DISTINCT FROM"
+             " t.state::text",
+             "0");
+    ck_value(pg,
+             "SELECT count(*) FROM truth t JOIN spark.replay('doc:every5') r ON r.version ="
+             " t.version LEFT JOIN truth p ON p.id = t.id AND p.version = t.version - 1"
+             " WHERE t.id = 'doc:every5' AND (r.state::text IS DISTINCT FROM t.state::text"
+             " OR r.state_before::text IS DISTINCT FROM p.state::text)",
+             "0");
+    /* Snapshots where asked (every version with 1), patches in between. */
+    ck_value(pg,
+             "SELECT count(*) FROM spark.events WHERE component_id = 'doc:every1' AND patch IS"
+             " NOT NULL",
+             "0");
+    ck_value(pg,
+             "SELECT count(*) > 30 FROM spark.events WHERE component_id = 'doc:every32' AND"
+             " patch IS NOT NULL AND state IS NULL",
+             "t");
+    /* The first version and the first after a delete are snapshots. */
+    ck_value(pg,
+             "SELECT count(*) FROM truth t JOIN truth d ON d.id = t.id AND d.version ="
+             " t.version - 1 AND d.state IS NULL JOIN spark.events e ON e.component_id = t.id"
+             " AND e.version = t.version WHERE e.state IS NULL",
+             "0");
+    /* Revert and fork to a patch version give its exact state. */
+    PQclear(it_exec(pg, "SELECT set_config('spark.snapshot_every', '', false)"));
+    PQclear(it_exec(pg, "CREATE TEMP TABLE pick AS SELECT e.version FROM spark.events e WHERE"
+                        " e.component_id = 'doc:every32' AND e.patch IS NOT NULL ORDER BY"
+                        " e.version DESC LIMIT 1 OFFSET 3"));
+    PQclear(it_exec(pg, "SELECT spark.revert('doc:every32', (SELECT version FROM pick))"));
+    ck_value(pg,
+             "SELECT c.state::text = t.state::text FROM spark.components c, truth t WHERE c.id"
+             " = 'doc:every32' AND t.id = c.id AND t.version = (SELECT version FROM pick)",
+             "t");
+    PQclear(it_exec(pg, "SELECT spark.fork('doc:every32', 'doc:forked', (SELECT version FROM"
+                        " pick))"));
+    ck_value(pg,
+             "SELECT c.state::text = t.state::text FROM spark.components c, truth t WHERE c.id"
+             " = 'doc:forked' AND t.id = 'doc:every32' AND t.version = (SELECT version FROM"
+             " pick)",
+             "t");
+    /* Retention keeps every kept version rebuildable: the oldest kept row
+     * becomes a snapshot. */
+    ck_value(pg, "SELECT spark.prune_history(7, NULL, 'doc:every32') > 0", "t");
+    ck_value(pg,
+             "SELECT count(*) FROM spark.events e JOIN truth t ON t.id = e.component_id AND"
+             " t.version = e.version WHERE e.component_id = 'doc:every32' AND"
+             " spark.state_at(e.component_id, e.version)::text IS DISTINCT FROM t.state::text",
+             "0");
+    ck_value(pg,
+             "SELECT state IS NOT NULL FROM spark.events WHERE component_id = 'doc:every32'"
+             " ORDER BY version LIMIT 1",
+             "t");
+    PQfinish(pg);
+}
+END_TEST
+
+/* A list that grows by one item per change, like add_todo: what each
+ * change stores stays the size of the item, while the state grows. */
+START_TEST(history_storage_grows_with_the_change) {
+    char name[64];
+    const char *db = it_create_migrated_database(name);
+    PGconn *pg = it_connect(db);
+    PQclear(it_exec(pg, "SELECT spark.set_state('todo:big', '{\"items\": []}')"));
+    PQclear(it_exec(pg,
+                    "DO $$ BEGIN FOR i IN 1..300 LOOP"
+                    " UPDATE spark.components SET state = jsonb_set(state, '{items}',"
+                    " (state->'items') || jsonb_build_object('id', i, 'text', 'item number ' || i"
+                    " || ' ' || md5(i::text), 'done', false)) WHERE id = 'todo:big';"
+                    " END LOOP; END $$"));
+    ck_value(pg, "SELECT spark.state_at('todo:big', 301) = state FROM spark.components", "t");
+    /* Each patch row holds one item: as small late as early. */
+    ck_value(pg,
+             "SELECT max(pg_column_size(patch)) < 200 FROM spark.events WHERE component_id ="
+             " 'todo:big' AND patch IS NOT NULL",
+             "t");
+    ck_value(pg,
+             "SELECT (SELECT avg(pg_column_size(patch)) FROM spark.events WHERE version > 250"
+             " AND patch IS NOT NULL) < 1.2 * (SELECT avg(pg_column_size(patch)) FROM"
+             " spark.events WHERE version BETWEEN 2 AND 50 AND patch IS NOT NULL)",
+             "t");
+    /* Only every 32nd version (and the first) holds the whole state. */
+    ck_value(pg, "SELECT count(*) BETWEEN 10 AND 14 FROM spark.events WHERE state IS NOT NULL",
+             "t");
+    ck_value(pg,
+             "SELECT sum(coalesce(pg_column_size(e.state), 0) + coalesce(pg_column_size(e.patch),"
+             " 0)) * 5 < sum(pg_column_size(spark.state_at(e.component_id, e.version)))"
+             " FROM spark.events e",
+             "t");
     PQfinish(pg);
 }
 END_TEST
@@ -799,6 +1003,8 @@ int main(void) {
     tcase_add_test(tc, presence_track_many_posts_one_diff_per_room);
     tcase_add_test(tc, apply_batch_isolates_each_component);
     tcase_add_test(tc, history_is_append_only_and_retention_keeps_current_state);
+    tcase_add_test(tc, history_patches_rebuild_every_version);
+    tcase_add_test(tc, history_storage_grows_with_the_change);
     tcase_add_test(tc, sql_broadcast_commits_with_its_transaction);
     tcase_add_test(tc, psql_broadcasts_reach_both_instances_and_rollbacks_none);
     tcase_add_test(tc, notify_user_from_sql_is_atomic_too);
