@@ -298,7 +298,9 @@ static int on_writeable(spark_conn *c) {
 /* ---- the upgrade -------------------------------------------------------- */
 
 static int refuse(struct lws *wsi, int status, const char *why, const char *path) {
-    spark_log(SPARK_LOG_DEBUG, "ws.refused", why, "status=%d path=%s", status, path);
+    char q[2200];
+    spark_log(SPARK_LOG_DEBUG, "ws.refused", why, "status=%d path=%s", status,
+              spark_log_value(q, sizeof q, path));
     lws_return_http_status(wsi, (unsigned)status, NULL);
     return -1;
 }
@@ -336,8 +338,10 @@ static int authenticate(spark_channels *channels, spark_conn *c, struct lws *wsi
         c->refused = spark_token_status_reason(st);
     } else if (c->identity.via == SPARK_VIA_COOKIE &&
                !spark_sessions_origin_allowed(channels->sessions, wsi)) {
+        char q1[2200], q2[600];
         spark_log(SPARK_LOG_WARN, "auth.bad_origin", "cookie-authenticated upgrade refused",
-                  "path=%s sub=%s", path, c->identity.claims.sub);
+                  "path=%s sub=%s", spark_log_value(q1, sizeof q1, path),
+                  spark_log_value(q2, sizeof q2, c->identity.claims.sub));
         return refuse(wsi, 403, "origin not allowed", path);
     }
     if (c->identity.authenticated) {
@@ -420,8 +424,9 @@ static void free_conn(spark_conn *c) {
  * configured grace. */
 static void on_token_expired(lws_sorted_usec_list_t *sul) {
     spark_conn *c = lws_container_of(sul, spark_conn, expiry);
+    char q[600];
     spark_log(SPARK_LOG_INFO, "auth.expired", "token expired; closing", "conn=%" PRIu64 " sub=%s",
-              c->serial, c->user_id);
+              c->serial, spark_log_value(q, sizeof q, c->user_id));
     request_close(c, CLOSE_AUTH, "token expired");
 }
 
@@ -445,8 +450,9 @@ static void on_established(spark_conn *c, struct lws *wsi) {
         request_close(c, CLOSE_AUTH, c->refused);
         return;
     }
+    char q[600];
     spark_log(SPARK_LOG_DEBUG, "ws.open", NULL, "conn=%" PRIu64 " route=%s user=%s", c->serial,
-              c->channel->route, c->user_id);
+              c->channel->route, spark_log_value(q, sizeof q, c->user_id));
     schedule_expiry(c);
     /* Every connection of a signed-in user hears what is sent to the user. */
     if (c->identity.authenticated) {

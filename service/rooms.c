@@ -343,7 +343,9 @@ static void on_room_rows(void *ud, const PGresult *res, const char *error) {
     r->fetching = false;
     int rows = res ? PQntuples(res) : 0;
     if (error) {
-        spark_log(SPARK_LOG_WARN, "rooms.fetch_failed", error, "room=%s", r->name);
+        char q[600];
+        spark_log(SPARK_LOG_WARN, "rooms.fetch_failed", error, "room=%s",
+                  spark_log_value(q, sizeof q, r->name));
         r->dirty = true; /* fetched again when the database is back */
     }
     for (int i = 0; i < rows; i++) {
@@ -769,7 +771,9 @@ static void on_posted(void *ud, const PGresult *res, const char *error) {
     post *p = ud;
     (void)res;
     if (error) {
-        spark_log(SPARK_LOG_WARN, "rooms.post_failed", error, "room=%s", p->room);
+        char q[600];
+        spark_log(SPARK_LOG_WARN, "rooms.post_failed", error, "room=%s",
+                  spark_log_value(q, sizeof q, p->room));
         post_failed(p->rooms, p->sender);
     } else {
         spark_metric_add(SPARK_M_ROOM_POSTS, 1);

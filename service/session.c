@@ -160,8 +160,9 @@ int spark_sessions_issue(const spark_sessions *s, const char *sub, const char *n
         spark_log(SPARK_LOG_INFO, "auth.login_refused", err, NULL);
         return -1;
     }
-    spark_log(SPARK_LOG_INFO, "auth.login", NULL, "sub=%s kid=%s", sub,
-              spark_auth_signing_key_kid(s->signing));
+    char q[600];
+    spark_log(SPARK_LOG_INFO, "auth.login", NULL, "sub=%s kid=%s",
+              spark_log_value(q, sizeof q, sub), spark_auth_signing_key_kid(s->signing));
     *ttl_seconds = LOGIN_TTL_SECONDS;
     return 0;
 }
