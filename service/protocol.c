@@ -9,6 +9,8 @@
  */
 #include "protocol.h"
 
+#include "json_read.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -37,11 +39,8 @@ int spark_msg_parse(const char *text, size_t len, spark_msg *msg, const char **c
     msg->v = -1;
     if (len > SPARK_LIVE_MAX_FRAME)
         return fail(code, message, "too_large", "frames are limited to 32768 bytes");
-    json_tokener *tok = json_tokener_new();
-    json_object *o = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
-    bool whole = tok && json_tokener_get_error(tok) == json_tokener_success &&
-                 json_tokener_get_parse_end(tok) == len;
-    json_tokener_free(tok);
+    json_object *o;
+    bool whole = spark_json_read(text, len, &o);
     int r = -1;
     if (!whole || !json_object_is_type(o, json_type_object)) {
         fail(code, message, "invalid_json", "a frame is one JSON object");
