@@ -16,21 +16,11 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
+const { untilEqual } = require('./lib/until');
 
 const ONE = 'http://localhost:4000';
 const TWO = 'http://localhost:4001';
 const CID = 'poll:friday';
-
-async function until(fn, what, timeout = 5000) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 // Signs in as `name` through the tutorial's /login, starting from the poll.
 async function signIn(browser, base, name) {
@@ -61,8 +51,7 @@ async function shown(page) {
 }
 
 async function showsVotes(page, counts, votes, what, timeout = 5000) {
-  const want = JSON.stringify({ counts, votes });
-  await until(async () => JSON.stringify(await shown(page)) === want, what, timeout);
+  await untilEqual(() => shown(page), { counts, votes }, what, timeout);
 }
 
 async function vote(browser) {

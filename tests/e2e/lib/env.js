@@ -7,6 +7,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
+const { until, untilEqual } = require('./until');
 
 function need(name) {
   const v = process.env[name];
@@ -88,36 +89,6 @@ async function screenshot(page, name) {
   // caret: 'initial', since hiding the caret leaves style="" on every
   // input, and the page would no longer equal the server's render.
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true, caret: 'initial' });
-}
-
-// Polls `fn` (async) until it returns a truthy value; fails with `what`
-// and the last value after `timeout` ms.
-async function until(fn, what, timeout = 5000) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}` +
-        (last !== undefined ? ` (last: ${JSON.stringify(last)})` : ''));
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-// Polls until `fn` returns `expected` (deep equality through JSON).
-async function untilEqual(fn, expected, what, timeout = 5000) {
-  const want = JSON.stringify(expected);
-  let last;
-  try {
-    await until(async () => {
-      last = await fn();
-      return JSON.stringify(last) === want;
-    }, what, timeout);
-  } catch (e) {
-    throw new Error(`${e.message.replace(/ \(last.*$/, '')}\n  expected: ${want}\n  actual:   ${JSON.stringify(last)}`);
-  }
 }
 
 // The root element of component `cid` on the page.
