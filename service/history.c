@@ -386,7 +386,9 @@ static void respond_html(spark_http_request *req, spark_sbuf *out) {
 
 static void answer(spark_http_request *req, waiting_request *w, const PGresult *res) {
     spark_sbuf out = {0};
-    if (w->kind == PAGE) {
+    if (w->kind != PREVIEW && PQntuples(res) == 0) /* they answer one row at least */
+        spark_http_respond_text(req, 500, "the history statement answered nothing\n");
+    else if (w->kind == PAGE) {
         if (PQgetisnull(res, 0, C_LO))
             spark_http_respond_text(req, 404, "no history\n");
         else if (w->asked && *PQgetvalue(res, 0, C_FOUND) != 't')
