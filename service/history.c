@@ -312,7 +312,7 @@ static void page(spark_sbuf *out, const waiting_request *w, const PGresult *res)
     spark_html_escape(out, w->base, true);
     spark_sbuf_puts(out, "/at/\">\n");
     preview(out, w, &s);
-    spark_sbuf_printf(out, "</div>\n<h2>Versions %lld to %lld</h2>\n",
+    spark_sbuf_printf(out, "</div>\n<h2 class=\"history-range\">Versions %lld to %lld</h2>\n",
                       top - n + 1 > lo ? top - n + 1 : lo, top);
     versions_table(out, res);
     spark_sbuf_puts(out, "<nav class=\"history-pages\">");

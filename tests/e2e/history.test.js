@@ -1,6 +1,7 @@
 // The history page (/history/:type/:key) across two instances: changes made
 // on a, the page opened on b, the slider showing an old version's server
-// render in place, and a revert on b reaching the live page on a.
+// render in place, a revert on b reaching the live page on a, and a change
+// on a reaching the page on b.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -78,9 +79,18 @@ test('time travel on b, seen live on a', async () => {
   await env.connected(ph, cid);
   assert.equal(await count(ph.locator('.history-now')), 1);
 
-  // A change on a reaches the history page's live pane on b.
+  // A change on a reaches the history page on b: its live pane, the list
+  // of versions, and the slider, which was at the latest and follows it.
+  await ph.evaluate(() => { window.sameDocument = true; });
   await plus.click();
   await env.until(async () => (await count(ph.locator('.history-now'))) === 2, 'Count: 2 on the history page');
+  await env.until(async () => (await ph.locator('table.history-versions tbody tr').first()
+    .getAttribute('data-version')) === '5', 'version 5 listed on b');
+  assert.match(await ph.locator('table.history-versions tbody tr').first().innerText(), /alice\s.*increment/s);
+  assert.equal(await slider.getAttribute('max'), '5');
+  await ph.locator('.history-preview[data-version="5"]').waitFor({ timeout: 5000 });
+  assert.equal(await count(preview.locator('.history-render')), 2);
+  assert.equal(await ph.evaluate(() => window.sameDocument), true, 'the page was reloaded');
   await env.screenshot(ph, 'history-after-revert');
 
   assert.deepEqual(alice.problems, []);

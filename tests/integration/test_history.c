@@ -155,24 +155,24 @@ START_TEST(long_histories_come_in_pages) {
     const char *scopes[] = {"component:counter:long", NULL};
     char *t = token("ada", scopes);
     ck_assert_int_eq(get(port_a, "/history/counter/long", t), 200);
-    contains("<h2>Versions 26 to 45</h2>");
+    contains("<h2 class=\"history-range\">Versions 26 to 45</h2>");
     contains("<tr data-version=\"26\">");
     lacks("<tr data-version=\"25\">");
     contains("href=\"/history/counter/long?upto=25&amp;n=20\">Older</a>");
     lacks(">Newer</a>");
     ck_assert_int_eq(get(port_a, "/history/counter/long?upto=25&n=20", t), 200);
-    contains("<h2>Versions 6 to 25</h2>");
+    contains("<h2 class=\"history-range\">Versions 6 to 25</h2>");
     contains(">Newer</a>");
     /* The first version of a page has its diff too (from the one before). */
     contains("<tr data-version=\"6\"><td><a href=\"?v=6\">6</a></td><td>alice</td>");
     ck_assert_int_eq(get(port_a, "/history/counter/long?upto=3&n=2", t), 200);
-    contains("<h2>Versions 2 to 3</h2>");
+    contains("<h2 class=\"history-range\">Versions 2 to 3</h2>");
     lacks("<tr data-version=\"1\">");
     ck_assert_int_eq(get(port_a, "/history/counter/long?n=100", t), 200);
-    contains("<h2>Versions 1 to 45</h2>");
+    contains("<h2 class=\"history-range\">Versions 1 to 45</h2>");
     /* An upto past the end is the latest. */
     ck_assert_int_eq(get(port_a, "/history/counter/long?upto=9999&n=5", t), 200);
-    contains("<h2>Versions 41 to 45</h2>");
+    contains("<h2 class=\"history-range\">Versions 41 to 45</h2>");
     free(t);
     it_pair_stop(&pair);
 }
