@@ -38,19 +38,22 @@ async function launch() {
   });
 }
 
-// A token for `name` from sparkd itself (SPARK_SIGNING_KEY from run.sh).
-function token(sub, name) {
-  return execFileSync(SPARKD, ['token', '--sub', sub, '--name', name, '--ttl', '3600',
-    '--scope', 'room:*', '--scope', 'component:*'], { encoding: 'utf8' }).trim();
+// A token for `name` from sparkd itself (SPARK_SIGNING_KEY from run.sh),
+// with the scopes room:* and component:* and any `extra` ones.
+function token(sub, name, extra = []) {
+  const scopes = ['room:*', 'component:*', ...extra].flatMap((s) => ['--scope', s]);
+  return execFileSync(SPARKD, ['token', '--sub', sub, '--name', name, '--ttl', '3600', ...scopes],
+    { encoding: 'utf8' }).trim();
 }
 
 // A browser context signed in as one user: the session cookie holds a
 // token, as the /login page would set it. Cookies ignore ports, so each
 // user needs a context of their own. Console errors and page errors are
-// collected in ctx.problems.
-async function user(browser, name) {
+// collected in ctx.problems. `extraScopes` are granted besides room:* and
+// component:* (["revert:*"]).
+async function user(browser, name, extraScopes = []) {
   const ctx = await browser.newContext({ viewport: { width: 900, height: 800 } });
-  const t = token(name.toLowerCase(), name);
+  const t = token(name.toLowerCase(), name, extraScopes);
   await ctx.addCookies([{ name: 'spark_session', value: t, domain: '127.0.0.1', path: '/',
     httpOnly: true, sameSite: 'Lax' }]);
   ctx.token = t;
