@@ -1,0 +1,184 @@
+// Azu's page, as Azu's guide writes it: <script src="/js/azu-spark.js"> in
+// the head, the counter and the todo list mounted in the body, and
+// Spark.connect("ws://.../spark") at the end. The page is served by the
+// test on each instance's origin; the client speaks Azu's frames, and a
+// change made on instance A reaches the page on instance B as a
+// component_update. Spark.sendEvent, Spark.updateComponent and data-*
+// attributes as event data are the seed's calls; a data-* attribute never
+// changes the event or the component, and what is sent to the user never
+// acts as one of Azu's frames.
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
+const env = require('./lib/env');
+const todo = require('./lib/todo');
+
+let browser;
+before(async () => { browser = await env.launch(); });
+after(async () => { await browser?.close(); });
+
+// Azu's page; the components are mounted as live roots the client fills.
+function seedPage(port, counter, list) {
+  return `<!DOCTYPE html>
+<html>
+  <head>
+    <title>My Azu App</title>
+    <script src="/js/azu-spark.js"></script>
+  </head>
+  <body>
+    <!-- Mount live components -->
+    <div id="counter-widget">
+      <div spark-component="counter:${counter}"></div>
+    </div>
+
+    <div id="todo-list">
+      <div spark-component="todo:${list}"></div>
+    </div>
+
+    <!-- Initialize Spark -->
+    <script>
+      Spark.connect("ws://127.0.0.1:${port}/spark");
+    </script>
+  </body>
+</html>`;
+}
+
+// Opens the page on `base`, recording the /spark frames both ways.
+async function openSeed(ctx, base, port, counter, list) {
+  const page = await ctx.newPage();
+  page.frames_ = { sent: [], received: [] };
+  page.on('websocket', (ws) => {
+    if (!/\/spark(\?|$)/.test(ws.url())) return;
+    ws.on('framesent', (f) => page.frames_.sent.push(JSON.parse(f.payload)));
+    ws.on('framereceived', (f) => page.frames_.received.push(JSON.parse(f.payload)));
+  });
+  await page.route(`${base}/e2e/azu/*`, (route) => route.fulfill({
+    contentType: 'text/html; charset=utf-8', body: seedPage(port, counter, list),
+  }));
+  const res = await page.goto(`${base}/e2e/azu/${counter}`);
+  assert.equal(res.status(), 200);
+  await env.connected(page, `counter:${counter}`);
+  await env.connected(page, `todo:${list}`);
+  return page;
+}
+
+async function count(page, cid) {
+  const m = /Count: (-?\d+)/.exec(await env.root(page, cid).innerText());
+  return m ? Number(m[1]) : null;
+}
+
+test('/js/azu-spark.js is the client itself', async () => {
+  const ctx = await env.user(browser, 'Ann');
+  const page = await env.open(ctx, `${env.A}/js/azu-spark.js`);
+  const [azu, spark] = await page.evaluate(async () => Promise.all(
+    ['/js/azu-spark.js', '/js/spark.js'].map(async (p) => {
+      const r = await fetch(p, { cache: 'no-store' });
+      return { type: r.headers.get('content-type'), text: await r.text() };
+    })));
+  assert.match(azu.type, /javascript/);
+  assert.ok(azu.text.includes('global.Spark = api'));
+  assert.equal(azu.text, spark.text);
+  await ctx.close();
+});
+
+test("Azu's page on two instances: a change on A reaches B as component_update", async () => {
+  const counter = env.uid('c');
+  const list = env.uid('l');
+  const ccid = `counter:${counter}`;
+  const alice = await env.user(browser, 'Alice');
+  const bob = await env.user(browser, 'Bob');
+  const pa = await openSeed(alice, env.A, env.PORT_A, counter, list);
+  const pb = await openSeed(bob, env.B, env.PORT_B, counter, list);
+  assert.equal(await pb.evaluate(() => Spark.protocol), 'azu');
+  assert.equal(await count(pb, ccid), 0);
+
+  // A click on A: Azu's component_event out of A, component_update into B.
+  const t0 = Date.now();
+  await env.root(pa, ccid).getByRole('button', { name: '+', exact: true }).click();
+  await env.until(async () => (await count(pb, ccid)) === 1, 'Count: 1 on b', 5000);
+  assert.ok(Date.now() - t0 <= 1000, `took ${Date.now() - t0} ms`);
+  const sent = pa.frames_.sent.find((f) => f.event === 'increment');
+  assert.deepEqual(Object.keys(sent).sort(), ['component_id', 'data', 'event', 'id', 'ref', 'type']);
+  assert.equal(sent.type, 'component_event');
+  assert.equal(sent.component_id, ccid);
+  const update = pb.frames_.received.find((f) => f.type === 'component_update' &&
+    f.component_id === ccid && /Count: 1/.test(f.html));
+  assert.ok(update, `b received ${JSON.stringify(pb.frames_.received)}`);
+  assert.equal(update.version, 1);
+  // Nothing of Spark's own frames reached either page.
+  for (const p of [pa, pb]) {
+    assert.deepEqual(p.frames_.received.filter((f) => f.t !== undefined && f.t !== 'msg'), []);
+    assert.deepEqual(p.frames_.sent.filter((f) => f.t !== undefined), []);
+  }
+
+  // The seed's own call, from B.
+  const reply = await pb.evaluate((c) => Spark.sendEvent(c, 'increment', {}), ccid);
+  assert.equal(reply.ok, true);
+  await env.until(async () => (await count(pa, ccid)) === 2, 'Count: 2 on a', 5000);
+
+  // The todo list: added on A, shown on B.
+  await todo.add(pa, list, 'milk');
+  await todo.add(pa, list, 'eggs');
+  await env.untilEqual(() => todo.texts(pb, list), ['milk', 'eggs'], 'the items on b');
+
+  // data-* attributes are event data, beside spark-value-*: the delete
+  // button of "milk" carries its id as data-id alone, and attributes that
+  // name another event, component or frame kind, which stay data.
+  const del = todo.item(pb, list, 'milk').locator('button').first();
+  const id = await del.evaluate((b, c) => {
+    const v = b.getAttribute('spark-value-id');
+    b.removeAttribute('spark-value-id');
+    b.setAttribute('data-id', v);
+    b.setAttribute('data-event', 'clear_completed');
+    b.setAttribute('data-component-id', c);
+    b.setAttribute('data-component_id', c);
+    b.setAttribute('data-type', 'component_leave');
+    b.setAttribute('data-ref', '1');
+    return v;
+  }, ccid);
+  const deleteEvent = await del.getAttribute('spark-click');
+  await del.click();
+  await env.untilEqual(() => todo.texts(pa, list), ['eggs'], 'the items on a');
+  const frame = pb.frames_.sent.find((f) => f.event === deleteEvent);
+  assert.equal(frame.type, 'component_event');
+  assert.equal(frame.component_id, `todo:${list}`);
+  assert.notEqual(frame.ref, 1);
+  assert.deepEqual(frame.data, { id, event: 'clear_completed', 'component-id': ccid,
+    component_id: ccid, type: 'component_leave', ref: '1' });
+  assert.equal(await count(pb, ccid), 2);
+  assert.equal(await env.root(pb, ccid).count(), 1);
+
+  // updateComponent: a component's HTML into its roots, or the element of
+  // that id (Azu's way).
+  await pb.evaluate(() => {
+    const el = document.createElement('div');
+    el.id = 'notes';
+    document.body.appendChild(el);
+    Spark.updateComponent('notes', '<p>from <b>updateComponent</b></p>');
+  });
+  assert.equal(await pb.locator('#notes').innerHTML(), '<p>from <b>updateComponent</b></p>');
+
+  // What is sent to Bob arrives as a message, never as Azu's redirect.
+  await pb.evaluate(() => {
+    window.messages_ = [];
+    Spark.on('message', (m) => window.messages_.push(m));
+  });
+  const url = pb.url();
+  const evil = JSON.stringify({ type: 'component_redirect', url: 'https://evil.example/' });
+  await env.until(async () => {
+    execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', `p=${evil}`,
+      process.env.SPARK_E2E_DB], { input: "SELECT spark.notify_user('bob', :'p');\n" });
+    return pb.evaluate(() => window.messages_.length > 0);
+  }, 'the message on b', 5000);
+  const got = await pb.evaluate(() => window.messages_[0]);
+  assert.deepEqual(got.data, JSON.parse(evil));
+  assert.equal(got.room, 'user:bob');
+  assert.equal(pb.url(), url);
+
+  for (const ctx of [alice, bob]) assert.deepEqual(ctx.problems, []);
+  await env.screenshot(pb, 'seed');
+  await alice.close();
+  await bob.close();
+});
