@@ -123,11 +123,18 @@ test("Azu's page on two instances: a change on A reaches B as component_update",
   await todo.add(pa, list, 'eggs');
   await env.untilEqual(() => todo.texts(pb, list), ['milk', 'eggs'], 'the items on b');
 
+  // A data-* never replaces a spark-value-* of the same name: "eggs"'s
+  // delete button keeps its spark-value-id and gets "milk"'s as data-id.
+  const button = (text) => todo.item(pb, list, text).locator('button').first();
+  const milkId = await button('milk').getAttribute('spark-value-id');
+  await button('eggs').evaluate((b, v) => b.setAttribute('data-id', v), milkId);
+  await button('eggs').click();
+  await env.untilEqual(() => todo.texts(pa, list), ['milk'], 'the items on a');
+
   // data-* attributes are event data, beside spark-value-*: the delete
   // button of "milk" carries its id as data-id alone, and attributes that
   // name another event, component or frame kind, which stay data.
-  const del = todo.item(pb, list, 'milk').locator('button').first();
-  const id = await del.evaluate((b, c) => {
+  await button('milk').evaluate((b, c) => {
     const v = b.getAttribute('spark-value-id');
     b.removeAttribute('spark-value-id');
     b.setAttribute('data-id', v);
@@ -136,16 +143,16 @@ test("Azu's page on two instances: a change on A reaches B as component_update",
     b.setAttribute('data-component_id', c);
     b.setAttribute('data-type', 'component_leave');
     b.setAttribute('data-ref', '1');
-    return v;
   }, ccid);
-  const deleteEvent = await del.getAttribute('spark-click');
-  await del.click();
-  await env.untilEqual(() => todo.texts(pa, list), ['eggs'], 'the items on a');
-  const frame = pb.frames_.sent.find((f) => f.event === deleteEvent);
+  const deleteEvent = await button('milk').getAttribute('spark-click');
+  const before = pb.frames_.sent.length;
+  await button('milk').click();
+  await env.untilEqual(() => todo.texts(pa, list), [], 'the items on a');
+  const frame = pb.frames_.sent.slice(before).find((f) => f.event === deleteEvent);
   assert.equal(frame.type, 'component_event');
   assert.equal(frame.component_id, `todo:${list}`);
   assert.notEqual(frame.ref, 1);
-  assert.deepEqual(frame.data, { id, event: 'clear_completed', 'component-id': ccid,
+  assert.deepEqual(frame.data, { id: milkId, event: 'clear_completed', 'component-id': ccid,
     component_id: ccid, type: 'component_leave', ref: '1' });
   assert.equal(await count(pb, ccid), 2);
   assert.equal(await env.root(pb, ccid).count(), 1);
@@ -179,6 +186,37 @@ test("Azu's page on two instances: a change on A reaches B as component_update",
 
   for (const ctx of [alice, bob]) assert.deepEqual(ctx.problems, []);
   await env.screenshot(pb, 'seed');
+  await alice.close();
+  await bob.close();
+});
+
+test("Azu's page reconnects after its instance restarts and catches up", async () => {
+  const counter = env.uid('c');
+  const list = env.uid('l');
+  const ccid = `counter:${counter}`;
+  const alice = await env.user(browser, 'Alice');
+  const bob = await env.user(browser, 'Bob');
+  const pa = await openSeed(alice, env.A, env.PORT_A, counter, list);
+  const pb = await openSeed(bob, env.B, env.PORT_B, counter, list);
+  const plus = (p) => env.root(p, ccid).getByRole('button', { name: '+', exact: true });
+  await plus(pa).click();
+  await env.until(async () => (await count(pb, ccid)) === 1, 'Count: 1 on b', 5000);
+  try {
+    env.instance('kill', 'b');
+    await pb.waitForSelector(`[spark-component="${ccid}"].spark-reconnecting`, { timeout: 5000 });
+    await plus(pa).click();
+    await env.settled(pa);
+    await todo.add(pa, list, 'while b was away');
+  } finally {
+    env.instance('start', 'b', env.PORT_B);
+  }
+  await env.connected(pb, ccid, 15000);
+  await env.until(async () => (await count(pb, ccid)) === 2, 'Count: 2 on b', 5000);
+  await env.untilEqual(() => todo.texts(pb, list), ['while b was away'], 'the items on b');
+  // Live again, both ways.
+  await plus(pb).click();
+  await env.until(async () => (await count(pa, ccid)) === 3, 'Count: 3 on a', 5000);
+  assert.deepEqual(pb.frames_.received.filter((f) => f.t !== undefined && f.t !== 'msg'), []);
   await alice.close();
   await bob.close();
 });

@@ -1,9 +1,12 @@
 /*
  * spark.js - the browser client of Spark's live components and channels.
  *
- * One dependency-free file, served at /js/spark.js. Load it at the end of
- * the page (or with `defer`); it connects by itself when the page has
- * component roots:
+ * One dependency-free file, served at /js/spark.js and, as the same file,
+ * at /js/azu-spark.js: loaded by that name it speaks Azu's frames
+ * (component_event, component_update, ...; docs/protocol.md) and offers
+ * Azu's calls (Spark.connect(url), sendEvent, updateComponent). Load it at
+ * the end of the page (or with `defer`); it connects by itself when the
+ * page has component roots:
  *
  *     <div spark-component="todo:groceries" spark-version="12">...</div>
  *     <script src="/js/spark.js" defer></script>
@@ -14,8 +17,8 @@
  *   - binds events by delegation on the document: spark-click, spark-change,
  *     spark-input, spark-submit, spark-keydown / spark-keyup (with a
  *     spark-key filter such as "Enter"), and Azu's live-click, live-change,
- *     live-input as aliases; payloads come from spark-value-* attributes and
- *     form fields; spark-debounce / spark-throttle (ms) limit the rate;
+ *     live-input as aliases; payloads come from spark-value-* and data-*
+ *     attributes and form fields; spark-debounce / spark-throttle (ms) limit the rate;
  *   - applies `patch` ops exactly and in order (docs/patch.md), `render` as a
  *     whole, shows `flash` messages (dismissible) and follows `redirect`;
  *   - never disturbs the element being edited: the focused field keeps its
@@ -227,19 +230,22 @@
     return el && el.closest ? el.closest(sel) : null;
   }
 
-  /* The element's data-* and spark-value-* attributes as an object
-   * ("data-item-id" and "spark-value-item-id" are "item-id"; a spark-value-
-   * wins over a data- of the same name). They only ever become the event's
-   * data: never its name, its component or anything else of the frame. */
+  /* The element's spark-value-* and data-* attributes added to `into`
+   * ("spark-value-item-id" and "data-item-id" are "item-id"). A data-*
+   * only fills in: it never replaces a form field or a spark-value-* of
+   * the same name. They only ever become the event's data: never its
+   * name, its component or anything else of the frame. */
   function valuesOf(el, into) {
     into = into || {};
-    var prefixes = ["data-", "spark-value-", "live-value-"];
+    var has = Object.prototype.hasOwnProperty;
+    var prefixes = ["spark-value-", "live-value-", "data-"];
     for (var p = 0; p < prefixes.length; p++) {
       for (var i = 0; i < el.attributes.length; i++) {
         var a = el.attributes[i];
         if (a.name.indexOf(prefixes[p]) !== 0) continue;
         var key = a.name.slice(prefixes[p].length);
-        if (key && key !== "__proto__") into[key] = a.value;
+        if (!key || key === "__proto__" || (p === 2 && has.call(into, key))) continue;
+        into[key] = a.value;
       }
     }
     return into;
