@@ -64,6 +64,17 @@ async function openSeed(ctx, base, port, counter, list) {
   return page;
 }
 
+// Alice's page on A and Bob's on B, showing a fresh counter and list.
+async function twoPages() {
+  const counter = env.uid('c');
+  const list = env.uid('l');
+  const alice = await env.user(browser, 'Alice');
+  const bob = await env.user(browser, 'Bob');
+  const pa = await openSeed(alice, env.A, env.PORT_A, counter, list);
+  const pb = await openSeed(bob, env.B, env.PORT_B, counter, list);
+  return { list, ccid: `counter:${counter}`, alice, bob, pa, pb };
+}
+
 async function count(page, cid) {
   const m = /Count: (-?\d+)/.exec(await env.root(page, cid).innerText());
   return m ? Number(m[1]) : null;
@@ -84,13 +95,7 @@ test('/js/azu-spark.js is the client itself', async () => {
 });
 
 test("Azu's page on two instances: a change on A reaches B as component_update", async () => {
-  const counter = env.uid('c');
-  const list = env.uid('l');
-  const ccid = `counter:${counter}`;
-  const alice = await env.user(browser, 'Alice');
-  const bob = await env.user(browser, 'Bob');
-  const pa = await openSeed(alice, env.A, env.PORT_A, counter, list);
-  const pb = await openSeed(bob, env.B, env.PORT_B, counter, list);
+  const { list, ccid, alice, bob, pa, pb } = await twoPages();
   assert.equal(await pb.evaluate(() => Spark.protocol), 'azu');
   assert.equal(await count(pb, ccid), 0);
 
@@ -191,13 +196,7 @@ test("Azu's page on two instances: a change on A reaches B as component_update",
 });
 
 test("Azu's page reconnects after its instance restarts and catches up", async () => {
-  const counter = env.uid('c');
-  const list = env.uid('l');
-  const ccid = `counter:${counter}`;
-  const alice = await env.user(browser, 'Alice');
-  const bob = await env.user(browser, 'Bob');
-  const pa = await openSeed(alice, env.A, env.PORT_A, counter, list);
-  const pb = await openSeed(bob, env.B, env.PORT_B, counter, list);
+  const { list, ccid, alice, bob, pa, pb } = await twoPages();
   const plus = (p) => env.root(p, ccid).getByRole('button', { name: '+', exact: true });
   await plus(pa).click();
   await env.until(async () => (await count(pb, ccid)) === 1, 'Count: 1 on b', 5000);
