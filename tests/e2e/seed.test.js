@@ -20,7 +20,7 @@ before(async () => { browser = await env.launch(); });
 after(async () => { await browser?.close(); });
 
 // Azu's page; the components are mounted as live roots the client fills.
-function seedPage(port, counter, list) {
+function seedPage(port, counter, list, query = '') {
   return `<!DOCTYPE html>
 <html>
   <head>
@@ -39,23 +39,25 @@ function seedPage(port, counter, list) {
 
     <!-- Initialize Spark -->
     <script>
-      Spark.connect("ws://127.0.0.1:${port}/spark");
+      Spark.connect("ws://127.0.0.1:${port}/spark${query}");
     </script>
   </body>
 </html>`;
 }
 
-// Opens the page on `base`, recording the /spark frames both ways.
-async function openSeed(ctx, base, port, counter, list) {
+// Opens the page on `base`, recording the /spark frames both ways; its
+// socket is ws://127.0.0.1:<port>/spark<query>.
+async function openSeed(ctx, base, port, counter, list, query = '') {
   const page = await ctx.newPage();
-  page.frames_ = { sent: [], received: [] };
+  page.frames_ = { sent: [], received: [], urls: [] };
   page.on('websocket', (ws) => {
     if (!/\/spark(\?|$)/.test(ws.url())) return;
+    page.frames_.urls.push(ws.url());
     ws.on('framesent', (f) => page.frames_.sent.push(JSON.parse(f.payload)));
     ws.on('framereceived', (f) => page.frames_.received.push(JSON.parse(f.payload)));
   });
   await page.route(`${base}/e2e/azu/*`, (route) => route.fulfill({
-    contentType: 'text/html; charset=utf-8', body: seedPage(port, counter, list),
+    contentType: 'text/html; charset=utf-8', body: seedPage(port, counter, list, query),
   }));
   const res = await page.goto(`${base}/e2e/azu/${counter}`);
   assert.equal(res.status(), 200);
@@ -218,4 +220,21 @@ test("Azu's page reconnects after its instance restarts and catches up", async (
   assert.deepEqual(pb.frames_.received.filter((f) => f.t !== undefined && f.t !== 'msg'), []);
   await alice.close();
   await bob.close();
+});
+
+test('Spark.connect(url) goes where its URL says', async () => {
+  // A page of A's origin, with no session cookie, whose script connects to
+  // B with a token in the URL: the default (A, no token) would be refused.
+  const counter = env.uid('c');
+  const ccid = `counter:${counter}`;
+  const ctx = await browser.newContext();
+  ctx.problems = [];
+  const t = env.token('carol', 'Carol');
+  const page = await openSeed(ctx, env.A, env.PORT_B, counter, env.uid('l'),
+    `?token=${encodeURIComponent(t)}`);
+  assert.deepEqual(page.frames_.urls,
+    [`ws://127.0.0.1:${env.PORT_B}/spark?token=${encodeURIComponent(t)}&protocol=azu`]);
+  await env.root(page, ccid).getByRole('button', { name: '+', exact: true }).click();
+  await env.until(async () => (await count(page, ccid)) === 1, 'Count: 1', 5000);
+  await ctx.close();
 });

@@ -1362,9 +1362,10 @@
     applyPatch: SparkPatch.applyPatch,
 
     /* Connects to /spark and joins every component root of the page.
-     * options: url, token, params, minBackoff, maxBackoff, replyTimeout,
-     * flashTimeout, flashContainer, hooks. Calling it again with a new
-     * token reconnects with that token. */
+     * options: url, token, params, protocol, minBackoff, maxBackoff,
+     * replyTimeout, flashTimeout, flashContainer, hooks. Calling it again
+     * with a new token (or protocol) reconnects with it. Azu's call,
+     * connect(url), takes the URL first. */
     connect: function (options, more) {
       /* Azu's call: Spark.connect("ws://host/spark"), options after it. */
       if (typeof options === "string") {
@@ -1374,6 +1375,7 @@
         options.url = url;
       }
       options = options || {};
+      var spoke = dialect();
       Object.keys(options).forEach(function (k) {
         if (k === "hooks") Object.keys(options.hooks).forEach(function (h) { hooks[h] = options.hooks[h]; });
         else opts[k] = options[k];
@@ -1381,7 +1383,9 @@
       bindDocument();
       wanted = true;
       scan();
-      if (ws && options.token !== undefined) { var old = ws; ws = null; old.close(1000); onDropped(old); }
+      /* A new token, or other frames (the server fixes them per socket):
+       * a new connection. */
+      if (ws && (options.token !== undefined || dialect() !== spoke)) { var old = ws; ws = null; old.close(1000); onDropped(old); }
       if (!ws) { attempt = 0; open(); }
       return api;
     },
