@@ -3,8 +3,8 @@
  * that speaks them (chosen by ?protocol=azu or by its first frame) gets
  * component_update for a change made on the other instance, with no join
  * of its own if it only sends component_event; each bad input gets its
- * error frame and the connection goes on; event ids, scopes and the size
- * limit apply as in Spark's frames; no field of an event's data acts as a
+ * error frame and the connection goes on; event ids, scopes, versions and
+ * the size limit apply as in Spark's frames; no field of an event's data acts as a
  * field of the frame; what is sent to the user stays in its envelope; and
  * a client of Spark's frames on the same instance is unaffected.
  */
@@ -117,6 +117,24 @@ START_TEST(an_event_on_a_reaches_an_azu_client_on_b) {
     ck_assert_msg(strstr(m, "Count: 2"), "b got %s", m);
     free(m);
     free(expect(a, "{\"t\":\"patch\",\"cid\":\"counter:azu\",\"v\":2,"));
+
+    /* Versions: a join at the current one is only answered; one at an older
+     * version gets the current HTML. */
+    it_ws *c = open_as(port_a, "/spark?protocol=azu", "cy");
+    send_text(c, "{\"type\":\"component_join\",\"ref\":1,\"component_id\":\"counter:azu\","
+                 "\"version\":2}");
+    next_is(c, "{\"type\":\"reply\",\"ref\":1,\"ok\":true}");
+    send_text(c, "{\"type\":\"component_join\",\"ref\":2,\"component_id\":\"counter:azu\","
+                 "\"version\":1}");
+    m = it_ws_recv(c, RECV_MS);
+    ck_assert_msg(m &&
+                      strstr(m, "{\"type\":\"component_update\",\"component_id\":\"counter:azu\","
+                                "\"version\":2,") == m &&
+                      strstr(m, "Count: 2"),
+                  "c got %s", m ? m : "(nothing)");
+    free(m);
+    next_is(c, "{\"type\":\"reply\",\"ref\":2,\"ok\":true}");
+    it_ws_close(c);
     it_ws_close(a);
     it_ws_close(b);
     it_pair_stop(&pair);
