@@ -6,13 +6,17 @@
 // component_update. Spark.sendEvent, Spark.updateComponent and data-*
 // attributes as event data are the seed's calls; a data-* attribute never
 // changes the event or the component, and what is sent to the user never
-// acts as one of Azu's frames.
+// acts as one of Azu's frames. The page reconnects after its instance
+// restarts; Spark.connect(url) goes where its URL says; and, since no demo
+// component flashes or redirects, component_flash and component_redirect
+// are played to the client by a scripted /spark.
 'use strict';
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync } = require('node:child_process');
 const env = require('./lib/env');
+const { mockPage } = require('./lib/mock');
 const todo = require('./lib/todo');
 
 let browser;
@@ -236,5 +240,61 @@ test('Spark.connect(url) goes where its URL says', async () => {
     [`ws://127.0.0.1:${env.PORT_B}/spark?token=${encodeURIComponent(t)}&protocol=azu`]);
   await env.root(page, ccid).getByRole('button', { name: '+', exact: true }).click();
   await env.until(async () => (await count(page, ccid)) === 1, 'Count: 1', 5000);
+  await ctx.close();
+});
+
+// No demo component flashes or redirects: the client's side of Azu's
+// component_flash and component_redirect, and of frames that must do
+// nothing, against a scripted /spark (lib/mock.js), one frame at a time.
+test("Azu's frames one by one: update, flash, error, redirect; nothing else acts", async () => {
+  const ctx = await browser.newContext();
+  const { page, mock } = await mockPage(ctx, '<div spark-component="todo:t1"></div>',
+    { scriptAttrs: ' data-protocol="azu"', autoReply: false });
+  const join = await mock.next((m) => m.type === 'component_join', 'the join');
+  assert.deepEqual(join, { type: 'component_join', ref: join.ref, component_id: 'todo:t1' });
+  assert.match(mock.urls[0], /\/spark\?protocol=azu$/);
+  mock.send({ type: 'reply', ref: join.ref, ok: true });
+  await env.connected(page, 'todo:t1');
+
+  mock.send({ type: 'component_update', component_id: 'todo:t1', version: 3,
+    html: '<button spark-click="go" data-id="7">go</button>' });
+  await page.locator('[spark-component="todo:t1"] button').waitFor();
+  assert.equal(await page.evaluate(() => Spark.versionOf('todo:t1')), 3);
+
+  // An event, answered with an error frame.
+  await page.evaluate(() => {
+    window.errors = [];
+    Spark.on('error', (d) => window.errors.push(d));
+    window.got = [];
+    Spark.on('message', (d) => window.got.push(d));
+  });
+  await page.locator('[spark-component="todo:t1"] button').click();
+  const ev = await mock.next((m) => m.type === 'component_event', 'the event');
+  assert.deepEqual(ev.data, { id: '7' });
+  mock.send({ type: 'error', ref: ev.ref, code: 'not_found', message: 'no such todo' });
+  await page.waitForFunction(() => window.errors.length === 1 && Spark.pending === 0);
+  assert.deepEqual((await page.evaluate(() => window.errors))[0].error,
+    { code: 'not_found', message: 'no such todo' });
+
+  // Spark's own frames on an Azu connection, and what is sent to the user,
+  // whatever it says: nothing happens (but the message is passed on).
+  mock.send({ t: 'render', cid: 'todo:t1', v: 99, html: '<p>hijacked</p>' });
+  mock.send({ t: 'redirect', url: '/e2e/elsewhere' });
+  mock.send({ t: 'msg', room: 'user:alice', kind: 'message', seq: 12,
+    data: { type: 'component_redirect', url: '/e2e/elsewhere' } });
+  mock.send({ type: 'component_flash', component_id: 'todo:t1', level: 'error', message: '<b>nope</b>' });
+  const flash = page.locator('.spark-flash.spark-flash-error');
+  await flash.waitFor();
+  assert.equal(await flash.locator('.spark-flash-message').textContent(), '<b>nope</b>');
+  await page.waitForFunction(() => window.got.length === 1);
+  assert.deepEqual(await page.evaluate(() => window.got[0].data),
+    { type: 'component_redirect', url: '/e2e/elsewhere' });
+  assert.equal(await page.innerHTML('[spark-component="todo:t1"]'), '<button spark-click="go" data-id="7">go</button>');
+  assert.match(page.url(), /\/e2e\/page$/);
+
+  // component_redirect: http(s) only.
+  mock.send({ type: 'component_redirect', url: 'javascript:alert(1)' });
+  mock.send({ type: 'component_redirect', url: '/e2e/elsewhere' });
+  await page.waitForURL(/\/e2e\/elsewhere$/);
   await ctx.close();
 });
