@@ -309,9 +309,16 @@ static int resolve_static(const spark_http *http, const char *path, char *out) {
     return stat(out, &st) == 0 && S_ISREG(st.st_mode) ? 0 : -1;
 }
 
+/* Paths served as another file of the web root: azu-spark.js, the name
+ * Azu's pages load the client by, is spark.js itself, never a copy. */
+static const char *const aliases[][2] = {{"/js/azu-spark.js", "/js/spark.js"}};
+
 static int serve_static(spark_http *http, spark_http_request *req) {
     char file[PATH_MAX];
-    if (resolve_static(http, req->target->path, file)) {
+    const char *path = req->target->path;
+    for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++)
+        if (strcmp(path, aliases[i][0]) == 0) path = aliases[i][1];
+    if (resolve_static(http, path, file)) {
         spark_http_respond_text(req, 404, "not found\n");
         return 0;
     }
