@@ -16,6 +16,7 @@
 #include "component_ctx.h"
 
 #include "log.h"
+#include "router.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -158,9 +159,19 @@ SPARK_API void spark_flash(spark_event *e, const char *level, const char *messag
     e->flash_message = dup_or_null(message ? message : "");
 }
 
+/* A URL a handler redirects to often comes from the event's data (a
+ * "next" field), which any client writes: an off-site one would make the
+ * site an open redirect, so only paths on this site are sent. */
 SPARK_API void spark_redirect(spark_event *e, const char *url) {
     free(e->redirect);
-    e->redirect = dup_or_null(url);
+    e->redirect = NULL;
+    if (spark_path_is_local(url)) {
+        e->redirect = strdup(url);
+        return;
+    }
+    char buf[2 * 200 + 3];
+    spark_log(SPARK_LOG_WARN, "component.redirect_refused", "not a path on this site",
+              "component=%s url=%s", e->id, spark_log_value(buf, sizeof buf, url ? url : ""));
 }
 
 /* ---- the event ------------------------------------------------------------- */

@@ -53,6 +53,7 @@ struct viewer {
     long long sent_version;
     long long join_ref, join_v;
     bool joined, dirty, tracked, awaiting_old;
+    bool mounted; /* on_mount ran: the state had loaded and the join rendered */
 };
 
 struct instance {

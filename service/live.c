@@ -105,10 +105,37 @@ static void on_old_state(void *ud, long long version, const char *state, const c
     spark_tree_release(old);
 }
 
+/* The join rendered: the viewer mounts. on_mount may change the view
+ * state; then `now` is rendered again with it. Returns the render to send
+ * (NULL: the render with the mounted view state failed). */
+static shared_tree *mount(viewer *v, shared_tree *now, bool *used) {
+    instance *in = v->inst;
+    v->mounted = true;
+    json_object *l = in->type->on_mount ? spark_json_deep_copy(v->local) : NULL;
+    if (!l) return now;
+    spark_live lv = spark_instance_context(in, v, in->state, l);
+    lv.local_writable = true;
+    lv.event = "mount";
+    in->type->on_mount(&lv);
+    spark_live_clear_outcome(&lv);
+    if (json_object_equal(l, v->local)) {
+        json_object_put(l);
+        return now;
+    }
+    json_object_put(v->local);
+    v->local = l;
+    spark_tree_release(now);
+    *used = false;
+    return spark_render(in, v, in->state, v->local, used);
+}
+
+/* The state has loaded: the viewer mounts, and is sent what it lacks. A
+ * join whose render fails does not mount (no on_mount, no on_unmount). */
 static void complete_join(viewer *v) {
     instance *in = v->inst;
     bool used = false;
     shared_tree *now = spark_render(in, v, in->state, v->local, &used), *old = NULL;
+    if (now) now = mount(v, now, &used);
     if (!now) {
         if (v->join_ref != -2)
             spark_live_reply_error(v->lc, v->join_ref, "render_failed",
@@ -150,7 +177,7 @@ static void complete_join(viewer *v) {
 static void remove_viewer(viewer *v) {
     instance *in = v->inst;
     spark_components *cs = in->cs;
-    if (in->type->on_unmount) {
+    if (v->mounted && in->type->on_unmount) {
         spark_live lv = spark_instance_context(in, v, in->state, v->local);
         in->type->on_unmount(&lv);
     }
@@ -225,13 +252,6 @@ static void on_join(live_conn *lc, spark_msg *m) {
     v->local = spark_component_initial(type->initial_view);
     lws_dll2_add_tail(&v->in_inst, &in->viewers);
     lws_dll2_add_tail(&v->in_conn, &lc->viewers);
-    if (type->on_mount) {
-        spark_live lv = spark_instance_context(in, v, in->state, v->local);
-        lv.local_writable = true;
-        lv.event = "mount";
-        type->on_mount(&lv);
-        spark_live_clear_outcome(&lv);
-    }
     /* The viewer is present in the component's room; the component shows it. */
     if (type->room && spark_rooms_track_quietly(cs->rooms, spark_conn_peer(lc->conn), in->id) == 0)
         v->tracked = true;

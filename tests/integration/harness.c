@@ -21,6 +21,13 @@
 #include <unistd.h>
 
 const char it_sparkd_path[] = SPARKD_PATH;
+static const char *server_path = it_sparkd_path; /* what it_start_sparkd runs */
+
+bool it_serve(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "serve") == 0) return true;
+    server_path = "/proc/self/exe";
+    return false;
+}
 const char it_source_dir[] = SOURCE_DIR;
 
 long long it_now_ms(void) {
@@ -259,7 +266,7 @@ pid_t it_start_sparkd(const char *db, int port, const char *instance, const char
         /* A suite without keys runs anonymous; one that sets SPARK_AUTH
          * (even empty) or keys is left as it asked. */
         if (!getenv("SPARK_AUTH") && !getenv("SPARK_VERIFY_KEYS")) setenv("SPARK_AUTH", "off", 1);
-        execl(it_sparkd_path, it_sparkd_path, "serve", "--port", port_s, "--host", "127.0.0.1",
+        execl(server_path, server_path, "serve", "--port", port_s, "--host", "127.0.0.1",
               "--instance", instance, "--web-root", web, "--shutdown-timeout", "5", (char *)NULL);
         _exit(127);
     }

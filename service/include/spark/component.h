@@ -60,10 +60,15 @@ typedef struct spark_component {
     void (*render)(spark_html *h, const spark_view *v);
     /* SPARK_OK, SPARK_UNKNOWN_EVENT, or spark_fail(...). */
     int (*on_event)(spark_event *e);
-    /* A viewer joined / left. Only view state may change here. */
+    /* A viewer joined: runs once the stored state has loaded and the join's
+     * render succeeded (a join that fails never mounts), before the viewer
+     * is sent its first render. Only view state may change here. */
     void (*on_mount)(spark_event *e);
+    /* A viewer that mounted left (leave, a new join of the same id, or its
+     * connection closed): once per on_mount. */
     void (*on_unmount)(const spark_view *v);
-    /* Every tick_ms, per viewer, while viewed. Only view state may change. */
+    /* Every tick_ms, per joined viewer, while viewed. Only view state may
+     * change. */
     void (*on_tick)(spark_event *e);
     int tick_ms;
     /* The instance id ("chat:lobby") is also a room: render sees its recent
@@ -93,7 +98,9 @@ SPARK_API int spark_fail(spark_event *e, const char *code, const char *message);
  * `level` is "info", "success", "warning" or "error". */
 SPARK_API void spark_flash(spark_event *e, const char *level, const char *message);
 
-/* Sends the viewer who sent the event to `url`, once the event succeeded. */
+/* Sends the viewer who sent the event to `url`, once the event succeeded.
+ * Only a path on this site ("/done?x=1"): an off-site URL ("https://..",
+ * "//host", "/\host") is not sent, and is logged; the event still counts. */
 SPARK_API void spark_redirect(spark_event *e, const char *url);
 
 /* ---- the event ------------------------------------------------------------- */
