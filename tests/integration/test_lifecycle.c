@@ -113,7 +113,9 @@ static char *event_frames(it_ws *ws, const char *cid, int ref, const char *name,
         char *m = it_ws_recv(ws, RECV_MS);
         ck_assert_msg(m, "no reply to %s", name);
         size_t n = strlen(all), k = strlen(m);
-        all = realloc(all, n + k + 2);
+        char *grown = realloc(all, n + k + 2);
+        ck_assert_ptr_nonnull(grown);
+        all = grown;
         memcpy(all + n, m, k);
         memcpy(all + n + k, "\n", 2);
         bool done = strstr(m, reply) != NULL;
@@ -158,9 +160,9 @@ START_TEST(mount_runs_once_the_stored_state_has_loaded) {
                                   "('hooks:stored', '{\"n\":5}')");
     it_ws *ws = open_spark();
     join(ws, "hooks:stored", 1);
-    char *render = expect(ws, "\"t\":\"render\"");
-    ck_assert_msg(strstr(render, "mounted at n=5"), "on_mount ran before the state: %s", render);
-    free(render);
+    char *first = expect(ws, "\"t\":\"render\"");
+    ck_assert_msg(strstr(first, "mounted at n=5"), "on_mount ran before the state: %s", first);
+    free(first);
     expect_free(ws, "\"ref\":1,\"ok\":true");
     wait_log("hook mount hooks:stored n=5", 1);
     ck_assert_int_eq(log_count("hook mount"), 1);
