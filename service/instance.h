@@ -67,7 +67,8 @@ struct instance {
     json_object *state;
     long long version;
     bool persisted, loaded, loading, reload;
-    int refs; /* queries in flight that point here: not evicted meanwhile */
+    bool seeding, seed_failed; /* live.c: a page's props being stored as version 1 */
+    int refs;                  /* queries in flight that point here: not evicted meanwhile */
     lws_usec_t keep_until;
     lws_dll2_owner_t viewers;
     /* writes.c */

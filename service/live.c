@@ -396,8 +396,104 @@ void spark_components_on_ready(spark_components *cs, spark_components_ready_fn f
 
 /* ---- pages -------------------------------------------------------------------------------- */
 
-int spark_components_page(spark_components *cs, const char *id, const char *viewer_id,
-                          const char *viewer_name, char **html, long long *version) {
+/* A page's props were stored as the component's first version, or the
+ * component turned out to have one already: either way the stored state is
+ * what the page shows. */
+typedef struct {
+    instance *in;
+    char *state; /* what the props write stored */
+} seeding;
+
+static void on_seeded(void *ud, int n, const spark_store_result *results, const char *error,
+                      bool unknown) {
+    seeding *sd = ud;
+    instance *in = sd->in;
+    in->refs--;
+    in->seeding = false;
+    if (!in->cs->detached) {
+        const spark_store_result *r = !error && n == 1 ? &results[0] : NULL;
+        const char *state = !r                                   ? NULL
+                            : r->outcome == SPARK_STORE_APPLIED  ? sd->state
+                            : r->outcome == SPARK_STORE_CONFLICT ? r->state
+                                                                 : NULL;
+        if (state && (!in->persisted || r->version > in->version)) {
+            spark_instance_apply_state(in, r->version, state);
+            spark_instance_mark_dirty(in);
+        } else if (!state) {
+            char idbuf[2 * SPARK_MAX_CID_BYTES + 3];
+            spark_log(SPARK_LOG_WARN, "component.props_failed",
+                      error           ? error
+                      : r && r->error ? r->error
+                                      : "not stored",
+                      "component=%s", spark_log_value(idbuf, sizeof idbuf, in->id));
+            in->seed_failed = true;
+            if (unknown || (r && r->outcome == SPARK_STORE_UNKNOWN)) spark_instance_load(in);
+        }
+        tell_pages(in);
+    }
+    free(sd->state);
+    free(sd);
+}
+
+/* Stores `props` over the type's initial state as the first version of a
+ * component never written, so that every instance shows what the page
+ * showed. Returns 0 (the page waits), or -1 when it cannot. */
+static int seed(instance *in, const char *props, const char *actor) {
+    if (in->seeding) return 0;
+    json_object *p = json_tokener_parse(props), *state = NULL, *batch = NULL;
+    int rc = -1;
+    if (!json_object_is_type(p, json_type_object)) {
+        spark_log(SPARK_LOG_WARN, "component.props_refused", "props are not a JSON object",
+                  "component=%s", in->type->name);
+        goto out;
+    }
+    state = spark_component_initial(in->type->initial_state);
+    json_object_object_foreach(p, key, value) {
+        json_object_object_add(state, key, json_object_get(value));
+    }
+    const char *text = spark_json_plain(state);
+    if (strlen(text) > (size_t)in->cs->cfg->max_state_bytes) {
+        spark_log(SPARK_LOG_WARN, "component.props_refused", "props would exceed SPARK_MAX_STATE",
+                  "component=%s", in->type->name);
+        goto out;
+    }
+    seeding *sd = calloc(1, sizeof *sd);
+    if (!sd || !(sd->state = strdup(text))) {
+        free(sd);
+        goto out;
+    }
+    sd->in = in;
+    json_object *event = json_object_new_object(), *events = json_object_new_array(),
+                *item = json_object_new_object();
+    json_object_object_add(event, "e", json_object_new_string("mount"));
+    json_object_object_add(event, "d", json_object_get(p));
+    json_object_object_add(event, "a", json_object_new_string(actor));
+    json_object_object_add(event, "s", json_object_get(state));
+    json_object_array_add(events, event);
+    json_object_object_add(item, "id", json_object_new_string(in->id));
+    json_object_object_add(item, "v", json_object_new_int64(0));
+    json_object_object_add(item, "events", events);
+    batch = json_object_new_array();
+    json_object_array_add(batch, item);
+    if (spark_store_apply_batch(in->cs->store, spark_json_plain(batch), in->cs->cfg->instance,
+                                on_seeded, sd) == 0) {
+        in->refs++;
+        in->seeding = true;
+        rc = 0;
+    } else {
+        free(sd->state);
+        free(sd);
+    }
+out:
+    json_object_put(p);
+    json_object_put(state);
+    json_object_put(batch);
+    return rc;
+}
+
+int spark_components_page(spark_components *cs, const char *id, const char *props,
+                          const char *viewer_id, const char *viewer_name, char **html,
+                          long long *version) {
     if (!cs || cs->detached) return -1;
     instance *in = spark_instance_get(cs, id);
     if (!in) return -1;
@@ -406,6 +502,11 @@ int spark_components_page(spark_components *cs, const char *id, const char *view
         if (!in->loading) spark_instance_load(in);
         return spark_pg_get_state(cs->db) == SPARK_PG_UP ? 0 : -1;
     }
+    if (in->seed_failed) {
+        in->seed_failed = false;
+        return -1;
+    }
+    if (props && !in->persisted) return seed(in, props, viewer_id);
     json_object *local = spark_component_initial(in->type->initial_view);
     spark_live lv = spark_instance_context(in, NULL, in->state, local);
     lv.viewer_id = viewer_id;

@@ -260,7 +260,11 @@ pid_t it_start_sparkd(const char *db, int port, const char *instance, const char
         if (fd >= 0) dup2(fd, 2), dup2(fd, 1);
         char port_s[16], web[1100];
         snprintf(port_s, sizeof port_s, "%d", port);
-        snprintf(web, sizeof web, "%s/web", it_source_dir);
+        /* The source's web root, unless the suite set one of its own. */
+        if (getenv("SPARK_WEB_ROOT"))
+            snprintf(web, sizeof web, "%s", getenv("SPARK_WEB_ROOT"));
+        else
+            snprintf(web, sizeof web, "%s/web", it_source_dir);
         setenv("DATABASE_URL", db, 1);
         setenv("SPARK_LOG_LEVEL", "debug", 1);
         /* A suite without keys runs anonymous; one that sets SPARK_AUTH

@@ -108,20 +108,9 @@ static char *event_frames(it_ws *ws, const char *cid, int ref, const char *name,
              d ? d : "{}");
     send_text(ws, frame);
     snprintf(reply, sizeof reply, "\"t\":\"reply\",\"ref\":%d,", ref);
-    char *all = calloc(1, 1);
-    for (;;) {
-        char *m = it_ws_recv(ws, RECV_MS);
-        ck_assert_msg(m, "no reply to %s", name);
-        size_t n = strlen(all), k = strlen(m);
-        char *grown = realloc(all, n + k + 2);
-        ck_assert_ptr_nonnull(grown);
-        all = grown;
-        memcpy(all + n, m, k);
-        memcpy(all + n + k, "\n", 2);
-        bool done = strstr(m, reply) != NULL;
-        free(m);
-        if (done) return all;
-    }
+    char *all = it_ws_recv_through(ws, reply, RECV_MS);
+    ck_assert_msg(all, "no reply to %s", name);
+    return all;
 }
 
 /* How many lines of the server's log contain `needle`. */
