@@ -1,12 +1,14 @@
 /*
  * live.c - the /spark channel: viewers joining, leaving and sending events,
- * ticks; server-rendered pages of components; and the hooks by which the
+ * ticks; server-rendered pages of components, and the props a page stores
+ * as a never-written component's first version; and the hooks by which the
  * server drives the component runtime (see instance.h for its layers).
  *
- * A join is answered once the instance's state has loaded. The client is
- * sent what it lacks: nothing when its page is current, a patch from the
- * version its page was rendered at when that render can be redone exactly,
- * or a whole render.
+ * A join is answered once the instance's state has loaded; the viewer
+ * mounts then (on_mount), only if the join renders, and unmounts once when
+ * it goes. The client is sent what it lacks: nothing when its page is
+ * current, a patch from the version its page was rendered at when that
+ * render can be redone exactly, or a whole render.
  */
 #include "channel_internal.h"
 #include "component_internal.h"
