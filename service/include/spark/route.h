@@ -111,10 +111,11 @@ typedef struct spark_live_root {
  * copied. It does not block: the request waits for the components' states
  * (and props being stored) while the loop goes on, and is answered 503
  * after 5 s or when PostgreSQL is down. The visitor needs each root's scope
- * `component:<id>`, as on a declared page (otherwise 403, or the sign-in
- * redirect). `html` is sent as it is: escape what is not markup. A marker
- * count other than `nroots`, an unknown type, more than 16 roots: 500,
- * logged (pages.live_refused).
+ * `component:<id>`, as on a declared page (signed out: the sign-in
+ * redirect while sign-in is on, else 401; without the scope: 403). `html`
+ * is sent as it is: escape what is not markup. A marker count other than
+ * `nroots`, an unknown type, props that are not a JSON object, more than
+ * 16 roots: 500, logged (pages.live_refused).
  *
  *     static void home(spark_request *req) {
  *         static const spark_live_root counter = {"counter:widget", "{\"count\":10}"};
