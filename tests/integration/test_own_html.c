@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "auth.h"
 
 #define RECV_MS 5000
 
@@ -158,6 +161,47 @@ START_TEST(live_roots_in_a_routes_own_html) {
 }
 END_TEST
 
+#define SIGNING "vector1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+#define VERIFY  "vector1:A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg"
+
+/* GET /home with a bearer token granting `scopes` (NULL: no token). */
+static int get_home_as(int port, const char *const *scopes, size_t n) {
+    char request[2048], auth[1600] = "";
+    if (scopes) {
+        spark_auth_signing_key *key;
+        char err[256], *token = NULL;
+        ck_assert_int_eq(spark_auth_signing_key_parse(SIGNING, &key, err, sizeof err), 0);
+        ck_assert_int_eq(spark_token_mint(key, "ada", "Ada", 600, scopes, n, (int64_t)time(NULL),
+                                          &token, err, sizeof err),
+                         0);
+        spark_auth_signing_key_free(key);
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
+        free(token);
+    }
+    snprintf(request, sizeof request, "GET /home HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n", auth);
+    return it_http_request(port, request, body, sizeof body);
+}
+
+START_TEST(the_visitor_needs_every_roots_scope) {
+    it_one one;
+    const char *env[] = {"SPARK_AUTH", "on", "SPARK_SIGNING_KEY", SIGNING, "SPARK_VERIFY_KEYS",
+                         VERIFY,       NULL};
+    it_one_start(&one, "own-html-auth", env);
+    ck_assert_int_eq(get_home_as(one.port, NULL, 0), 401);
+    const char *two[] = {"component:tally:a", "component:tally:b"};
+    ck_assert_int_eq(get_home_as(one.port, two, 2), 403);
+    /* Refused before anything loads: a's props were not stored. */
+    PGconn *pg = it_connect(one.db);
+    char n[16];
+    ck_assert_str_eq(it_query_value(pg, "SELECT count(*) FROM spark.components", n, sizeof n), "0");
+    PQfinish(pg);
+    const char *three[] = {"component:tally:a", "component:tally:b", "component:tally:c"};
+    ck_assert_int_eq(get_home_as(one.port, three, 3), 200);
+    ck_assert_msg(strstr(body, "spark-component=\"tally:c\""), "%s", body);
+    it_one_stop(&one);
+}
+END_TEST
+
 static void write_file(const char *dir, const char *name, const char *text) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -221,6 +265,7 @@ int main(int argc, char **argv) {
     TCase *tc = tcase_create("own html");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, live_roots_in_a_routes_own_html);
+    tcase_add_test(tc, the_visitor_needs_every_roots_scope);
     tcase_add_test(tc, the_apps_web_root_adds_to_the_runtimes);
     suite_add_tcase(s, tc);
     return it_run_suite(s);
