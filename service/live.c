@@ -504,11 +504,11 @@ int spark_components_page(spark_components *cs, const char *id, const char *prop
         if (!in->loading) spark_instance_load(in);
         return spark_pg_get_state(cs->db) == SPARK_PG_UP ? 0 : -1;
     }
-    if (in->seed_failed) {
-        in->seed_failed = false;
+    if (props && !in->persisted) {
+        if (!in->seed_failed) return seed(in, props, viewer_id);
+        in->seed_failed = false; /* this page says so; the next one tries again */
         return -1;
     }
-    if (props && !in->persisted) return seed(in, props, viewer_id);
     json_object *local = spark_component_initial(in->type->initial_view);
     spark_live lv = spark_instance_context(in, NULL, in->state, local);
     lv.viewer_id = viewer_id;
