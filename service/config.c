@@ -338,13 +338,15 @@ static int default_dir(char **slot, const char *name) {
 }
 
 /* The runtime's own web root, under the app's: ./web or the installed
- * copy, the first that holds the client (an app's ./web of its own does
- * not), or none. */
+ * copy (as configured, or where the loaded library says it is), the first
+ * that holds the client (an app's ./web of its own does not), or none. */
 static int default_base_web_root(spark_config *cfg) {
-    char installed[4096];
+    char installed[4096], moved[3072], relocated[3200];
     snprintf(installed, sizeof installed, "%s/web", SPARK_DATADIR);
-    const char *candidates[] = {"web", installed};
-    for (size_t i = 0; i < 2; i++) {
+    relocated_datadir(moved, sizeof moved);
+    snprintf(relocated, sizeof relocated, "%s/web", moved);
+    const char *candidates[] = {"web", installed, moved[0] ? relocated : "web"};
+    for (size_t i = 0; i < 3; i++) {
         char client[4200];
         snprintf(client, sizeof client, "%s/js/spark.js", candidates[i]);
         if (access(client, R_OK) == 0) return set_default(&cfg->base_web_root, candidates[i]);
