@@ -63,10 +63,7 @@ static void render(spark_html *h, const spark_view *v) {
  * spark-value-id attribute), as its index; -1 if there is none. */
 static long find(spark_event *e) {
     long long id;
-    if (!spark_data_int(e, "id", &id)) return -1;
-    for (size_t i = 0; i < spark_list_len(e, "items"); i++)
-        if (spark_item_int(spark_list_at(e, "items", i), "id", -2) == id) return (long)i;
-    return -1;
+    return spark_data_int(e, "id", &id) ? spark_list_find_int(e, "items", "id", id) : -1;
 }
 
 static size_t utf8_chars(const char *s) {
@@ -105,9 +102,7 @@ static int on_event(spark_event *e) {
         return spark_fail(e, "invalid_data", "filter is all, active or completed");
     }
     if (spark_event_is(e, "clear_completed")) {
-        for (size_t i = spark_list_len(e, "items"); i-- > 0;)
-            if (spark_item_bool(spark_list_at(e, "items", i), "done", false))
-                spark_list_remove(e, "items", i);
+        spark_list_remove_where(e, "items", "done", true);
         return SPARK_OK;
     }
     if (spark_event_is(e, "toggle") || spark_event_is(e, "delete")) {

@@ -15,9 +15,11 @@
  */
 #include "component_ctx.h"
 
+#include "json_number.h"
 #include "log.h"
+#include "router.h"
 
-#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,9 +160,19 @@ SPARK_API void spark_flash(spark_event *e, const char *level, const char *messag
     e->flash_message = dup_or_null(message ? message : "");
 }
 
+/* A URL a handler redirects to often comes from the event's data (a
+ * "next" field), which any client writes: an off-site one would make the
+ * site an open redirect, so only paths on this site are sent. */
 SPARK_API void spark_redirect(spark_event *e, const char *url) {
     free(e->redirect);
-    e->redirect = dup_or_null(url);
+    e->redirect = NULL;
+    if (spark_path_is_local(url)) {
+        e->redirect = strdup(url);
+        return;
+    }
+    char buf[2 * 200 + 3];
+    spark_log(SPARK_LOG_WARN, "component.redirect_refused", "not a path on this site",
+              "component=%s url=%s", e->id, spark_log_value(buf, sizeof buf, url ? url : ""));
 }
 
 /* ---- the event ------------------------------------------------------------- */
@@ -181,26 +193,12 @@ SPARK_API const char *spark_data_str(const spark_event *e, const char *key) {
     return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
-/* Browsers send every spark-value-* and input value as a string: "42"
- * (optional sign, decimal digits, nothing else, in range) counts too. */
-static bool int_of_text(const char *s, long long *out) {
-    if (!s || !*s) return false;
-    errno = 0;
-    char *end;
-    long long n = strtoll(s, &end, 10);
-    if (*end || errno == ERANGE || !(*s == '-' || *s == '+' || (*s >= '0' && *s <= '9')))
-        return false;
-    *out = n;
-    return true;
+SPARK_API bool spark_data_int(const spark_event *e, const char *key, long long *out) {
+    return spark_json_as_int(field(e->data, key), out);
 }
 
-SPARK_API bool spark_data_int(const spark_event *e, const char *key, long long *out) {
-    json_object *v = field(e->data, key);
-    if (json_object_is_type(v, json_type_string))
-        return int_of_text(json_object_get_string(v), out);
-    if (!json_object_is_type(v, json_type_int)) return false;
-    *out = json_object_get_int64(v);
-    return true;
+SPARK_API bool spark_data_double(const spark_event *e, const char *key, double *out) {
+    return spark_json_as_double(field(e->data, key), out);
 }
 
 SPARK_API bool spark_data_bool(const spark_event *e, const char *key, bool *out) {
@@ -228,8 +226,18 @@ SPARK_API const char *spark_component_key(const spark_view *v) { return v->key; 
 /* ---- plain values inside an object ------------------------------------------ */
 
 static long long get_int(json_object *o, const char *key, long long fallback) {
-    json_object *v = field(o, key);
-    return json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : fallback;
+    long long n;
+    return spark_json_as_int(field(o, key), &n) ? n : fallback;
+}
+
+static double get_double(json_object *o, const char *key, double fallback) {
+    double d;
+    return spark_json_as_double(field(o, key), &d) ? d : fallback;
+}
+
+/* A number to store: JSON has no NaN or infinity, so those store 0. */
+static json_object *new_double(double value) {
+    return json_object_new_double(isfinite(value) ? value : 0);
 }
 
 static bool get_bool(json_object *o, const char *key, bool fallback) {
@@ -265,6 +273,10 @@ SPARK_API long long spark_state_int(const spark_view *v, const char *key, long l
     return get_int(v->state, key, fallback);
 }
 
+SPARK_API double spark_state_double(const spark_view *v, const char *key, double fallback) {
+    return get_double(v->state, key, fallback);
+}
+
 SPARK_API bool spark_state_bool(const spark_view *v, const char *key, bool fallback) {
     return get_bool(v->state, key, fallback);
 }
@@ -275,6 +287,10 @@ SPARK_API const char *spark_state_str(const spark_view *v, const char *key, cons
 
 SPARK_API int spark_state_set_int(spark_event *e, const char *key, long long value) {
     return put(e, true, key, json_object_new_int64(value));
+}
+
+SPARK_API int spark_state_set_double(spark_event *e, const char *key, double value) {
+    return put(e, true, key, new_double(value));
 }
 
 SPARK_API int spark_state_set_bool(spark_event *e, const char *key, bool value) {
@@ -297,14 +313,11 @@ static json_object *list_of(json_object *state, const char *list) {
 }
 
 SPARK_API size_t spark_list_len(const spark_view *v, const char *list) {
-    json_object *a = list_of(v->state, list);
-    return a ? json_object_array_length(a) : 0;
+    return spark_item_list_len((const spark_item *)v->state, list);
 }
 
 SPARK_API const spark_item *spark_list_at(const spark_view *v, const char *list, size_t i) {
-    json_object *a = list_of(v->state, list);
-    json_object *it = a && i < json_object_array_length(a) ? json_object_array_get_idx(a, i) : NULL;
-    return json_object_is_type(it, json_type_object) ? (const spark_item *)it : NULL;
+    return spark_item_list_at((const spark_item *)v->state, list, i);
 }
 
 SPARK_API spark_item *spark_list_edit(spark_event *e, const char *list, size_t i) {
@@ -329,8 +342,60 @@ SPARK_API void spark_list_remove(spark_event *e, const char *list, size_t i) {
     if (a && i < json_object_array_length(a)) json_object_array_del_idx(a, i, 1);
 }
 
+/* The index of the first object of `a` whose `key` satisfies `eq`. */
+static long find_in(json_object *a, const char *key, bool (*eq)(json_object *, const void *),
+                    const void *value) {
+    size_t n = a && key ? json_object_array_length(a) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (eq(field(json_object_array_get_idx(a, i), key), value)) return (long)i;
+    return -1;
+}
+
+static bool int_equal(json_object *v, const void *value) {
+    long long n;
+    return spark_json_as_int(v, &n) && n == *(const long long *)value;
+}
+
+static bool str_equal(json_object *v, const void *value) {
+    return json_object_is_type(v, json_type_string) && value &&
+           strcmp(json_object_get_string(v), value) == 0;
+}
+
+static bool bool_equal(json_object *v, const void *value) {
+    return json_object_is_type(v, json_type_boolean) &&
+           (bool)json_object_get_boolean(v) == *(const bool *)value;
+}
+
+SPARK_API long spark_list_find_int(const spark_view *v, const char *list, const char *key,
+                                   long long value) {
+    return find_in(list_of(v->state, list), key, int_equal, &value);
+}
+
+SPARK_API long spark_list_find_str(const spark_view *v, const char *list, const char *key,
+                                   const char *value) {
+    return find_in(list_of(v->state, list), key, str_equal, value);
+}
+
+SPARK_API size_t spark_list_remove_where(spark_event *e, const char *list, const char *key,
+                                         bool value) {
+    json_object *a = allowed(e, true) ? list_of(e->state, list) : NULL;
+    size_t removed = 0;
+    for (long i; (i = find_in(a, key, bool_equal, &value)) >= 0; removed++)
+        json_object_array_del_idx(a, (size_t)i, 1);
+    return removed;
+}
+
+SPARK_API void spark_list_clear(spark_event *e, const char *list) {
+    json_object *a = allowed(e, true) ? list_of(e->state, list) : NULL;
+    if (a) json_object_array_del_idx(a, 0, json_object_array_length(a));
+}
+
 SPARK_API long long spark_item_int(const spark_item *it, const char *key, long long fallback) {
     return get_int((json_object *)it, key, fallback);
+}
+
+SPARK_API double spark_item_double(const spark_item *it, const char *key, double fallback) {
+    return get_double((json_object *)it, key, fallback);
 }
 
 SPARK_API bool spark_item_bool(const spark_item *it, const char *key, bool fallback) {
@@ -345,6 +410,10 @@ SPARK_API void spark_item_set_int(spark_item *it, const char *key, long long val
     if (it && key) json_object_object_add((json_object *)it, key, json_object_new_int64(value));
 }
 
+SPARK_API void spark_item_set_double(spark_item *it, const char *key, double value) {
+    if (it && key) json_object_object_add((json_object *)it, key, new_double(value));
+}
+
 SPARK_API void spark_item_set_bool(spark_item *it, const char *key, bool value) {
     if (it && key) json_object_object_add((json_object *)it, key, json_object_new_boolean(value));
 }
@@ -354,10 +423,56 @@ SPARK_API void spark_item_set_str(spark_item *it, const char *key, const char *v
         json_object_object_add((json_object *)it, key, json_object_new_string(value ? value : ""));
 }
 
+/* ---- inside an item: objects and lists of objects --------------------------------- */
+
+SPARK_API const spark_item *spark_item_obj(const spark_item *it, const char *key) {
+    json_object *o = field((json_object *)it, key);
+    return json_object_is_type(o, json_type_object) ? (const spark_item *)o : NULL;
+}
+
+/* The value under `key` if it has `type`; otherwise a new one replaces it. */
+static json_object *child(spark_item *it, const char *key, json_type type) {
+    json_object *o = field((json_object *)it, key);
+    if (!it || !key || json_object_is_type(o, type)) return o;
+    o = type == json_type_array ? json_object_new_array() : json_object_new_object();
+    json_object_object_add((json_object *)it, key, o);
+    return o;
+}
+
+SPARK_API spark_item *spark_item_edit_obj(spark_item *it, const char *key) {
+    return (spark_item *)child(it, key, json_type_object);
+}
+
+SPARK_API size_t spark_item_list_len(const spark_item *it, const char *list) {
+    json_object *a = list_of((json_object *)it, list);
+    return a ? json_object_array_length(a) : 0;
+}
+
+SPARK_API const spark_item *spark_item_list_at(const spark_item *it, const char *list, size_t i) {
+    json_object *a = list_of((json_object *)it, list);
+    json_object *o = a && i < json_object_array_length(a) ? json_object_array_get_idx(a, i) : NULL;
+    return json_object_is_type(o, json_type_object) ? (const spark_item *)o : NULL;
+}
+
+SPARK_API spark_item *spark_item_list_add(spark_item *it, const char *list) {
+    json_object *a = child(it, list, json_type_array), *o = a ? json_object_new_object() : NULL;
+    if (o) json_object_array_add(a, o);
+    return (spark_item *)o;
+}
+
+SPARK_API void spark_item_list_remove(spark_item *it, const char *list, size_t i) {
+    json_object *a = list_of((json_object *)it, list);
+    if (a && i < json_object_array_length(a)) json_object_array_del_idx(a, i, 1);
+}
+
 /* ---- view state ------------------------------------------------------------------ */
 
 SPARK_API long long spark_local_int(const spark_view *v, const char *key, long long fallback) {
     return get_int(v->local, key, fallback);
+}
+
+SPARK_API double spark_local_double(const spark_view *v, const char *key, double fallback) {
+    return get_double(v->local, key, fallback);
 }
 
 SPARK_API bool spark_local_bool(const spark_view *v, const char *key, bool fallback) {
@@ -370,6 +485,10 @@ SPARK_API const char *spark_local_str(const spark_view *v, const char *key, cons
 
 SPARK_API int spark_local_set_int(spark_event *e, const char *key, long long value) {
     return put(e, false, key, json_object_new_int64(value));
+}
+
+SPARK_API int spark_local_set_double(spark_event *e, const char *key, double value) {
+    return put(e, false, key, new_double(value));
 }
 
 SPARK_API int spark_local_set_bool(spark_event *e, const char *key, bool value) {

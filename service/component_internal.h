@@ -46,9 +46,15 @@ void spark_components_on_ready(spark_components *components, spark_components_re
                                void *ud);
 
 /* Renders component `id` as a page shows it to this user (initial view
- * state). Returns 1 with the HTML (malloc'd) and its version; 0 while the
- * state is being loaded (ask again shortly); -1 when it cannot be served. */
-int spark_components_page(spark_components *components, const char *id, const char *viewer_id,
-                          const char *viewer_name, char **html, long long *version);
+ * state). `props` (JSON object text, or NULL) is the initial shared state
+ * of a component never written, over its type's: it is stored as the
+ * component's first version (event "mount"), so that every instance shows
+ * the same; a stored state is never overwritten. Returns 1 with the HTML
+ * (malloc'd) and its version; 0 while the state is being loaded or the
+ * props stored (the ready callback tells when to ask again); -1 when it
+ * cannot be served. */
+int spark_components_page(spark_components *components, const char *id, const char *props,
+                          const char *viewer_id, const char *viewer_name, char **html,
+                          long long *version);
 
 #endif

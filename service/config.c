@@ -61,7 +61,8 @@ static const setting settings[] = {
     {"SPARK_PORT", "--port", K_PORT, AT(port), "port to listen on (default: 8080)"},
     {"SPARK_INSTANCE", "--instance", K_INSTANCE, AT(instance),
      "instance id for logs, metrics, presence (default: host-pid)"},
-    {"SPARK_WEB_ROOT", "--web-root", K_DIR, AT(web_root), "static files (default: ./web)"},
+    {"SPARK_WEB_ROOT", "--web-root", K_DIR, AT(web_root),
+     "static files, over the installed web root (default: ./web)"},
     {"SPARK_MIGRATIONS_DIR", "--migrations", K_DIR, AT(migrations_dir),
      "schema migrations (default: ./migrations)"},
     {"SPARK_SQL_DIR", "--sql", K_DIR, AT(sql_dir), "views and functions (default: ./sql)"},
@@ -336,6 +337,23 @@ static int default_dir(char **slot, const char *name) {
     return set_default(slot, moved[0] && is_directory(path) ? path : name);
 }
 
+/* The runtime's own web root, under the app's: ./web or the installed
+ * copy (as configured, or where the loaded library says it is), the first
+ * that holds the client (an app's ./web of its own does not), or none. */
+static int default_base_web_root(spark_config *cfg) {
+    char installed[4096], moved[3072], relocated[3200];
+    snprintf(installed, sizeof installed, "%s/web", SPARK_DATADIR);
+    relocated_datadir(moved, sizeof moved);
+    snprintf(relocated, sizeof relocated, "%s/web", moved);
+    const char *candidates[] = {"web", installed, moved[0] ? relocated : "web"};
+    for (size_t i = 0; i < 3; i++) {
+        char client[4200];
+        snprintf(client, sizeof client, "%s/js/spark.js", candidates[i]);
+        if (access(client, R_OK) == 0) return set_default(&cfg->base_web_root, candidates[i]);
+    }
+    return 0;
+}
+
 static int apply_defaults(spark_config *cfg) {
     char host[64] = "sparkd", id[80];
     if (gethostname(host, sizeof host) != 0) strcpy(host, "sparkd");
@@ -345,7 +363,7 @@ static int apply_defaults(spark_config *cfg) {
         if (!isalnum((unsigned char)*p) && !strchr("._-", *p)) *p = '-';
     if (strlen(id) > 64) id[64] = '\0';
     if (set_default(&cfg->instance, id)) return -1;
-    if (default_dir(&cfg->web_root, "web")) return -1;
+    if (default_dir(&cfg->web_root, "web") || default_base_web_root(cfg)) return -1;
     if (default_dir(&cfg->migrations_dir, "migrations")) return -1;
     if (default_dir(&cfg->sql_dir, "sql")) return -1;
     return 0;
@@ -453,10 +471,10 @@ bad:
 }
 
 void spark_config_free(spark_config *cfg) {
-    char **owned[] = {&cfg->database_url,    &cfg->host,           &cfg->instance,
-                      &cfg->web_root,        &cfg->migrations_dir, &cfg->sql_dir,
-                      &cfg->signing_key,     &cfg->verify_keys,    &cfg->notify_key,
-                      &cfg->allowed_origins, &cfg->trusted_proxies};
+    char **owned[] = {
+        &cfg->database_url,  &cfg->host,           &cfg->instance,        &cfg->web_root,
+        &cfg->base_web_root, &cfg->migrations_dir, &cfg->sql_dir,         &cfg->signing_key,
+        &cfg->verify_keys,   &cfg->notify_key,     &cfg->allowed_origins, &cfg->trusted_proxies};
     for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) {
         char **slot = owned[i];
         free(*slot);

@@ -23,7 +23,8 @@ typedef struct spark_config {
     char *host;              /* interface to bind; NULL means all */
     int port;                /* 1..65535, default 8080 */
     char *instance;          /* id in logs, metrics, presence */
-    char *web_root;          /* static files */
+    char *web_root;          /* static files: the app's, over base_web_root */
+    char *base_web_root;     /* the runtime's own (js/spark.js...); NULL: none found */
     char *migrations_dir;    /* numbered, forward-only schema changes */
     char *sql_dir;           /* views and functions, re-applied */
     int log_level;           /* spark_log_level */

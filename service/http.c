@@ -6,9 +6,12 @@
  * bytes of headroom, so each chunk can be handed to lws_write() in place:
  * the bytes lws may scribble on before a chunk were already sent.
  *
- * Static files are confined to the web root by resolving the requested path
- * with realpath() and checking the result still lies below the root, which
- * also refuses symlinks that point out of it.
+ * Static files come from the app's web root, then the runtime's own (the
+ * installed one, with spark.js and spark.css): a file in the app's wins,
+ * and everything else is still there. Each is confined to its root by
+ * resolving the requested path with realpath() and checking the result
+ * still lies below that root, which also refuses symlinks that point out
+ * of it.
  */
 #include "http.h"
 
@@ -36,13 +39,15 @@ typedef struct {
 } route;
 
 struct spark_http {
-    char root[PATH_MAX];
+    char root[2][PATH_MAX]; /* the app's, then the runtime's */
+    int nroots;
     route *routes;
     size_t nroutes;
     bool accepting;
     spark_http_ws_fn ws;
     void *ws_ud;
     const spark_sessions *sessions;
+    struct spark_pages *pages;
 };
 
 /* What an HTTP request asked for: allocated by its connection's first
@@ -97,13 +102,16 @@ static const char *mime_type(const char *path) {
     return "application/octet-stream";
 }
 
-spark_http *spark_http_new(const char *web_root) {
+spark_http *spark_http_new(const char *web_root, const char *base_root) {
     spark_http *http = calloc(1, sizeof *http);
     if (!http) return NULL;
-    if (!realpath(web_root, http->root)) {
+    if (!realpath(web_root, http->root[0])) {
         free(http);
         return NULL;
     }
+    http->nroots = 1;
+    if (base_root && realpath(base_root, http->root[1]) && strcmp(http->root[0], http->root[1]))
+        http->nroots = 2;
     http->accepting = true;
     return http;
 }
@@ -182,6 +190,12 @@ int spark_http_request_header(const spark_http_request *req, enum lws_token_inde
 
 struct lws *spark_http_request_wsi(const spark_http_request *req) {
     return req->wsi;
+}
+
+void spark_http_set_pages(spark_http *http, struct spark_pages *pages) { http->pages = pages; }
+
+struct spark_pages *spark_http_request_pages(const spark_http_request *req) {
+    return ((const spark_http *)lws_get_protocol(req->wsi)->user)->pages;
 }
 
 const spark_sessions *spark_http_request_sessions(const spark_http_request *req) {
@@ -292,21 +306,28 @@ static int write_body(spark_http_request *req) {
     return lws_http_transaction_completed(req->wsi) ? -1 : 0;
 }
 
-/* Maps a request path to a regular file below the root. Returns 0 or -1. */
-static int resolve_static(const spark_http *http, const char *path, char *out) {
+/* Maps a request path to a regular file below `root`. Returns 0 or -1. */
+static int resolve_in(const char *root, const char *path, char *out) {
     char joined[PATH_MAX];
-    size_t root_len = strlen(http->root), path_len = strlen(path);
+    size_t root_len = strlen(root), path_len = strlen(path);
     if (strstr(path, "..") || root_len + path_len + 12 >= sizeof joined) return -1;
-    memcpy(joined, http->root, root_len);
+    memcpy(joined, root, root_len);
     memcpy(joined + root_len, path, path_len + 1);
     struct stat st;
     if (stat(joined, &st) == 0 && S_ISDIR(st.st_mode)) {
         size_t n = strlen(joined);
         snprintf(joined + n, sizeof joined - n, "%sindex.html", joined[n - 1] == '/' ? "" : "/");
     }
-    if (!realpath(joined, out) || strncmp(out, http->root, root_len) != 0 || out[root_len] != '/')
+    if (!realpath(joined, out) || strncmp(out, root, root_len) != 0 || out[root_len] != '/')
         return -1;
     return stat(out, &st) == 0 && S_ISREG(st.st_mode) ? 0 : -1;
+}
+
+/* The app's file, or else the runtime's. */
+static int resolve_static(const spark_http *http, const char *path, char *out) {
+    for (int i = 0; i < http->nroots; i++)
+        if (resolve_in(http->root[i], path, out) == 0) return 0;
+    return -1;
 }
 
 /* Paths served as another file of the web root: azu-spark.js, the name

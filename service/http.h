@@ -1,6 +1,6 @@
 /*
  * http.h - the HTTP side of the server: exact-path routes answered by C
- * handlers, and static files from the web root for everything else.
+ * handlers, and static files from the web roots for everything else.
  *
  * A handler runs inside the event loop, must not block, and answers with
  * spark_http_respond() before it returns. Bodies are copied; the request is
@@ -19,9 +19,11 @@ typedef struct spark_http spark_http;
 typedef struct spark_request spark_http_request;
 typedef void (*spark_http_handler)(spark_http_request *req, void *ud);
 
-/* Serves static files below `web_root` (resolved now; must exist). Returns
- * NULL if it cannot be resolved or on allocation failure. */
-spark_http *spark_http_new(const char *web_root);
+/* Serves static files below `web_root` (resolved now; must exist), and
+ * those it lacks from below `base_root` (the runtime's own; NULL, or a
+ * directory that does not exist: none). Returns NULL if `web_root` cannot
+ * be resolved or on allocation failure. */
+spark_http *spark_http_new(const char *web_root, const char *base_root);
 void spark_http_free(spark_http *http);
 
 /* Routes GET requests for `path`, a pattern with :params as for channels
@@ -36,6 +38,12 @@ int spark_http_post(spark_http *http, const char *path, spark_http_handler handl
 struct spark_sessions;
 void spark_http_set_sessions(spark_http *http, const struct spark_sessions *sessions);
 const struct spark_sessions *spark_http_request_sessions(const spark_http_request *req);
+
+/* The pages that live roots in routes' own HTML go through (pages.c;
+ * NULL: live components are not served). */
+struct spark_pages;
+void spark_http_set_pages(spark_http *http, struct spark_pages *pages);
+struct spark_pages *spark_http_request_pages(const spark_http_request *req);
 
 /* WebSocket upgrades and the traffic of upgraded connections go to `cb`
  * (without one, every upgrade is refused). `slot` is a per-connection

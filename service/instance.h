@@ -55,6 +55,7 @@ struct viewer {
     long long sent_version;
     long long join_ref, join_v;
     bool joined, dirty, tracked, awaiting_old;
+    bool mounted; /* on_mount ran: the state had loaded and the join rendered */
 };
 
 struct instance {
@@ -68,7 +69,8 @@ struct instance {
     json_object *state;
     long long version;
     bool persisted, loaded, loading, reload;
-    int refs; /* queries in flight that point here: not evicted meanwhile */
+    bool seeding, seed_failed; /* live.c: a page's props being stored as version 1 */
+    int refs;                  /* queries in flight that point here: not evicted meanwhile */
     lws_usec_t keep_until;
     lws_dll2_owner_t viewers;
     /* writes.c */

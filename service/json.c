@@ -7,8 +7,10 @@
  */
 #include <spark/json.h>
 
+#include "json_number.h"
 #include "json_read.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
 #include <stdint.h>
@@ -18,6 +20,43 @@
 struct spark_json {
     json_object *value;
 };
+
+/* ---- numbers, for every getter (json_number.h) ------------------------------ */
+
+static bool signed_start(const char *s) {
+    return *s == '-' || *s == '+' || (*s >= '0' && *s <= '9');
+}
+
+bool spark_json_as_int(json_object *v, long long *out) {
+    if (json_object_is_type(v, json_type_int)) {
+        *out = (long long)json_object_get_int64(v);
+        return true;
+    }
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    if (!s || !signed_start(s)) return false;
+    errno = 0;
+    char *end;
+    long long n = strtoll(s, &end, 10);
+    if (*end || end == s || errno == ERANGE) return false;
+    *out = n;
+    return true;
+}
+
+bool spark_json_as_double(json_object *v, double *out) {
+    if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) {
+        *out = json_object_get_double(v);
+        return true;
+    }
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    /* strtod also reads "inf", "nan", hex and leading spaces: not numbers here. */
+    if (!s || !(signed_start(s) || *s == '.') || s[strspn(s, "0123456789+-.eE")]) return false;
+    errno = 0;
+    char *end;
+    double d = strtod(s, &end);
+    if (*end || end == s || errno == ERANGE || !isfinite(d)) return false;
+    *out = d;
+    return true;
+}
 
 static spark_json *wrap(json_object *value) {
     spark_json *json = malloc(sizeof *json);
@@ -108,10 +147,10 @@ SPARK_API bool spark_json_is_object(const spark_json *json) {
     return json && json_object_is_type(json->value, json_type_object);
 }
 
+static json_object *any_field(const spark_json *json, const char *key);
+
 static json_object *field(const spark_json *json, const char *key, json_type type) {
-    json_object *v = NULL;
-    if (!spark_json_is_object(json) || !key || !json_object_object_get_ex(json->value, key, &v))
-        return NULL;
+    json_object *v = any_field(json, key);
     return json_object_is_type(v, type) ? v : NULL;
 }
 
@@ -124,11 +163,19 @@ SPARK_API const char *spark_json_str(const spark_json *json, const char *key) {
     return v ? json_object_get_string(v) : NULL;
 }
 
+static json_object *any_field(const spark_json *json, const char *key) {
+    json_object *v = NULL;
+    return spark_json_is_object(json) && key && json_object_object_get_ex(json->value, key, &v)
+               ? v
+               : NULL;
+}
+
 SPARK_API bool spark_json_int(const spark_json *json, const char *key, long long *out) {
-    json_object *v = field(json, key, json_type_int);
-    if (!v) return false;
-    *out = (long long)json_object_get_int64(v);
-    return true;
+    return spark_json_as_int(any_field(json, key), out);
+}
+
+SPARK_API bool spark_json_double(const spark_json *json, const char *key, double *out) {
+    return spark_json_as_double(any_field(json, key), out);
 }
 
 SPARK_API bool spark_json_bool(const spark_json *json, const char *key, bool *out) {
@@ -152,6 +199,10 @@ SPARK_API int spark_json_set_str(spark_json *json, const char *key, const char *
 
 SPARK_API int spark_json_set_int(spark_json *json, const char *key, long long value) {
     return set(json, key, json_object_new_int64((int64_t)value));
+}
+
+SPARK_API int spark_json_set_double(spark_json *json, const char *key, double value) {
+    return set(json, key, isfinite(value) ? json_object_new_double(value) : NULL);
 }
 
 SPARK_API int spark_json_set_bool(spark_json *json, const char *key, bool value) {

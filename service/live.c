@@ -1,12 +1,14 @@
 /*
  * live.c - the /spark channel: viewers joining, leaving and sending events,
- * ticks; server-rendered pages of components; and the hooks by which the
+ * ticks; server-rendered pages of components, and the props a page stores
+ * as a never-written component's first version; and the hooks by which the
  * server drives the component runtime (see instance.h for its layers).
  *
- * A join is answered once the instance's state has loaded. The client is
- * sent what it lacks: nothing when its page is current, a patch from the
- * version its page was rendered at when that render can be redone exactly,
- * or a whole render.
+ * A join is answered once the instance's state has loaded; the viewer
+ * mounts then (on_mount), only if the join renders, and unmounts once when
+ * it goes. The client is sent what it lacks: nothing when its page is
+ * current, a patch from the version its page was rendered at when that
+ * render can be redone exactly, or a whole render.
  */
 #include "channel_internal.h"
 #include "component_internal.h"
@@ -105,10 +107,37 @@ static void on_old_state(void *ud, long long version, const char *state, const c
     spark_tree_release(old);
 }
 
+/* The join rendered: the viewer mounts. on_mount may change the view
+ * state; then `now` is rendered again with it. Returns the render to send
+ * (NULL: the render with the mounted view state failed). */
+static shared_tree *mount(viewer *v, shared_tree *now, bool *used) {
+    instance *in = v->inst;
+    v->mounted = true;
+    json_object *l = in->type->on_mount ? spark_json_deep_copy(v->local) : NULL;
+    if (!l) return now;
+    spark_live lv = spark_instance_context(in, v, in->state, l);
+    lv.local_writable = true;
+    lv.event = "mount";
+    in->type->on_mount(&lv);
+    spark_live_clear_outcome(&lv);
+    if (json_object_equal(l, v->local)) {
+        json_object_put(l);
+        return now;
+    }
+    json_object_put(v->local);
+    v->local = l;
+    spark_tree_release(now);
+    *used = false;
+    return spark_render(in, v, in->state, v->local, used);
+}
+
+/* The state has loaded: the viewer mounts, and is sent what it lacks. A
+ * join whose render fails does not mount (no on_mount, no on_unmount). */
 static void complete_join(viewer *v) {
     instance *in = v->inst;
     bool used = false;
     shared_tree *now = spark_render(in, v, in->state, v->local, &used), *old = NULL;
+    if (now) now = mount(v, now, &used);
     if (!now) {
         if (v->join_ref != -2)
             spark_live_reply_error(v->lc, v->join_ref, "render_failed",
@@ -150,7 +179,7 @@ static void complete_join(viewer *v) {
 static void remove_viewer(viewer *v) {
     instance *in = v->inst;
     spark_components *cs = in->cs;
-    if (in->type->on_unmount) {
+    if (v->mounted && in->type->on_unmount) {
         spark_live lv = spark_instance_context(in, v, in->state, v->local);
         in->type->on_unmount(&lv);
     }
@@ -228,13 +257,6 @@ static viewer *on_join(live_conn *lc, spark_msg *m, bool quiet) {
     v->local = spark_component_initial(type->initial_view);
     lws_dll2_add_tail(&v->in_inst, &in->viewers);
     lws_dll2_add_tail(&v->in_conn, &lc->viewers);
-    if (type->on_mount) {
-        spark_live lv = spark_instance_context(in, v, in->state, v->local);
-        lv.local_writable = true;
-        lv.event = "mount";
-        type->on_mount(&lv);
-        spark_live_clear_outcome(&lv);
-    }
     /* The viewer is present in the component's room; the component shows it. */
     if (type->room && spark_rooms_track_quietly(cs->rooms, spark_conn_peer(lc->conn), in->id) == 0)
         v->tracked = true;
@@ -397,8 +419,104 @@ void spark_components_on_ready(spark_components *cs, spark_components_ready_fn f
 
 /* ---- pages -------------------------------------------------------------------------------- */
 
-int spark_components_page(spark_components *cs, const char *id, const char *viewer_id,
-                          const char *viewer_name, char **html, long long *version) {
+/* A page's props were stored as the component's first version, or the
+ * component turned out to have one already: either way the stored state is
+ * what the page shows. */
+typedef struct {
+    instance *in;
+    char *state; /* what the props write stored */
+} seeding;
+
+static void on_seeded(void *ud, int n, const spark_store_result *results, const char *error,
+                      bool unknown) {
+    seeding *sd = ud;
+    instance *in = sd->in;
+    in->refs--;
+    in->seeding = false;
+    if (!in->cs->detached) {
+        const spark_store_result *r = !error && n == 1 ? &results[0] : NULL;
+        const char *state = !r                                   ? NULL
+                            : r->outcome == SPARK_STORE_APPLIED  ? sd->state
+                            : r->outcome == SPARK_STORE_CONFLICT ? r->state
+                                                                 : NULL;
+        if (state && (!in->persisted || r->version > in->version)) {
+            spark_instance_apply_state(in, r->version, state);
+            spark_instance_mark_dirty(in);
+        } else if (!state) {
+            char idbuf[2 * SPARK_MAX_CID_BYTES + 3];
+            spark_log(SPARK_LOG_WARN, "component.props_failed",
+                      error           ? error
+                      : r && r->error ? r->error
+                                      : "not stored",
+                      "component=%s", spark_log_value(idbuf, sizeof idbuf, in->id));
+            in->seed_failed = true;
+            if (unknown || (r && r->outcome == SPARK_STORE_UNKNOWN)) spark_instance_load(in);
+        }
+        tell_pages(in);
+    }
+    free(sd->state);
+    free(sd);
+}
+
+/* Stores `props` over the type's initial state as the first version of a
+ * component never written, so that every instance shows what the page
+ * showed. Returns 0 (the page waits), or -1 when it cannot. */
+static int seed(instance *in, const char *props, const char *actor) {
+    if (in->seeding) return 0;
+    json_object *p = json_tokener_parse(props), *state = NULL, *batch = NULL;
+    int rc = -1;
+    if (!json_object_is_type(p, json_type_object)) {
+        spark_log(SPARK_LOG_WARN, "component.props_refused", "props are not a JSON object",
+                  "component=%s", in->type->name);
+        goto out;
+    }
+    state = spark_component_initial(in->type->initial_state);
+    json_object_object_foreach(p, key, value) {
+        json_object_object_add(state, key, json_object_get(value));
+    }
+    const char *text = spark_json_plain(state);
+    if (strlen(text) > (size_t)in->cs->cfg->max_state_bytes) {
+        spark_log(SPARK_LOG_WARN, "component.props_refused", "props would exceed SPARK_MAX_STATE",
+                  "component=%s", in->type->name);
+        goto out;
+    }
+    seeding *sd = calloc(1, sizeof *sd);
+    if (!sd || !(sd->state = strdup(text))) {
+        free(sd);
+        goto out;
+    }
+    sd->in = in;
+    json_object *event = json_object_new_object(), *events = json_object_new_array(),
+                *item = json_object_new_object();
+    json_object_object_add(event, "e", json_object_new_string("mount"));
+    json_object_object_add(event, "d", json_object_get(p));
+    json_object_object_add(event, "a", json_object_new_string(actor));
+    json_object_object_add(event, "s", json_object_get(state));
+    json_object_array_add(events, event);
+    json_object_object_add(item, "id", json_object_new_string(in->id));
+    json_object_object_add(item, "v", json_object_new_int64(0));
+    json_object_object_add(item, "events", events);
+    batch = json_object_new_array();
+    json_object_array_add(batch, item);
+    if (spark_store_apply_batch(in->cs->store, spark_json_plain(batch), in->cs->cfg->instance,
+                                on_seeded, sd) == 0) {
+        in->refs++;
+        in->seeding = true;
+        rc = 0;
+    } else {
+        free(sd->state);
+        free(sd);
+    }
+out:
+    json_object_put(p);
+    json_object_put(state);
+    json_object_put(batch);
+    return rc;
+}
+
+int spark_components_page(spark_components *cs, const char *id, const char *props,
+                          const char *viewer_id, const char *viewer_name, char **html,
+                          long long *version) {
     if (!cs || cs->detached) return -1;
     instance *in = spark_instance_get(cs, id);
     if (!in) return -1;
@@ -406,6 +524,11 @@ int spark_components_page(spark_components *cs, const char *id, const char *view
     if (!in->loaded || (in->type->room && !spark_room_view_loaded(in))) {
         if (!in->loading) spark_instance_load(in);
         return spark_pg_get_state(cs->db) == SPARK_PG_UP ? 0 : -1;
+    }
+    if (props && !in->persisted) {
+        if (!in->seed_failed) return seed(in, props, viewer_id);
+        in->seed_failed = false; /* this page says so; the next one tries again */
+        return -1;
     }
     json_object *local = spark_component_initial(in->type->initial_view);
     spark_live lv = spark_instance_context(in, NULL, in->state, local);

@@ -107,3 +107,10 @@ const char *spark_route_param(const spark_route_params *params, const char *name
         if (strcmp(params->param[i].name, name) == 0) return params->param[i].value;
     return NULL;
 }
+
+bool spark_path_is_local(const char *path) {
+    if (!path || path[0] != '/' || path[1] == '/' || path[1] == '\\') return false;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == '\\') return false;
+    return true;
+}

@@ -42,4 +42,9 @@ const char *spark_route_param(const spark_route_params *params, const char *name
  * bytes decode to is the caller's to check. */
 long spark_url_decode(const char *s, size_t n, bool plus_is_space, char *out, size_t cap);
 
+/* True if `path` is a path on this site that a browser cannot follow
+ * elsewhere: it starts with one "/" (not "//host" or "/\host") and has no
+ * control character or backslash. Where redirects may go. */
+bool spark_path_is_local(const char *path);
+
 #endif

@@ -119,12 +119,7 @@ SPARK_API void spark_respond(spark_request *req, int status, const char *content
 
 /* A local path, or "/": never "//host" or "/\host", which browsers follow
  * off-site, nor anything with control characters. */
-static const char *local_path(const char *path) {
-    if (!path || path[0] != '/' || path[1] == '/' || path[1] == '\\') return "/";
-    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-        if (*p < 0x20 || *p == 0x7f || *p == '\\') return "/";
-    return path;
-}
+static const char *local_path(const char *path) { return spark_path_is_local(path) ? path : "/"; }
 
 SPARK_API int spark_respond_sign_in(spark_request *req, const char *user_id, const char *name,
                                     const char *const *scopes, size_t nscopes, const char *path) {

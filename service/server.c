@@ -278,7 +278,7 @@ static int create_context(server *s, struct lws_protocols *protocols) {
 }
 
 static int start(server *s, struct lws_protocols *protocols) {
-    s->http = spark_http_new(s->cfg->web_root);
+    s->http = spark_http_new(s->cfg->web_root, s->cfg->base_web_root);
     if (!s->http) {
         spark_log(SPARK_LOG_ERROR, "start.failed", "cannot resolve the web root", "web_root=%s",
                   s->cfg->web_root);
@@ -323,6 +323,7 @@ static int start(server *s, struct lws_protocols *protocols) {
     if (s->components) {
         spark_channels_set_components(s->channels, s->components);
         s->pages = spark_pages_new(s->http, s->components);
+        spark_http_set_pages(s->http, s->pages);
         s->history = spark_history_new(s->http, s->db, s->cfg->instance);
     }
     if (!s->channels || !s->components || !s->pages || !s->history || !s->bus ||
@@ -339,6 +340,7 @@ static void stop(server *s) {
     /* Connections still open close with the context and tell rooms, which
      * must not query a freed connection by then. */
     if (s->rooms) spark_rooms_detach(s->rooms);
+    if (s->http) spark_http_set_pages(s->http, NULL);
     spark_pages_free(s->pages);
     if (s->components) spark_components_detach(s->components);
     /* PostgreSQL connections before the context: their sockets live in it. */

@@ -118,7 +118,7 @@ expect() {
 }
 
 serve app
-for path in / /counter/home /todo/groceries /chat/lobby /login /logout; do
+for path in / /counter/home /todo/groceries /chat/lobby /my-app /login /logout; do
   expect 404 GET "$path"
 done
 expect 405 POST /login -H "Origin: http://127.0.0.1:$port" --data 'name=Ada'

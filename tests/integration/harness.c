@@ -21,6 +21,13 @@
 #include <unistd.h>
 
 const char it_sparkd_path[] = SPARKD_PATH;
+static const char *server_path = it_sparkd_path; /* what it_start_sparkd runs */
+
+bool it_serve(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "serve") == 0) return true;
+    server_path = "/proc/self/exe";
+    return false;
+}
 const char it_source_dir[] = SOURCE_DIR;
 
 long long it_now_ms(void) {
@@ -253,13 +260,17 @@ pid_t it_start_sparkd(const char *db, int port, const char *instance, const char
         if (fd >= 0) dup2(fd, 2), dup2(fd, 1);
         char port_s[16], web[1100];
         snprintf(port_s, sizeof port_s, "%d", port);
-        snprintf(web, sizeof web, "%s/web", it_source_dir);
+        /* The source's web root, unless the suite set one of its own. */
+        if (getenv("SPARK_WEB_ROOT"))
+            snprintf(web, sizeof web, "%s", getenv("SPARK_WEB_ROOT"));
+        else
+            snprintf(web, sizeof web, "%s/web", it_source_dir);
         setenv("DATABASE_URL", db, 1);
         setenv("SPARK_LOG_LEVEL", "debug", 1);
         /* A suite without keys runs anonymous; one that sets SPARK_AUTH
          * (even empty) or keys is left as it asked. */
         if (!getenv("SPARK_AUTH") && !getenv("SPARK_VERIFY_KEYS")) setenv("SPARK_AUTH", "off", 1);
-        execl(it_sparkd_path, it_sparkd_path, "serve", "--port", port_s, "--host", "127.0.0.1",
+        execl(server_path, server_path, "serve", "--port", port_s, "--host", "127.0.0.1",
               "--instance", instance, "--web-root", web, "--shutdown-timeout", "5", (char *)NULL);
         _exit(127);
     }

@@ -115,6 +115,12 @@ int it_run_suite(struct Suite *suite);
 /* Milliseconds on a monotonic clock. */
 long long it_now_ms(void);
 
+/* A suite that brings its own components serves them itself: its main
+ * starts with `if (it_serve(argc, argv)) return spark_main(argc, argv);`,
+ * and from then on every server the harness starts is this program (with
+ * its components, without the demo apps) instead of sparkd. */
+bool it_serve(int argc, char **argv);
+
 /* Where this test build keeps its files. */
 extern const char it_sparkd_path[];
 extern const char it_source_dir[];

@@ -223,6 +223,30 @@ char *it_ws_recv_match(it_ws *ws, const char *needle, int timeout_ms) {
     }
 }
 
+char *it_ws_recv_through(it_ws *ws, const char *needle, int timeout_ms) {
+    long long deadline = now_ms() + timeout_ms;
+    char *all = calloc(1, 1);
+    size_t len = 0;
+    for (;;) {
+        int left = (int)(deadline - now_ms());
+        char *m = all ? it_ws_recv(ws, left > 0 ? left : 0) : NULL;
+        size_t k = m ? strlen(m) : 0;
+        char *grown = m ? realloc(all, len + k + 2) : NULL;
+        if (!grown) {
+            free(m);
+            free(all);
+            return NULL;
+        }
+        all = grown;
+        memcpy(all + len, m, k);
+        memcpy(all + len + k, "\n", 2);
+        len += k + 1;
+        bool found = strstr(m, needle) != NULL;
+        free(m);
+        if (found) return all;
+    }
+}
+
 int it_ws_wait_close(it_ws *ws, int timeout_ms) {
     long long deadline = now_ms() + timeout_ms;
     while (!ws->closed) {

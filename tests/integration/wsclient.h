@@ -30,6 +30,10 @@ char *it_ws_recv(it_ws *ws, int timeout_ms);
 /* The next message containing `needle`, skipping others; NULL on timeout. */
 char *it_ws_recv_match(it_ws *ws, const char *needle, int timeout_ms);
 
+/* Every message up to and including the next one containing `needle`,
+ * each followed by a newline (malloc'd); NULL on timeout. */
+char *it_ws_recv_through(it_ws *ws, const char *needle, int timeout_ms);
+
 /* Waits for the server to close; returns its close code, 1006 if the
  * connection dropped without one, or -1 on timeout. */
 int it_ws_wait_close(it_ws *ws, int timeout_ms);

@@ -76,12 +76,41 @@ START_TEST(objects_and_fields) {
 }
 END_TEST
 
+/* Numbers read from numbers and from strings that are numbers, as
+ * browsers send form values; anything else is absent. */
+START_TEST(numbers_from_numbers_and_numeric_strings) {
+    spark_json *j = parse("{\"i\":42,\"s\":\"-7\",\"f\":1.5,\"fs\":\"2.5e1\",\"sp\":\" 4\","
+                          "\"x\":\"4x\",\"inf\":\"inf\",\"nan\":\"nan\",\"hex\":\"0x10\","
+                          "\"big\":\"1e999\",\"b\":true,\"e\":\"\"}");
+    long long n = 0;
+    double d = 0;
+    ck_assert(spark_json_int(j, "i", &n) && n == 42);
+    ck_assert(spark_json_int(j, "s", &n) && n == -7);
+    ck_assert(!spark_json_int(j, "f", &n));  /* a fraction is not an integer */
+    ck_assert(!spark_json_int(j, "fs", &n)); /* nor an exponent */
+    ck_assert(spark_json_double(j, "i", &d) && d == 42);
+    ck_assert(spark_json_double(j, "s", &d) && d == -7);
+    ck_assert(spark_json_double(j, "f", &d) && d == 1.5);
+    ck_assert(spark_json_double(j, "fs", &d) && d == 25);
+    static const char *const absent[] = {"sp", "x", "inf", "nan", "hex", "big", "b", "e", "none"};
+    for (size_t i = 0; i < sizeof absent / sizeof *absent; i++) {
+        ck_assert_msg(!spark_json_int(j, absent[i], &n), "%s", absent[i]);
+        ck_assert_msg(!spark_json_double(j, absent[i], &d), "%s", absent[i]);
+    }
+    ck_assert_int_eq(spark_json_set_double(j, "d", 0.25), 0);
+    ck_assert(spark_json_double(j, "d", &d) && d == 0.25);
+    ck_assert_int_eq(spark_json_set_double(j, "d", 1.0 / 0.0), -1);
+    spark_json_free(j);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("json");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, scalars_at_the_end_of_the_text);
     tcase_add_test(tc, objects_and_fields);
     tcase_add_test(tc, numbers_that_would_change_are_refused);
+    tcase_add_test(tc, numbers_from_numbers_and_numeric_strings);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);

@@ -330,6 +330,100 @@ START_TEST(data_int_reads_numeric_strings) {
 }
 END_TEST
 
+/* The state's getters read numbers as spark_data_int does, doubles too. */
+START_TEST(state_numbers_read_numeric_strings) {
+    json_object *state = json_tokener_parse("{\"n\":\"42\",\"f\":\"1.5\",\"i\":3,\"x\":\"4x\","
+                                            "\"items\":[{\"price\":\"9.5\",\"qty\":\"2\"}]}");
+    json_object *local = json_tokener_parse("{\"zoom\":\"1.25\"}");
+    spark_live lv = {.type = &todo_component, .id = "todo:x", .state = state, .local = local};
+    ck_assert_int_eq(spark_state_int(&lv, "n", 0), 42);
+    ck_assert_int_eq(spark_state_int(&lv, "f", -1), -1);
+    ck_assert_int_eq(spark_state_int(&lv, "x", -1), -1);
+    ck_assert(spark_state_double(&lv, "f", 0) == 1.5);
+    ck_assert(spark_state_double(&lv, "i", 0) == 3);
+    ck_assert(spark_state_double(&lv, "x", -2) == -2);
+    ck_assert(spark_local_double(&lv, "zoom", 0) == 1.25);
+    const spark_item *it = spark_list_at(&lv, "items", 0);
+    ck_assert(spark_item_double(it, "price", 0) == 9.5);
+    ck_assert_int_eq(spark_item_int(it, "qty", 0), 2);
+    lv.data = json_tokener_parse("{\"v\":\"-0.5\",\"w\":2,\"bad\":\"nan\"}");
+    double d = 0;
+    ck_assert(spark_data_double(&lv, "v", &d) && d == -0.5);
+    ck_assert(spark_data_double(&lv, "w", &d) && d == 2);
+    ck_assert(!spark_data_double(&lv, "bad", &d));
+    lv.shared_writable = lv.local_writable = true;
+    ck_assert_int_eq(spark_state_set_double(&lv, "f", 2.5), SPARK_OK);
+    ck_assert(spark_state_double(&lv, "f", 0) == 2.5);
+    ck_assert_int_eq(spark_local_set_double(&lv, "zoom", 1.0 / 0.0), SPARK_OK);
+    ck_assert(spark_local_double(&lv, "zoom", -1) == 0); /* JSON has no infinity */
+    json_object_put(lv.data);
+    json_object_put(state);
+    json_object_put(local);
+}
+END_TEST
+
+/* Finding, removing where, clearing; nested objects and lists in items. */
+START_TEST(list_helpers_and_nested_items) {
+    json_object *state = json_tokener_parse(
+        "{\"items\":[{\"id\":1,\"tag\":\"a\",\"done\":true},{\"id\":\"2\",\"tag\":\"b\"},"
+        "{\"id\":3,\"tag\":\"c\",\"done\":true},{\"id\":4,\"done\":false},7]}");
+    spark_live lv = {.type = &todo_component, .id = "todo:x", .state = state};
+    ck_assert_int_eq(spark_list_find_int(&lv, "items", "id", 3), 2);
+    ck_assert_int_eq(spark_list_find_int(&lv, "items", "id", 2), 1); /* "2" is 2 */
+    ck_assert_int_eq(spark_list_find_int(&lv, "items", "id", 9), -1);
+    ck_assert_int_eq(spark_list_find_int(&lv, "nothing", "id", 1), -1);
+    ck_assert_int_eq(spark_list_find_str(&lv, "items", "tag", "b"), 1);
+    ck_assert_int_eq(spark_list_find_str(&lv, "items", "tag", "z"), -1);
+    ck_assert_int_eq(spark_list_find_str(&lv, "items", "id", "2"), 1);
+    /* Render cannot remove. */
+    ck_assert_uint_eq(spark_list_remove_where(&lv, "items", "done", true), 0);
+    spark_list_clear(&lv, "items");
+    ck_assert_uint_eq(spark_list_len(&lv, "items"), 5);
+    lv.shared_writable = true;
+    ck_assert_uint_eq(spark_list_remove_where(&lv, "items", "done", true), 2);
+    ck_assert_uint_eq(spark_list_len(&lv, "items"), 3);
+    ck_assert_int_eq(spark_list_find_int(&lv, "items", "id", 4), 1);
+    ck_assert_ptr_null(spark_list_at(&lv, "items", 2)); /* 7 is not an object */
+
+    /* Nesting: an object and a list of objects inside an item. */
+    spark_item *it = spark_list_add(&lv, "items");
+    spark_item_set_int(it, "id", 5);
+    spark_item_set_str(spark_item_edit_obj(it, "author"), "name", "ana");
+    spark_item_set_str(spark_item_list_add(it, "comments"), "text", "first");
+    spark_item *second = spark_item_list_add(it, "comments");
+    spark_item_set_str(second, "text", "second");
+    spark_item_set_str(spark_item_list_add(second, "replies"), "text", "deep");
+    const spark_item *found =
+        spark_list_at(&lv, "items", (size_t)spark_list_find_int(&lv, "items", "id", 5));
+    ck_assert_str_eq(spark_item_str(spark_item_obj(found, "author"), "name", ""), "ana");
+    ck_assert_uint_eq(spark_item_list_len(found, "comments"), 2);
+    ck_assert_str_eq(spark_item_str(spark_item_list_at(found, "comments", 1), "text", ""),
+                     "second");
+    const spark_item *c = spark_item_list_at(found, "comments", 1);
+    ck_assert_str_eq(spark_item_str(spark_item_list_at(c, "replies", 0), "text", ""), "deep");
+    ck_assert_ptr_null(spark_item_list_at(found, "comments", 2));
+    ck_assert_ptr_null(spark_item_obj(found, "comments")); /* a list is not an object */
+    ck_assert_ptr_null(spark_item_obj(found, "missing"));
+    /* edit_obj keeps an object that is there, and replaces what is not one. */
+    spark_item_set_str(spark_item_edit_obj(it, "author"), "role", "owner");
+    ck_assert_str_eq(spark_item_str(spark_item_obj(found, "author"), "name", ""), "ana");
+    spark_item_set_int(it, "n", 1);
+    ck_assert_ptr_nonnull(spark_item_edit_obj(it, "n"));
+    ck_assert_ptr_nonnull(spark_item_obj(found, "n"));
+    spark_item_list_remove(it, "comments", 0);
+    ck_assert_str_eq(spark_item_str(spark_item_list_at(found, "comments", 0), "text", ""),
+                     "second");
+    ck_assert_str_eq(json_object_to_json_string_ext(
+                         json_object_array_get_idx(json_object_object_get(state, "items"), 3),
+                         JSON_C_TO_STRING_PLAIN),
+                     "{\"id\":5,\"author\":{\"name\":\"ana\",\"role\":\"owner\"},\"comments\":[{"
+                     "\"text\":\"second\",\"replies\":[{\"text\":\"deep\"}]}],\"n\":{}}");
+    spark_list_clear(&lv, "items");
+    ck_assert_uint_eq(spark_list_len(&lv, "items"), 0);
+    json_object_put(state);
+}
+END_TEST
+
 START_TEST(render_cannot_write) {
     /* A render is read-only: shared state writes are refused. */
     json_object *state = json_tokener_parse("{\"count\":3}");
@@ -358,6 +452,8 @@ int main(void) {
     tcase_add_test(tc, todo_counts_and_filters);
     tcase_add_test(tc, todo_events);
     tcase_add_test(tc, data_int_reads_numeric_strings);
+    tcase_add_test(tc, state_numbers_read_numeric_strings);
+    tcase_add_test(tc, list_helpers_and_nested_items);
     tcase_add_test(tc, render_cannot_write);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

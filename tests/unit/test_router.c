@@ -97,6 +97,28 @@ START_TEST(form_values_decode_plus_as_space) {
 }
 END_TEST
 
+/* Where redirects may go: a path on this site, never one a browser
+ * follows to another host. */
+START_TEST(local_paths) {
+    static const char *const local[] = {"/", "/login", "/todo/x?next=/a#b", "/a//b", "/%2F%2Fx"};
+    for (size_t i = 0; i < sizeof local / sizeof *local; i++)
+        ck_assert_msg(spark_path_is_local(local[i]), "%s", local[i]);
+    static const char *const elsewhere[] = {NULL,
+                                            "",
+                                            "login",
+                                            "https://evil.example/",
+                                            "//evil.example",
+                                            "/\\evil.example",
+                                            "/a\\b",
+                                            "javascript:alert(1)",
+                                            "/a\nb",
+                                            "/a\x7f"};
+    for (size_t i = 0; i < sizeof elsewhere / sizeof *elsewhere; i++)
+        ck_assert_msg(!spark_path_is_local(elsewhere[i]), "%s",
+                      elsewhere[i] ? elsewhere[i] : "NULL");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("router");
     TCase *tc = tcase_create("match");
@@ -107,6 +129,7 @@ int main(void) {
     tcase_add_test(tc, params_are_percent_decoded);
     tcase_add_test(tc, long_values_are_refused);
     tcase_add_test(tc, form_values_decode_plus_as_space);
+    tcase_add_test(tc, local_paths);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);

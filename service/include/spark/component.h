@@ -60,10 +60,15 @@ typedef struct spark_component {
     void (*render)(spark_html *h, const spark_view *v);
     /* SPARK_OK, SPARK_UNKNOWN_EVENT, or spark_fail(...). */
     int (*on_event)(spark_event *e);
-    /* A viewer joined / left. Only view state may change here. */
+    /* A viewer joined: runs once the stored state has loaded and the join's
+     * render succeeded (a join that fails never mounts), before the viewer
+     * is sent its first render. Only view state may change here. */
     void (*on_mount)(spark_event *e);
+    /* A viewer that mounted left (leave, a new join of the same id, or its
+     * connection closed): once per on_mount. */
     void (*on_unmount)(const spark_view *v);
-    /* Every tick_ms, per viewer, while viewed. Only view state may change. */
+    /* Every tick_ms, per joined viewer, while viewed. Only view state may
+     * change. */
     void (*on_tick)(spark_event *e);
     int tick_ms;
     /* The instance id ("chat:lobby") is also a room: render sees its recent
@@ -93,7 +98,9 @@ SPARK_API int spark_fail(spark_event *e, const char *code, const char *message);
  * `level` is "info", "success", "warning" or "error". */
 SPARK_API void spark_flash(spark_event *e, const char *level, const char *message);
 
-/* Sends the viewer who sent the event to `url`, once the event succeeded. */
+/* Sends the viewer who sent the event to `url`, once the event succeeded.
+ * Only a path on this site ("/done?x=1"): an off-site URL ("https://..",
+ * "//host", "/\host") is not sent, and is logged; the event still counts. */
 SPARK_API void spark_redirect(spark_event *e, const char *url);
 
 /* ---- the event ------------------------------------------------------------- */
@@ -102,11 +109,16 @@ SPARK_API bool spark_event_is(const spark_event *e, const char *name);
 SPARK_API const char *spark_event_name(const spark_event *e);
 
 /* Fields of the event's data object (the client's "d"). Absent or of
- * another type: NULL / false. spark_data_int also takes a string of
- * decimal digits ("42", "-7"), since browsers send every spark-value-*
- * and input value as a string. */
+ * another type: NULL / false.
+ *
+ * Numbers: every getter of a number, here and below, also takes a string
+ * that is a number and nothing else ("42", "-7", "1.5e3"; not " 4", "4x",
+ * "inf"), since browsers send every spark-value-* and input value as a
+ * string. An int getter takes no fraction (1.5 is absent); a double
+ * getter takes integers too. */
 SPARK_API const char *spark_data_str(const spark_event *e, const char *key);
 SPARK_API bool spark_data_int(const spark_event *e, const char *key, long long *out);
+SPARK_API bool spark_data_double(const spark_event *e, const char *key, double *out);
 SPARK_API bool spark_data_bool(const spark_event *e, const char *key, bool *out);
 
 /* ---- who and what ---------------------------------------------------------- */
@@ -124,11 +136,14 @@ SPARK_API const char *spark_component_key(const spark_view *v);
 
 /* Reading: the value, or `fallback` when absent or of another type. */
 SPARK_API long long spark_state_int(const spark_view *v, const char *key, long long fallback);
+SPARK_API double spark_state_double(const spark_view *v, const char *key, double fallback);
 SPARK_API bool spark_state_bool(const spark_view *v, const char *key, bool fallback);
 SPARK_API const char *spark_state_str(const spark_view *v, const char *key, const char *fallback);
 
-/* Writing (handlers only). Each returns SPARK_OK. */
+/* Writing (handlers only). Each returns SPARK_OK. A double that is not
+ * finite is stored as 0 (JSON has no NaN). */
 SPARK_API int spark_state_set_int(spark_event *e, const char *key, long long value);
+SPARK_API int spark_state_set_double(spark_event *e, const char *key, double value);
 SPARK_API int spark_state_set_bool(spark_event *e, const char *key, bool value);
 SPARK_API int spark_state_set_str(spark_event *e, const char *key, const char *value);
 SPARK_API int spark_state_add(spark_event *e, const char *key, long long delta);
@@ -136,7 +151,7 @@ SPARK_API int spark_state_add(spark_event *e, const char *key, long long delta);
 /* ---- shared state: lists of objects ("items":[{..},{..}]) ------------------ */
 
 SPARK_API size_t spark_list_len(const spark_view *v, const char *list);
-/* Element i, or NULL past the end. */
+/* Element i, or NULL past the end (or when it is not an object). */
 SPARK_API const spark_item *spark_list_at(const spark_view *v, const char *list, size_t i);
 /* The same element, to change (handlers only). */
 SPARK_API spark_item *spark_list_edit(spark_event *e, const char *list, size_t i);
@@ -145,19 +160,53 @@ SPARK_API spark_item *spark_list_add(spark_event *e, const char *list);
 /* Removes element i (later ones move up). */
 SPARK_API void spark_list_remove(spark_event *e, const char *list, size_t i);
 
+/* The index of the first element whose field `key` equals `value` (for
+ * find_int, a number or a numeric string), or -1: the seed's
+ * `@todos.find(&.id.== id)` is
+ *     long i = spark_list_find_int(e, "items", "id", id);  */
+SPARK_API long spark_list_find_int(const spark_view *v, const char *list, const char *key,
+                                   long long value);
+SPARK_API long spark_list_find_str(const spark_view *v, const char *list, const char *key,
+                                   const char *value);
+/* Removes every element whose boolean field `key` is `value`; returns how
+ * many (the seed's `@todos.reject!(&.completed)`). Handlers only. */
+SPARK_API size_t spark_list_remove_where(spark_event *e, const char *list, const char *key,
+                                         bool value);
+/* Removes every element. Handlers only. */
+SPARK_API void spark_list_clear(spark_event *e, const char *list);
+
+/* Fields of an item, read as the state's are. */
 SPARK_API long long spark_item_int(const spark_item *it, const char *key, long long fallback);
+SPARK_API double spark_item_double(const spark_item *it, const char *key, double fallback);
 SPARK_API bool spark_item_bool(const spark_item *it, const char *key, bool fallback);
 SPARK_API const char *spark_item_str(const spark_item *it, const char *key, const char *fallback);
+/* Setting them: only on an item a handler got to change (spark_list_edit,
+ * spark_list_add, or inside one of those). */
 SPARK_API void spark_item_set_int(spark_item *it, const char *key, long long value);
+SPARK_API void spark_item_set_double(spark_item *it, const char *key, double value);
 SPARK_API void spark_item_set_bool(spark_item *it, const char *key, bool value);
 SPARK_API void spark_item_set_str(spark_item *it, const char *key, const char *value);
+
+/* Items nest: an item's field may be an object or a list of objects,
+ *     {"id":1,"author":{"name":"ana"},"comments":[{"text":"hi"}]}
+ * read with spark_item_obj(it, "author") and spark_item_list_len/at(it,
+ * "comments", i), changed with spark_item_edit_obj (the object, made empty
+ * if absent or not an object) and spark_item_list_add/remove. */
+SPARK_API const spark_item *spark_item_obj(const spark_item *it, const char *key);
+SPARK_API spark_item *spark_item_edit_obj(spark_item *it, const char *key);
+SPARK_API size_t spark_item_list_len(const spark_item *it, const char *list);
+SPARK_API const spark_item *spark_item_list_at(const spark_item *it, const char *list, size_t i);
+SPARK_API spark_item *spark_item_list_add(spark_item *it, const char *list);
+SPARK_API void spark_item_list_remove(spark_item *it, const char *list, size_t i);
 
 /* ---- view state: this viewer's, in memory ----------------------------------- */
 
 SPARK_API long long spark_local_int(const spark_view *v, const char *key, long long fallback);
+SPARK_API double spark_local_double(const spark_view *v, const char *key, double fallback);
 SPARK_API bool spark_local_bool(const spark_view *v, const char *key, bool fallback);
 SPARK_API const char *spark_local_str(const spark_view *v, const char *key, const char *fallback);
 SPARK_API int spark_local_set_int(spark_event *e, const char *key, long long value);
+SPARK_API int spark_local_set_double(spark_event *e, const char *key, double value);
 SPARK_API int spark_local_set_bool(spark_event *e, const char *key, bool value);
 SPARK_API int spark_local_set_str(spark_event *e, const char *key, const char *value);
 

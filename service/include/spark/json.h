@@ -41,17 +41,22 @@ SPARK_API void spark_json_free(spark_json *json);
 
 SPARK_API bool spark_json_is_object(const spark_json *json);
 
-/* Reading fields of an object. Absent keys and wrong types read as absent. */
+/* Reading fields of an object. Absent keys and wrong types read as absent.
+ * The number getters also take a string that is a number and nothing else
+ * ("42", "-1.5"), as browsers send form values; spark_json_int takes no
+ * fraction. */
 SPARK_API bool spark_json_has(const spark_json *json, const char *key);
 SPARK_API const char *spark_json_str(const spark_json *json, const char *key);
 SPARK_API bool spark_json_int(const spark_json *json, const char *key, long long *out);
+SPARK_API bool spark_json_double(const spark_json *json, const char *key, double *out);
 SPARK_API bool spark_json_bool(const spark_json *json, const char *key, bool *out);
 
 /* Setting fields of an object (replacing any old value). set_raw parses
  * `json_text` and returns -1 if it is not JSON; the others return 0, or -1
- * when `json` is not an object. */
+ * when `json` is not an object (or the double is not finite). */
 SPARK_API int spark_json_set_str(spark_json *json, const char *key, const char *value);
 SPARK_API int spark_json_set_int(spark_json *json, const char *key, long long value);
+SPARK_API int spark_json_set_double(spark_json *json, const char *key, double value);
 SPARK_API int spark_json_set_bool(spark_json *json, const char *key, bool value);
 SPARK_API int spark_json_set_raw(spark_json *json, const char *key, const char *json_text);
 

@@ -19,6 +19,9 @@
  * (spark/route.h), or answered 401 otherwise; a visitor without the scope
  * gets 403. A component id longer than 255 bytes is 404.
  *
+ * A page of one's own, with components mounted where the app's HTML says:
+ * spark_respond_live() in spark/route.h.
+ *
  * Ownership: the struct and its strings must outlive the program (a
  * static, as the macro declares); the runtime copies nothing.
  */

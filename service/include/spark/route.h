@@ -12,7 +12,8 @@
  *     SPARK_ROUTE(hello, .method = SPARK_GET, .path = "/hello", .handler = hello);
  *
  * Routes are tried in order of registration, before the static files of
- * the web root. A POST is handled only when it comes from this site's own
+ * the web root. A route's own HTML may hold live components:
+ * spark_respond_live() below. A POST is handled only when it comes from this site's own
  * pages (its Origin is this site's or one of SPARK_ALLOWED_ORIGINS; without
  * an Origin, the browser says Sec-Fetch-Site: same-origin): others get 403,
  * so another site cannot post a form in a visitor's name.
@@ -84,9 +85,48 @@ SPARK_API const char *spark_request_user_id(const spark_request *req);
 SPARK_API const char *spark_request_user_name(const spark_request *req);
 
 /* ---- the response (exactly one per request) -------------------------------- */
+/* spark_respond, spark_respond_live, spark_respond_sign_in or _sign_out. */
 
 SPARK_API void spark_respond(spark_request *req, int status, const char *content_type,
                              const char *body, size_t len);
+
+/* ---- live components in one's own HTML --------------------------------------- */
+
+/* A live root to put into a page of one's own: the seed's
+ * `CounterComponent.mount(count: 10).render` inside a template. */
+typedef struct spark_live_root {
+    const char *id; /* "counter:home": a registered type and a key */
+    /* NULL, or a JSON object (at most 64 KiB): the initial shared state of
+     * a component never written, over its type's initial_state. The first
+     * page that shows such a component stores it as its version 1 (event
+     * "mount"), so that every instance and viewer sees the same; a stored
+     * state is never overwritten. */
+    const char *props;
+} spark_live_root;
+
+/* Answers 200 text/html with `html`, in which each "<!--spark-live-->"
+ * is replaced, in order, by the root of the next of `roots`: the component
+ * rendered on the server as this visitor sees it, in the markup spark.js
+ * picks up and makes live (docs/pages.md). `html` and the roots are
+ * copied. It does not block: the request waits for the components' states
+ * (and props being stored) while the loop goes on, and is answered 503
+ * after 5 s or when PostgreSQL is down. The visitor needs each root's scope
+ * `component:<id>`, as on a declared page (signed out: the sign-in
+ * redirect while sign-in is on, else 401; without the scope: 403). `html`
+ * is sent as it is: escape what is not markup. A marker count other than
+ * `nroots`, an unknown type, props that are not a JSON object, more than
+ * 16 roots: 500, logged (pages.live_refused).
+ *
+ *     static void home(spark_request *req) {
+ *         static const spark_live_root counter = {"counter:widget", "{\"count\":10}"};
+ *         spark_respond_live(req, "<!doctype html><title>Home</title>"
+ *                                 "<script src=\"/js/spark.js\" defer></script>"
+ *                                 "<div id=\"counter-widget\"><!--spark-live--></div>",
+ *                            &counter, 1);
+ *     }
+ */
+SPARK_API void spark_respond_live(spark_request *req, const char *html,
+                                  const spark_live_root *roots, size_t nroots);
 
 /* Signs the visitor in and sends them to `path` (303 See Other): the
  * session cookie (HttpOnly, SameSite=Lax, and Secure when the browser came
