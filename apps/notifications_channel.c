@@ -1,8 +1,11 @@
 /*
- * notifications_channel.c - /notifications/:user_id: whatever is sent to
- * that user, from C (spark_send_user) or SQL (spark.notify_user), on every
- * instance and in every tab. Only the user, or a token with the scope
- * "user:<id>", may listen.
+ * notifications_channel.c - the seed's NotificationChannel,
+ * /notifications/:user_id: whatever is sent to that user, from C
+ * (spark_send_user) or SQL (spark.notify_user), on every instance and in
+ * every tab, and what is sent to everyone (spark_broadcast_all,
+ * spark.broadcast_all). Only the user, or a token with the scope
+ * "user:<id>", may listen. It confirms the connection with the seed's
+ * "connected" frame and this instance's count of notification sockets.
  */
 #include <spark/channel.h>
 
@@ -11,7 +14,7 @@
 
 static void on_connect(spark_conn *c) {
     const char *user = spark_conn_param(c, "user_id");
-    char scope[300], room[300];
+    char scope[300], room[300], message[400], ts[SPARK_TIMESTAMP_LEN];
     snprintf(scope, sizeof scope, "user:%s", user);
     if (strcmp(user, spark_conn_user_id(c)) != 0 && !spark_conn_can(c, scope)) {
         spark_conn_close(c, 4403, "not this user's notifications");
@@ -19,6 +22,15 @@ static void on_connect(spark_conn *c) {
     }
     snprintf(room, sizeof room, "user:%s", user);
     spark_conn_join(c, room, spark_conn_since(c));
+
+    snprintf(message, sizeof message, "Connected to notifications for user %s", user);
+    spark_json *out = spark_json_object();
+    spark_json_set_str(out, "type", "connected");
+    spark_json_set_str(out, "message", message);
+    spark_json_set_str(out, "timestamp", spark_timestamp(ts));
+    spark_json_set_int(out, "connections", (long long)spark_conn_count(c, NULL));
+    spark_conn_send_json(c, out);
+    spark_json_free(out);
 }
 
 static void on_message(spark_conn *c, const char *text, size_t len) {
