@@ -268,6 +268,12 @@ START_TEST(secure_channel_with_tokens) {
     expect_free(a, "Invalid JSON format");
     send_text(a, "{\"action\":\"x\"}");
     expect_free(a, "Unknown action: x");
+    /* Sending to everyone needs the scope notifications:all. */
+    ws = it_ws_open_bearer(port_a, "/notifications/bob", kitchen, NULL, &status);
+    expect_free(ws, "\"type\":\"connected\"");
+    send_text(ws, "{\"action\":\"broadcast_all\",\"message\":\"hi\"}");
+    expect_error(ws, "Access denied");
+    it_ws_close(ws);
     /* The kitchen token opens its own channel. */
     ws = it_ws_open_bearer(port_a, "/secure/kitchen", kitchen, NULL, &status);
     send_text(ws, "{\"action\":\"chat\",\"message\":\"hi\"}");
@@ -339,6 +345,21 @@ START_TEST(broadcast_all_from_sql_reaches_every_connection) {
                       "instance %d /spark: %s", i, m);
         free(m);
     }
+    /* From C (spark_broadcast_all), through the notifications channel. */
+    send_text(note[1], "{\"action\":\"broadcast_all\",\"message\":\"from C\"}");
+    for (int i = 0; i < 2; i++) {
+        it_ws *every[] = {chat[i], note[i], game[i], live[i]};
+        for (int k = 0; k < 4; k++) {
+            char *m = expect(every[k], "\"from C\"");
+            ck_assert_msg(strstr(m, "\"type\":\"notification\"") && strstr(m, "\"seq\":"),
+                          "instance %d client %d: %s", i, k, m);
+            free(m);
+        }
+    }
+    send_text(note[0], "{\"action\":\"broadcast_all\"}");
+    expect_error(note[0], "Message is required");
+    send_text(note[0], "{\"action\":\"chat\",\"message\":\"x\"}");
+    expect_error(note[0], "This channel only sends");
     /* Rolled back, it reaches no one. */
     PQclear(it_exec(pg, "BEGIN; SELECT spark.broadcast_all('{\"type\":\"never\"}'); ROLLBACK"));
     PQclear(it_exec(pg, "SELECT spark.broadcast_all('{\"type\":\"after\"}')"));
