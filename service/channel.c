@@ -55,6 +55,8 @@ typedef struct frame {
 struct spark_conn {
     spark_channels *owner;
     const spark_channel *channel;
+    size_t channel_index; /* in the registry, for per-channel counts */
+    bool counted;         /* in owner->open[channel_index] */
     struct lws *wsi;
     uint64_t serial;
     char origin[96];
@@ -97,7 +99,8 @@ struct spark_channels {
     spark_rooms *rooms;
     spark_sessions *sessions;
     lws_dll2_owner_t conns;
-    size_t upgrading; /* accepted by the filter, not yet established */
+    size_t open[MAX_CHANNELS]; /* per channel: connections from on_connect to on_close */
+    size_t upgrading;          /* accepted by the filter, not yet established */
     uint64_t next_serial;
     bool refusing;
     spark_components *components; /* serves the /spark route; opaque here */
@@ -123,9 +126,13 @@ SPARK_API int spark_channel_register(const spark_channel *channel) {
     return 0;
 }
 
-static const spark_channel *find_channel(const char *path, spark_route_params *params) {
+static const spark_channel *find_channel(const char *path, spark_route_params *params,
+                                         size_t *index) {
     for (size_t i = 0; i < nregistered; i++)
-        if (spark_route_match(registry[i]->route, path, params)) return registry[i];
+        if (spark_route_match(registry[i]->route, path, params)) {
+            if (index) *index = i;
+            return registry[i];
+        }
     return NULL;
 }
 
@@ -137,7 +144,9 @@ static bool is_enveloped(const spark_channel *channel) {
     return strcmp(channel->route, SPARK_LIVE_ROUTE) == 0;
 }
 
-bool spark_channels_route_exists(const char *path) { return find_channel(path, NULL) != NULL; }
+bool spark_channels_route_exists(const char *path) {
+    return find_channel(path, NULL, NULL) != NULL;
+}
 
 /* The seed's answer to a message the server could not handle: here, one
  * that could not be stored. Found by serial, since the connection may have
@@ -409,7 +418,8 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
         return NULL;
     }
     spark_route_params params;
-    const spark_channel *channel = find_channel(path, &params);
+    size_t index = 0;
+    const spark_channel *channel = find_channel(path, &params, &index);
     if (!channel) {
         refuse(wsi, 404, "no channel on this route", path);
         return NULL;
@@ -428,6 +438,7 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
     }
     c->owner = channels;
     c->channel = channel;
+    c->channel_index = index;
     c->params = params;
     c->serial = ++channels->next_serial;
     snprintf(c->origin, sizeof c->origin, "%s/%" PRIu64, channels->cfg->instance, c->serial);
@@ -500,6 +511,8 @@ static void on_established(spark_conn *c, struct lws *wsi) {
         request_close(c, CLOSE_AUTH, c->refused);
         return;
     }
+    c->counted = true;
+    c->owner->open[c->channel_index]++;
     char q[600];
     spark_log(SPARK_LOG_DEBUG, "ws.open", NULL, "conn=%" PRIu64 " route=%s user=%s", c->serial,
               c->channel->route, spark_log_value(q, sizeof q, c->user_id));
@@ -521,6 +534,7 @@ static void on_closed(spark_conn *c) {
               c->close_code);
     c->closing = true; /* nothing more may be queued */
     c->wsi = NULL;
+    if (c->counted) channels->open[c->channel_index]--;
     if (c->channel->on_close && !c->refused)
         c->channel->on_close(c, c->close_code, c->close_reason);
     EACH_LINK(d, &c->refs) {
@@ -776,14 +790,8 @@ SPARK_API bool spark_conn_authenticated(const spark_conn *c) {
 }
 
 SPARK_API size_t spark_conn_count(const spark_conn *c, const char *room) {
-    size_t n = 0;
     if (!c) return 0;
-    EACH_LINK(d, &c->owner->conns) {
-        spark_conn *o = lws_container_of(d, spark_conn, link);
-        if (o->refused || (o->closing && o != c)) continue;
-        if (room ? spark_rooms_is_member(&o->peer, room) : o->channel == c->channel) n++;
-    }
-    return n;
+    return room ? spark_rooms_count(c->owner->rooms, room) : c->owner->open[c->channel_index];
 }
 
 SPARK_API int spark_conn_send(spark_conn *c, const char *text, size_t len) {

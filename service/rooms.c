@@ -578,8 +578,13 @@ int spark_rooms_track_quietly(spark_rooms *rooms, spark_room_peer *p, const char
     return spark_rooms_track(rooms, p, name, NULL);
 }
 
-bool spark_rooms_is_member(spark_room_peer *p, const char *name) {
-    return name && find_member(p, name) != NULL;
+size_t spark_rooms_count(spark_rooms *rooms, const char *name) {
+    room *r = valid_room(name) ? find_room(rooms, name) : NULL;
+    size_t n = 0;
+    if (r) EACH_LINK(d, &r->members) {
+            n += lws_container_of(d, member, in_room)->peer->serial != 0;
+        }
+    return n;
 }
 
 /* ---- history pages --------------------------------------------------------- */

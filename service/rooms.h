@@ -83,8 +83,10 @@ int spark_rooms_track(spark_rooms *rooms, spark_room_peer *p, const char *room,
  * then everything live. Joined again after the database comes back. */
 int spark_rooms_watch(spark_rooms *rooms, spark_room_peer *p, const char *room, int recent);
 
-/* True when the peer has joined `room` (live, catching up or quiet). */
-bool spark_rooms_is_member(spark_room_peer *p, const char *room);
+/* Connections of this instance in `room`: its members that are channel
+ * connections (a peer with a serial), /spark viewers of a room component
+ * included. */
+size_t spark_rooms_count(spark_rooms *rooms, const char *room);
 
 /* Delivers to the peer, as kind "history_page", one page of the room's
  * stored messages before `before` (SPARK_LIVE: the newest), at most

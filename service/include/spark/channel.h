@@ -102,8 +102,10 @@ SPARK_API void spark_conn_close(spark_conn *c, int code, const char *reason);
 
 /* Connections open on this instance, not the cluster (counting another
  * instance's would mean waiting for the database): with `room` NULL, those
- * of the connection's own channel (route); else those that joined `room`.
- * Counted when called, in time proportional to the instance's connections. */
+ * of the connection's own channel (route), from their on_connect to their
+ * on_close; else those that joined `room` here (a /spark connection whose
+ * room component shows the room counts too). Kept as they change: a call
+ * costs nothing with NULL, and the room's members here otherwise. */
 SPARK_API size_t spark_conn_count(const spark_conn *c, const char *room);
 
 /* One pointer for the channel's own per-connection data; `release` (may be
