@@ -5,8 +5,9 @@
  * every tab, and what is sent to everyone (spark_broadcast_all,
  * spark.broadcast_all). Only the user, or a token with the scope
  * "user:<id>", may listen; a token with "notifications:all" may also send
- * to everyone. It confirms the connection with the seed's
- * "connected" frame and this instance's count of notification sockets.
+ * to everyone. It confirms the connection with the seed's "connected"
+ * frame and this instance's counts: its notification sockets, and the
+ * sockets of that user.
  */
 #include <spark/channel.h>
 
@@ -29,7 +30,9 @@ static void on_connect(spark_conn *c) {
     spark_json_set_str(out, "type", "connected");
     spark_json_set_str(out, "message", message);
     spark_json_set_str(out, "timestamp", spark_timestamp(ts));
+    /* The seed's total_connections and CONNECTIONS[user_id].size, here. */
     spark_json_set_int(out, "connections", (long long)spark_conn_count(c, NULL));
+    spark_json_set_int(out, "user_connections", (long long)spark_conn_count(c, room));
     spark_conn_send_json(c, out);
     spark_json_free(out);
 }

@@ -383,41 +383,49 @@ START_TEST(broadcast_all_from_sql_reaches_every_connection) {
 }
 END_TEST
 
-static long long connections_of(it_ws *ws) {
+/* The counts of a "connected" frame for `user`: this instance's sockets
+ * of the notifications channel, and of the user's room. */
+static void expect_counts(it_ws *ws, const char *user, long long all, long long mine) {
     char *m = expect(ws, "\"type\":\"connected\"");
-    ck_assert_msg(strstr(m, "\"message\":\"Connected to notifications for user u7\"") &&
-                      strstr(m, "\"timestamp\":\""),
-                  "%s", m);
-    const char *n = strstr(m, "\"connections\":");
-    ck_assert_ptr_nonnull(n);
-    long long count = atoll(n + 14);
+    char want[256];
+    snprintf(want, sizeof want,
+             "\"message\":\"Connected to notifications for user %s\",\"timestamp\":\"", user);
+    ck_assert_msg(strstr(m, want), "%s", m);
+    snprintf(want, sizeof want, "\"connections\":%lld,\"user_connections\":%lld}", all, mine);
+    ck_assert_msg(strstr(m, want), "expected %s in %s", want, m);
     free(m);
-    return count;
 }
 
-/* The count is this instance's sockets of the notifications channel. */
+/* The counts are this instance's, kept as sockets come and go. */
 START_TEST(connected_frame_counts_this_instances_connections) {
     it_pair_start(&pair, "seed-count");
     it_ws *a1 = open_ok(port_a, "/notifications/u7", NULL);
-    ck_assert_int_eq(connections_of(a1), 1);
+    expect_counts(a1, "u7", 1, 1);
     it_ws *a2 = open_ok(port_a, "/notifications/u7", NULL);
-    ck_assert_int_eq(connections_of(a2), 2);
+    expect_counts(a2, "u7", 2, 2);
+    it_ws *other = open_ok(port_a, "/notifications/u8", NULL);
+    expect_counts(other, "u8", 3, 1);
     /* Other channels' connections do not count, nor another instance's. */
     it_ws *chat = open_ok(port_a, "/chat/count", NULL);
     expect_free(chat, "\"type\":\"user_joined\"");
     it_ws *b1 = open_ok(port_b, "/notifications/u7", NULL);
-    ck_assert_int_eq(connections_of(b1), 1);
+    expect_counts(b1, "u7", 1, 1);
     it_ws_close(a1);
-    /* a1's close is done once a's count falls: wait on it, not a timer. */
-    long long deadline = it_now_ms() + RECV_MS, n = 0;
+    /* a1 is gone once a newcomer is counted without it: ask until then. */
+    long long deadline = it_now_ms() + RECV_MS;
+    char *m = NULL;
     while (it_now_ms() < deadline) {
         it_ws *a3 = open_ok(port_a, "/notifications/u7", NULL);
-        n = connections_of(a3);
+        m = expect(a3, "\"type\":\"connected\"");
         it_ws_close(a3);
-        if (n == 2) break;
+        if (strstr(m, "\"connections\":3,\"user_connections\":2}")) break;
+        free(m);
+        m = NULL;
     }
-    ck_assert_int_eq(n, 2);
+    ck_assert_msg(m, "a1 is still counted");
+    free(m);
     it_ws_close(a2);
+    it_ws_close(other);
     it_ws_close(b1);
     it_ws_close(chat);
     it_pair_stop(&pair);
