@@ -336,6 +336,8 @@ SPARK_API int spark_conn_event(spark_conn *c, const char *component_id, const ch
     json_object *data = data_json ? json_tokener_parse(data_json) : json_object_new_object();
     instance *in =
         json_object_is_type(data, json_type_object) ? spark_instance_get(cs, component_id) : NULL;
+    /* Kept warm for the next one (a game's moves), as after a viewer leaves. */
+    if (in) spark_instance_keep(in, GRACE_US);
     int r = in ? spark_writes_external(in, c, event, data, done) : -1;
     json_object_put(data);
     return r;
