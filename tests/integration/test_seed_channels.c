@@ -143,6 +143,11 @@ START_TEST(game_actions_and_errors_across_instances) {
     ck_assert_str_eq(value(pg, "SELECT count(*) FROM spark.events WHERE component_id = 'game:g1'"
                                " AND event = 'move' AND actor LIKE 'anon-%'"),
                      "5");
+    /* The page /game/g1 shows the board, rendered on the server. */
+    static char page[65536];
+    ck_assert_int_eq(it_http_get(port_b, "/game/g1", page, sizeof page), 200);
+    ck_assert_msg(strstr(page, "X wins") && strstr(page, "<span class=\"cell\">O</span>"), "%s",
+                  page);
     move(o, 8); /* the game is over */
     expect_error(o, "Invalid move");
 
