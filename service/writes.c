@@ -436,9 +436,16 @@ int spark_writes_external(instance *in, spark_conn *c, const char *name, json_ob
 }
 
 void spark_writes_fail_external(instance *in, const char *code, const char *message) {
+    /* Taken out first: a sender told of the failure may send again, and
+     * that one waits for the next load instead of failing in this loop. */
+    lws_dll2_owner_t failed = {0};
     EACH_LINK(d, &in->queue) {
+        if (!lws_container_of(d, pending, link)->external) continue;
+        lws_dll2_remove(d);
+        lws_dll2_add_tail(d, &failed);
+    }
+    EACH_LINK(d, &failed) {
         pending *p = lws_container_of(d, pending, link);
-        if (!p->external) continue;
         lws_dll2_remove(&p->link);
         p->rc = SPARK_FAILED;
         finish_external(in, p, code, message);

@@ -194,7 +194,9 @@ typedef void (*spark_event_done)(spark_conn *c, const spark_event_result *r);
  * version with a history row, retried on conflicts, and every viewer on
  * every instance gets the patch. The connection's user is the actor and
  * what spark_viewer_id/name read. `done` (may be NULL) is called once it
- * is stored or refused, unless the connection closed meanwhile. When it
+ * is stored or refused, unless the connection closed meanwhile (the event
+ * is applied even so); for an event that changes nothing, or is refused,
+ * that may be before spark_conn_event returns. When it
  * could not be stored (no database, too much waiting, a conflict that
  * would not settle) r->ok and r->refused are both false and r->code is
  * the runtime's: "unavailable", "busy", "conflict" or "unknown_outcome".
