@@ -193,16 +193,19 @@ typedef void (*spark_event_done)(spark_conn *c, const spark_event_result *r);
  * a viewer's event runs on_event: in order with them, as one stored
  * version with a history row, retried on conflicts, and every viewer on
  * every instance gets the patch. The connection's user is the actor and
- * what spark_viewer_id/name read. `done` (may be NULL) is called once it
- * is stored or refused, unless the connection closed meanwhile (the event
- * is applied even so); for an event that changes nothing, or is refused,
- * that may be before spark_conn_event returns. When it
- * could not be stored (no database, too much waiting, a conflict that
- * would not settle) r->ok and r->refused are both false and r->code is
- * the runtime's: "unavailable", "busy", "conflict" or "unknown_outcome".
- * The channel authorizes: the runtime checks no scope here. Returns 0, or
- * -1 (and `done` is not called) when the id names no component type, the
- * data is not an object or the connection is closing. */
+ * what spark_viewer_id/name read. The channel authorizes: the runtime
+ * checks no scope here.
+ *
+ * `done` (may be NULL) is called once it is stored or refused, unless the
+ * connection closed meanwhile (the event is applied even so); for an event
+ * that changes nothing, or is refused, that may be before this returns.
+ * When it could not be stored (no database, too much waiting, a conflict
+ * that would not settle) r->ok and r->refused are both false and r->code
+ * is the runtime's: "unavailable", "busy", "conflict" or "unknown_outcome".
+ *
+ * Returns 0, or -1 (and `done` is not called) when the id names no
+ * component type, the data is not an object, the connection is closing or
+ * the database cannot take it now. */
 SPARK_API int spark_conn_event(spark_conn *c, const char *component_id, const char *event,
                                const char *data_json, spark_event_done done);
 
