@@ -193,6 +193,40 @@ START_TEST(game_actions_and_errors_across_instances) {
 }
 END_TEST
 
+/* Two joins racing on two instances: the stored state decides, so they
+ * get two different seats (a write made on a stale state conflicts and
+ * runs again on the fresh one). */
+START_TEST(racing_joins_get_different_seats) {
+    it_pair_start(&pair, "seed-race");
+    for (int round = 0; round < 5; round++) {
+        char target[32];
+        snprintf(target, sizeof target, "/game/race%d", round);
+        it_ws *p = open_ok(port_a, target, NULL), *q = open_ok(port_b, target, NULL);
+        /* Both are in the room once each has heard its own chat. */
+        it_ws *both[] = {p, q};
+        for (int k = 0; k < 2; k++) {
+            send_text(both[k], "{\"action\":\"chat\",\"message\":\"here\"}");
+            expect_free(both[k], "\"message\":\"here\"");
+        }
+        send_text(p, "{\"action\":\"join\"}");
+        send_text(q, "{\"action\":\"join\"}");
+        /* p hears both joins; the one from instance a's player is p's. */
+        char *first = expect(p, "\"type\":\"player_joined\"");
+        char *second = expect(p, "\"type\":\"player_joined\"");
+        bool p_first = strstr(first, "\"player\":\"anon-a-") != NULL;
+        const char *mp = p_first ? first : second, *mq = p_first ? second : first;
+        bool x_p = strstr(mp, "\"mark\":\"x\"") != NULL, o_p = strstr(mp, "\"mark\":\"o\"") != NULL;
+        bool x_q = strstr(mq, "\"mark\":\"x\"") != NULL, o_q = strstr(mq, "\"mark\":\"o\"") != NULL;
+        ck_assert_msg((x_p && o_q) || (o_p && x_q), "p: %s q: %s", mp, mq);
+        free(first);
+        free(second);
+        it_ws_close(p);
+        it_ws_close(q);
+    }
+    it_pair_stop(&pair);
+}
+END_TEST
+
 /* A handler whose write fails (the database refuses it) answers the seed's
  * "Server error processing message", and the connection stays usable. */
 START_TEST(a_failing_handler_is_a_server_error) {
@@ -604,6 +638,7 @@ int main(void) {
     TCase *tc = tcase_create("seed");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, game_actions_and_errors_across_instances);
+    tcase_add_test(tc, racing_joins_get_different_seats);
     tcase_add_test(tc, a_failing_handler_is_a_server_error);
     tcase_add_test(tc, secure_channel_with_tokens);
     tcase_add_test(tc, secure_channel_refuses_anonymous);
