@@ -1,6 +1,8 @@
 /*
  * channel.c - WebSocket connections of the channel API: upgrade routing,
- * message assembly, the send queue, limits, and the public spark_conn calls.
+ * message assembly, the send queue, limits, and the public spark_conn calls,
+ * with the per-channel counts and the room everyone is in ("spark:all",
+ * joined once per instance on behalf of every connection).
  *
  * Every limit is enforced here, before a channel sees anything:
  *  - an upgrade to an unknown route gets HTTP 404, a full or stopping

@@ -23,7 +23,8 @@
  * Members are peers (rooms.h): connections and live components alike. A
  * watching component joins with the room's recent messages and presence,
  * read in one statement; a quiet member (a component's viewer) is only
- * present. The module knows nothing else of either.
+ * present. The module knows nothing else of either. A peer may also ask
+ * for a page of a room's history (spark_conn_history) without joining.
  */
 #include "rooms.h"
 
