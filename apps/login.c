@@ -107,11 +107,12 @@ static void post_login(spark_request *req) {
         show_form(req, next, true);
         return;
     }
-    /* Everyone may see every demo and room; only you get your notifications. */
+    /* Everyone may see every demo and room and revert a demo to an earlier
+     * version (its history page); only you get your notifications. */
     user_id_for(name, sub);
     snprintf(user_scope, sizeof user_scope, "user:%s", sub);
-    const char *scopes[] = {"room:*", "component:*", user_scope};
-    if (spark_respond_sign_in(req, sub, name, scopes, 3, next)) show_form(req, next, true);
+    const char *scopes[] = {"room:*", "component:*", "revert:*", user_scope};
+    if (spark_respond_sign_in(req, sub, name, scopes, 4, next)) show_form(req, next, true);
 }
 
 /* Signing out is a POST too, so that another site cannot do it with a

@@ -8,6 +8,7 @@
  * a plain route (<spark/route.h>), so that a program linking libspark
  * without these demos serves no page linking to them.
  */
+#include <spark/history.h>
 #include <spark/page.h>
 #include <spark/route.h>
 
@@ -67,3 +68,8 @@ SPARK_PAGE(todo, .route = "/todo/:list", .component = "todo:{list}", .title = "T
 SPARK_PAGE(chat, .route = "/chat/:room", .component = "chat:{room}", .title = "Chat: {room}",
            .nav = "Chat", .nav_path = "/chat/lobby");
 SPARK_PAGE(game, .route = "/game/:id", .component = "game:{id}", .title = "Game {id}");
+
+/* Every version of a counter or a list, at /history/counter/home and
+ * /history/todo/groceries: who changed what, any past version, revert. */
+SPARK_HISTORY(counter);
+SPARK_HISTORY(todo);

@@ -13,6 +13,7 @@
 #include "spark_build.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
@@ -308,14 +309,31 @@ static int set_default(char **slot, const char *value) {
     return *slot ? 0 : -1;
 }
 
+/* The installed data directory as seen from the file this code was loaded
+ * from (libspark.so, or a program linking it statically), for an install
+ * that is not where it was configured to go. Writes "" when unknown. */
+static void relocated_datadir(char *out, size_t cap) {
+    Dl_info info;
+    out[0] = '\0';
+    if (!dladdr((void *)relocated_datadir, &info) || !info.dli_fname) return;
+    const char *slash = strrchr(info.dli_fname, '/');
+    if (!slash) return;
+    snprintf(out, cap, "%.*s/%s", (int)(slash - info.dli_fname), info.dli_fname,
+             SPARK_LIBDIR_TO_DATADIR);
+}
+
 /* A data directory defaults to ./NAME when the working directory has one
- * (a source checkout), else to the installed copy. */
+ * (a source checkout), else to the installed copy: where the build was
+ * configured to install it, or where the loaded library says it is. */
 static int default_dir(char **slot, const char *name) {
     if (*slot) return 0;
     if (is_directory(name)) return set_default(slot, name);
-    char path[4096];
+    char path[4096], moved[3072];
     snprintf(path, sizeof path, "%s/%s", SPARK_DATADIR, name);
-    return set_default(slot, is_directory(path) ? path : name);
+    if (is_directory(path)) return set_default(slot, path);
+    relocated_datadir(moved, sizeof moved);
+    snprintf(path, sizeof path, "%s/%s", moved, name);
+    return set_default(slot, moved[0] && is_directory(path) ? path : name);
 }
 
 static int apply_defaults(spark_config *cfg) {

@@ -45,12 +45,19 @@ struct spark_http {
     const spark_sessions *sessions;
 };
 
-/* Per-connection state (lws allocates it); reused across keep-alive
- * requests on one connection. */
-struct spark_request {
-    struct lws *wsi;
+/* What an HTTP request asked for: allocated by its connection's first
+ * request, and never by a WebSocket connection, which is upgraded before
+ * any and lives on idle (thousands of them at once). */
+typedef struct {
     char path[MAX_PATH_BYTES];
     spark_route_params params;
+} http_target;
+
+/* Per-connection state (lws allocates it); reused across keep-alive
+ * requests on one connection. Kept small: every WebSocket has one. */
+struct spark_request {
+    struct lws *wsi;
+    http_target *target; /* NULL until the first HTTP request */
     int status;
     unsigned char *buf; /* LWS_PRE headroom, then the body */
     size_t len, sent;
@@ -147,10 +154,12 @@ void spark_http_set_ws(spark_http *http, spark_http_ws_fn cb, void *ud) {
 
 void spark_http_set_accepting(spark_http *http, bool accepting) { http->accepting = accepting; }
 
-const char *spark_http_request_path(const spark_http_request *req) { return req->path; }
+const char *spark_http_request_path(const spark_http_request *req) {
+    return req->target ? req->target->path : "/";
+}
 
 const char *spark_http_request_param(const spark_http_request *req, const char *name) {
-    return spark_route_param(&req->params, name);
+    return req->target ? spark_route_param(&req->target->params, name) : NULL;
 }
 
 int spark_http_request_query(const spark_http_request *req, const char *name, char *out,
@@ -203,7 +212,7 @@ bool spark_http_require_user(spark_http_request *req) {
         return true;
     }
     char next[MAX_PATH_BYTES * 3 + 32] = "/login?next=", *o = next + strlen(next);
-    for (const unsigned char *p = (const unsigned char *)req->path; *p; p++)
+    for (const unsigned char *p = (const unsigned char *)spark_http_request_path(req); *p; p++)
         o += isalnum(*p) || strchr("/-_.~", *p) ? sprintf(o, "%c", *p) : sprintf(o, "%%%02X", *p);
     spark_http_redirect(req, next);
     return true;
@@ -300,9 +309,16 @@ static int resolve_static(const spark_http *http, const char *path, char *out) {
     return stat(out, &st) == 0 && S_ISREG(st.st_mode) ? 0 : -1;
 }
 
+/* Paths served as another file of the web root: azu-spark.js, the name
+ * Azu's pages load the client by, is spark.js itself, never a copy. */
+static const char *const aliases[][2] = {{"/js/azu-spark.js", "/js/spark.js"}};
+
 static int serve_static(spark_http *http, spark_http_request *req) {
     char file[PATH_MAX];
-    if (resolve_static(http, req->path, file)) {
+    const char *path = req->target->path;
+    for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++)
+        if (strcmp(path, aliases[i][0]) == 0) path = aliases[i][1];
+    if (resolve_static(http, path, file)) {
         spark_http_respond_text(req, 404, "not found\n");
         return 0;
     }
@@ -360,12 +376,18 @@ static int handle_request(spark_http *http, spark_http_request *req, const char 
     free(req->body);
     req->body = NULL;
     req->body_len = 0;
-    if (strlen(uri) >= sizeof req->path || uri[0] != '/') {
-        snprintf(req->path, sizeof req->path, "/");
+    if (!req->target && !(req->target = malloc(sizeof *req->target))) {
+        spark_http_respond_text(req, 500, "out of memory\n");
+        return 0;
+    }
+    http_target *t = req->target;
+    t->params.count = 0;
+    if (strlen(uri) >= sizeof t->path || uri[0] != '/') {
+        snprintf(t->path, sizeof t->path, "/");
         spark_http_respond_text(req, 414, "request path too long\n");
         return 0;
     }
-    snprintf(req->path, sizeof req->path, "%s", uri);
+    snprintf(t->path, sizeof t->path, "%s", uri);
     if (!http->accepting) {
         spark_http_respond_text(req, 503, "shutting down\n");
         return 0;
@@ -375,7 +397,7 @@ static int handle_request(spark_http *http, spark_http_request *req, const char 
     bool path_known = false;
     for (size_t i = 0; i < http->nroutes; i++) {
         const route *r = &http->routes[i];
-        if (!spark_route_match(r->path, req->path, &req->params)) continue;
+        if (!spark_route_match(r->path, t->path, &t->params)) continue;
         path_known = true;
         if (r->post ? !is_post : !is_get) continue;
         if (!r->post) {
@@ -452,6 +474,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             forget_later(req);
             free(req->body);
             req->body = NULL;
+            free(req->target);
+            req->target = NULL;
         }
         break;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
@@ -467,6 +491,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_WSI_DESTROY:
         if (http && http->ws && req && req->ws)
             http->ws(http->ws_ud, wsi, reason, &req->ws, in, len);
+        /* A keep-alive connection upgraded after a request of its own. */
+        if (req) {
+            free(req->target);
+            req->target = NULL;
+        }
         break;
     default:
         break;

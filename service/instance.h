@@ -22,6 +22,7 @@
 #include "config.h"
 #include "each_link.h"
 #include "pg.h"
+#include "protocol.h"
 #include "rooms.h"
 #include "store.h"
 #include "table.h"
@@ -40,6 +41,7 @@ typedef struct live_room live_room;     /* room_view.h */
 struct live_conn {
     spark_conn *conn;
     spark_components *cs;
+    spark_dialect dialect; /* the frames it speaks: render.c writes in it */
     lws_dll2_owner_t viewers;
 };
 

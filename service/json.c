@@ -7,7 +7,10 @@
  */
 #include <spark/json.h>
 
+#include "json_read.h"
+
 #include <json-c/json.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,13 +29,44 @@ static spark_json *wrap(json_object *value) {
     return json;
 }
 
-SPARK_API spark_json *spark_json_parse(const char *text, size_t len) {
-    if (!text || len > (size_t)INT32_MAX) return NULL;
+/* Numbers that json-c took in but cannot give back as they were: NaN,
+ * Infinity, an overflowing exponent (a double that is not finite) and an
+ * integer beyond int64: json-c keeps a large one as uint64 (clamped) and
+ * clamps a small one to INT64_MIN without a word, so INT64_MIN itself
+ * cannot be told apart and is refused too. */
+static bool representable(json_object *v) {
+    switch (json_object_get_type(v)) {
+    case json_type_double:
+        return isfinite(json_object_get_double(v));
+    case json_type_int:
+        return json_object_get_int64(v) != INT64_MIN &&
+               (json_object_get_int64(v) != INT64_MAX || json_object_get_uint64(v) == INT64_MAX);
+    case json_type_array: {
+        size_t n = json_object_array_length(v);
+        for (size_t i = 0; i < n; i++)
+            if (!representable(json_object_array_get_idx(v, i))) return false;
+        return true;
+    }
+    case json_type_object: {
+        json_object_object_foreach(v, key, child) {
+            (void)key;
+            if (!representable(child)) return false;
+        }
+        return true;
+    }
+    default:
+        return true;
+    }
+}
+
+bool spark_json_read(const char *text, size_t len, json_object **out) {
+    *out = NULL;
+    if (!text || len > (size_t)INT32_MAX) return false;
     json_tokener *tok = json_tokener_new();
-    if (!tok) return NULL;
+    if (!tok) return false;
     /* Strict: no leading zeros, cut exponents, trailing commas, which
      * json-c otherwise reads and writes back as other numbers. */
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     json_object *value = json_tokener_parse_ex(tok, text, (int)len);
     bool complete = json_tokener_get_error(tok) == json_tokener_success &&
                     json_tokener_get_parse_end(tok) == len;
@@ -45,12 +79,18 @@ SPARK_API spark_json *spark_json_parse(const char *text, size_t len) {
         complete = json_tokener_get_error(tok) == json_tokener_success;
     }
     json_tokener_free(tok);
-    /* JSON "null" parses to a NULL json_object: keep it as a value. */
-    if (!complete) {
+    if (!complete || !representable(value)) {
         json_object_put(value);
-        return NULL;
+        return false;
     }
-    return wrap(value);
+    *out = value;
+    return true;
+}
+
+SPARK_API spark_json *spark_json_parse(const char *text, size_t len) {
+    json_object *value;
+    /* JSON "null" reads as a NULL json_object: keep it as a value. */
+    return spark_json_read(text, len, &value) ? wrap(value) : NULL;
 }
 
 SPARK_API spark_json *spark_json_object(void) {

@@ -54,7 +54,7 @@ static void join_with(viewer *v, shared_tree *now, shared_tree *old) {
         if (b.failed)
             sent = spark_viewer_send_render(v, now);
         else
-            sent = spark_viewer_send_patch(v, b.data);
+            sent = spark_viewer_send_patch(v, b.data, now);
         spark_sbuf_free(&b);
     } else {
         sent = spark_viewer_send_render(v, now);
@@ -193,34 +193,37 @@ static void tick_cb(lws_sorted_usec_list_t *sul) {
                              (lws_usec_t)in->type->tick_ms * LWS_US_PER_MS);
 }
 
-static void on_join(live_conn *lc, spark_msg *m) {
+/* Joins m->cid. `quiet`: the join of an Azu event, whose success is not
+ * answered (the event is). Returns the viewer, or NULL when the join was
+ * refused or failed (and answered so). */
+static viewer *on_join(live_conn *lc, spark_msg *m, bool quiet) {
     spark_components *cs = lc->cs;
     const char *key;
     const spark_component *type = spark_component_of_id(m->cid, &key);
     if (!type) {
         spark_live_reply_error(lc, m->ref, "unknown_component", "no component type of that name");
-        return;
+        return NULL;
     }
     char scope[SPARK_MAX_CID_BYTES + 16];
     snprintf(scope, sizeof scope, "component:%s", m->cid);
     if (!spark_conn_can(lc->conn, scope)) {
         spark_live_reply_error(lc, m->ref, "forbidden", "the token does not grant this component");
-        return;
+        return NULL;
     }
     viewer *v = find_viewer(lc, m->cid);
     if (v) remove_viewer(v); /* a join again starts over */
     if (lc->viewers.count >= MAX_VIEWS_PER_WS) {
         spark_live_reply_error(lc, m->ref, "too_many", "too many components on one connection");
-        return;
+        return NULL;
     }
     instance *in = spark_instance_get(cs, m->cid);
     if (!in || !(v = calloc(1, sizeof *v))) {
         spark_live_reply_error(lc, m->ref, "unavailable", "out of memory");
-        return;
+        return NULL;
     }
     v->inst = in;
     v->lc = lc;
-    v->join_ref = m->ref;
+    v->join_ref = quiet ? -2 : m->ref;
     v->join_v = m->v;
     v->local = spark_component_initial(type->initial_view);
     lws_dll2_add_tail(&v->in_inst, &in->viewers);
@@ -245,11 +248,17 @@ static void on_join(live_conn *lc, spark_msg *m) {
     if (!in->loaded && !in->loading) {
         spark_live_reply_error(lc, m->ref, "unavailable", "the database is not reachable");
         v->join_ref = -2;
+        if (quiet) return NULL; /* the event was answered: it is not queued */
     }
+    return v;
 }
 
 static void on_event(live_conn *lc, spark_msg *m) {
     viewer *v = find_viewer(lc, m->cid);
+    /* Azu's clients need not join: an event joins its component first (its
+     * render is sent, no reply), with the same checks as a join. A refused
+     * join answers the event. */
+    if (!v && lc->dialect == SPARK_DIALECT_AZU && !(v = on_join(lc, m, true))) return;
     if (!v) {
         spark_live_reply_error(
             lc, m->ref, spark_component_of_id(m->cid, NULL) ? "not_joined" : "unknown_component",
@@ -282,6 +291,18 @@ static void live_on_connect(spark_conn *c) {
     }
     lc->conn = c;
     lc->cs = cs;
+    /* ?protocol=azu or ?protocol=spark fixes the dialect up front; without
+     * it, the first frame chooses (docs/protocol.md). */
+    const char *dialect = spark_conn_query(c, "protocol");
+    if (dialect && strcmp(dialect, "azu") == 0) {
+        lc->dialect = SPARK_DIALECT_AZU;
+    } else if (dialect && strcmp(dialect, "spark") == 0) {
+        lc->dialect = SPARK_DIALECT_SPARK;
+    } else if (dialect) {
+        free(lc);
+        spark_conn_close(c, 1008, "protocol is spark or azu");
+        return;
+    }
     spark_conn_set_data(c, lc, free);
 }
 
@@ -290,13 +311,13 @@ static void live_on_message(spark_conn *c, const char *text, size_t len) {
     if (!lc) return;
     spark_msg m;
     const char *code, *message;
-    if (spark_msg_parse(text, len, &m, &code, &message)) {
+    if (spark_msg_parse_dialect(text, len, &lc->dialect, &m, &code, &message)) {
         spark_live_reply_error(lc, m.ref, code, message);
         return;
     }
     switch (m.kind) {
     case SPARK_MSG_JOIN:
-        on_join(lc, &m);
+        on_join(lc, &m, false);
         break;
     case SPARK_MSG_EVENT:
         on_event(lc, &m);

@@ -24,15 +24,46 @@ void spark_live_send(live_conn *lc, spark_sbuf *b) {
     spark_sbuf_free(b);
 }
 
-void spark_live_reply_ok(live_conn *lc, long long ref) {
+static bool azu(const live_conn *lc) { return lc->dialect == SPARK_DIALECT_AZU; }
+
+void spark_live_reply_ok(live_conn *lc, long long ref) { spark_live_reply_applied(lc, ref, -1); }
+
+void spark_live_reply_applied(live_conn *lc, long long ref, long long version) {
     spark_sbuf b = {0};
-    spark_frame_reply_ok(&b, ref);
+    if (azu(lc)) {
+        if (ref >= 0) spark_frame_azu_reply(&b, ref, version);
+    } else if (version < 0) {
+        spark_frame_reply_ok(&b, ref);
+    } else {
+        spark_frame_reply_applied(&b, ref, version);
+    }
     spark_live_send(lc, &b);
 }
 
 void spark_live_reply_error(live_conn *lc, long long ref, const char *code, const char *message) {
     spark_sbuf b = {0};
-    spark_frame_reply_error(&b, ref, code, message);
+    if (azu(lc))
+        spark_frame_azu_error(&b, ref, NULL, code, message);
+    else
+        spark_frame_reply_error(&b, ref, code, message);
+    spark_live_send(lc, &b);
+}
+
+void spark_live_flash(live_conn *lc, const char *cid, const char *level, const char *message) {
+    spark_sbuf b = {0};
+    if (azu(lc))
+        spark_frame_azu_flash(&b, cid, level, message);
+    else
+        spark_frame_flash(&b, cid, level, message);
+    spark_live_send(lc, &b);
+}
+
+void spark_live_redirect(live_conn *lc, const char *url) {
+    spark_sbuf b = {0};
+    if (azu(lc))
+        spark_frame_azu_redirect(&b, url);
+    else
+        spark_frame_redirect(&b, url);
     spark_live_send(lc, &b);
 }
 
@@ -67,8 +98,11 @@ shared_tree *spark_render(instance *in, viewer *v, json_object *state, json_obje
 static bool send_frame(viewer *v, spark_sbuf *b) {
     if (!b->failed && b->len > (size_t)v->inst->cs->cfg->max_queue_bytes) {
         spark_sbuf_free(b);
-        spark_frame_component_error(b, v->inst->id, "too_large",
-                                    "the component's render is larger than SPARK_MAX_QUEUE");
+        static const char why[] = "the component's render is larger than SPARK_MAX_QUEUE";
+        if (azu(v->lc))
+            spark_frame_azu_error(b, -1, v->inst->id, "too_large", why);
+        else
+            spark_frame_component_error(b, v->inst->id, "too_large", why);
         spark_live_send(v->lc, b);
         return false;
     }
@@ -79,11 +113,15 @@ static bool send_frame(viewer *v, spark_sbuf *b) {
 
 bool spark_viewer_send_render(viewer *v, shared_tree *t) {
     spark_sbuf b = {0};
-    spark_frame_render(&b, v->inst->id, v->inst->version, spark_html_root(t->h));
+    if (azu(v->lc))
+        spark_frame_azu_update(&b, v->inst->id, v->inst->version, spark_html_root(t->h));
+    else
+        spark_frame_render(&b, v->inst->id, v->inst->version, spark_html_root(t->h));
     return send_frame(v, &b);
 }
 
-bool spark_viewer_send_patch(viewer *v, const char *ops) {
+bool spark_viewer_send_patch(viewer *v, const char *ops, shared_tree *to) {
+    if (azu(v->lc)) return strcmp(ops, "[]") == 0 || spark_viewer_send_render(v, to);
     spark_sbuf b = {0};
     spark_frame_patch(&b, v->inst->id, v->inst->version, ops);
     return send_frame(v, &b);
@@ -158,7 +196,7 @@ static void flush_instance(instance *in) {
             }
         }
         if (v->tree == r->tree) {
-            if (v->sent_version != in->version) spark_viewer_send_patch(v, "[]");
+            if (v->sent_version != in->version) spark_viewer_send_patch(v, "[]", r->tree);
             v->sent_version = in->version;
         } else if (!v->tree) {
             if (spark_viewer_send_render(v, r->tree)) spark_viewer_set_tree(v, r->tree);
@@ -177,7 +215,7 @@ static void flush_instance(instance *in) {
             }
             bool sent = true;
             if (ops && (strcmp(ops, "[]") != 0 || v->sent_version != in->version))
-                sent = spark_viewer_send_patch(v, ops);
+                sent = spark_viewer_send_patch(v, ops, r->tree);
             else if (!ops)
                 sent = spark_viewer_send_render(v, r->tree);
             spark_sbuf_free(&b);

@@ -30,15 +30,22 @@ void spark_tree_release(shared_tree *t);
 
 /* What a viewer is sent; set_tree remembers what it now has. False when
  * the frame was too large for the connection: the viewer was sent an
- * "error" frame for this component instead. */
+ * "error" frame for this component instead. A patch names the tree it
+ * leads to: a client of Azu's dialect is sent that tree's whole HTML
+ * (component_update) when the ops change something, nothing otherwise. */
 bool spark_viewer_send_render(viewer *v, shared_tree *t);
-bool spark_viewer_send_patch(viewer *v, const char *ops);
+bool spark_viewer_send_patch(viewer *v, const char *ops, shared_tree *to);
 void spark_viewer_set_tree(viewer *v, shared_tree *t);
 
 /* Sends `b` on the connection and frees it. */
 void spark_live_send(live_conn *lc, spark_sbuf *b);
+/* Frames in the connection's dialect. In Azu's, a success is answered
+ * only when the client gave a ref. */
 void spark_live_reply_ok(live_conn *lc, long long ref);
+void spark_live_reply_applied(live_conn *lc, long long ref, long long version);
 void spark_live_reply_error(live_conn *lc, long long ref, const char *code, const char *message);
+void spark_live_flash(live_conn *lc, const char *cid, const char *level, const char *message);
+void spark_live_redirect(live_conn *lc, const char *url);
 
 /* The viewer (every viewer of the instance) gets what changed, soon. */
 void spark_viewer_mark_dirty(viewer *v);

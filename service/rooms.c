@@ -29,6 +29,7 @@
 #include "rooms.h"
 
 #include "each_link.h"
+#include "json_read.h"
 #include "log.h"
 #include "metrics.h"
 #include "table.h"
@@ -925,15 +926,8 @@ int spark_rooms_post(spark_rooms *rooms, const spark_room_peer *from, const char
     if (!valid_room(name) || !json || !kind || !*kind) return -1;
     size_t len = strlen(json);
     if (len > (size_t)rooms->cfg->max_message_bytes) return -1;
-    json_tokener *tok = json_tokener_new();
-    json_object *payload = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
-    bool ok = tok && json_tokener_get_error(tok) == json_tokener_success &&
-              json_tokener_get_parse_end(tok) == len;
-    json_tokener_free(tok);
-    if (!ok) {
-        json_object_put(payload);
-        return -1;
-    }
+    json_object *payload;
+    if (!spark_json_read(json, len, &payload)) return -1;
     const char *origin = from && (flags & SPARK_EXCLUDE_SELF) ? from->origin : NULL;
     int r;
     if (flags & SPARK_EPHEMERAL) {

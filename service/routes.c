@@ -36,10 +36,7 @@ SPARK_API int spark_route_register(const spark_route *route) {
     return 0;
 }
 
-/* Whether a POST comes from our own pages: browsers send Origin with one;
- * without it, only a browser's own word that it is same-origin counts.
- * Answers 403 and returns false otherwise. */
-static bool posted_by_us(spark_request *req) {
+bool spark_routes_posted_by_us(spark_request *req) {
     struct lws *wsi = spark_http_request_wsi(req);
     char site[32] = "";
     static const char fetch_site[] = "sec-fetch-site:";
@@ -56,7 +53,7 @@ static bool posted_by_us(spark_request *req) {
 
 static void run_route(spark_http_request *req, void *ud) {
     const spark_route *route = ud;
-    if (route->method == SPARK_POST && !posted_by_us(req)) return;
+    if (route->method == SPARK_POST && !spark_routes_posted_by_us(req)) return;
     route->handler(req);
 }
 

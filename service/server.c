@@ -18,6 +18,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "history.h"
 #include "pages.h"
 #include "pg.h"
 #include "rooms.h"
@@ -50,6 +51,7 @@ typedef struct {
     spark_channels *channels;
     spark_components *components;
     spark_pages *pages;
+    spark_history *history;
     lws_usec_t started_at;
     lws_usec_t drain_deadline;
     bool draining, instance_stopped, stopped;
@@ -321,8 +323,9 @@ static int start(server *s, struct lws_protocols *protocols) {
     if (s->components) {
         spark_channels_set_components(s->channels, s->components);
         s->pages = spark_pages_new(s->http, s->components);
+        s->history = spark_history_new(s->http, s->db, s->cfg->instance);
     }
-    if (!s->channels || !s->components || !s->pages || !s->bus ||
+    if (!s->channels || !s->components || !s->pages || !s->history || !s->bus ||
         spark_bus_subscribe(s->bus, "spark", on_spark_notify, on_spark_resync, s))
         return -1;
     spark_http_set_ws(s->http, spark_channels_callback, s->channels);
@@ -341,6 +344,7 @@ static void stop(server *s) {
     /* PostgreSQL connections before the context: their sockets live in it. */
     spark_bus_free(s->bus);
     spark_pg_free(s->db);
+    spark_history_free(s->history); /* after its connection: no answer comes now */
     if (s->ctx) lws_context_destroy(s->ctx);
     spark_channels_free(s->channels);
     spark_components_free(s->components);

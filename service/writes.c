@@ -120,15 +120,9 @@ static void finish_batch(instance *in, const char *code, const char *message) {
             spark_live_reply_error(v->lc, p->ref, code, message);
         } else if (v && p->rc == SPARK_OK) {
             spark_live_reply_ok(v->lc, p->ref);
-            spark_sbuf b = {0};
-            if (p->outcome.flash_message) {
-                spark_frame_flash(&b, in->id, p->outcome.flash_level, p->outcome.flash_message);
-                spark_live_send(v->lc, &b);
-            }
-            if (p->outcome.redirect) {
-                spark_frame_redirect(&b, p->outcome.redirect);
-                spark_live_send(v->lc, &b);
-            }
+            if (p->outcome.flash_message)
+                spark_live_flash(v->lc, in->id, p->outcome.flash_level, p->outcome.flash_message);
+            if (p->outcome.redirect) spark_live_redirect(v->lc, p->outcome.redirect);
             post_to_room(v->lc->conn, in->id, p->outcome.posts);
         } else if (v && p->rc == SPARK_UNKNOWN_EVENT) {
             char why[200];
@@ -153,11 +147,7 @@ static int answer_duplicates(instance *in, const char *dups_json) {
     EACH_LINK(d, &in->batch) {
         pending *p = lws_container_of(d, pending, link);
         if (!p->event_id || !json_object_object_get_ex(dups, p->event_id, &v)) continue;
-        if (p->viewer) {
-            spark_sbuf b = {0};
-            spark_frame_reply_applied(&b, p->ref, json_object_get_int64(v));
-            spark_live_send(p->viewer->lc, &b);
-        }
+        if (p->viewer) spark_live_reply_applied(p->viewer->lc, p->ref, json_object_get_int64(v));
         lws_dll2_remove(&p->link);
         free_pending(p);
         n++;

@@ -47,13 +47,8 @@ else
   done
 fi
 
-# playwright-core only; never a browser download.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-if [[ ! -f $here/node_modules/playwright-core/package.json ]]; then
-  echo "run.sh: installing node dependencies into tests/e2e/node_modules"
-  (cd "$here" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; }) ||
-    die "npm could not install playwright-core"
-fi
+bash "$here/deps.sh" || die "npm could not install playwright-core"
 
 artifacts=${SPARK_E2E_ARTIFACTS:-$here/artifacts}
 mkdir -p "$artifacts"

@@ -35,6 +35,33 @@ START_TEST(scalars_at_the_end_of_the_text) {
 }
 END_TEST
 
+/* json-c reads these and cannot write them back as they came: NaN and
+ * Infinity come out as bare words that JSON.parse and PostgreSQL refuse,
+ * 1e999 is no double, and integers past 64 bits are clamped in silence. */
+START_TEST(numbers_that_would_change_are_refused) {
+    static const char *const bad[] = {"NaN",
+                                      "Infinity",
+                                      "-Infinity",
+                                      "{\"a\":[1,NaN]}",
+                                      "1e999",
+                                      "-1e999",
+                                      "9223372036854775808",
+                                      "18446744073709551616",
+                                      "-9223372036854775809",
+                                      "{\"deep\":{\"n\":123456789012345678901234567890}}",
+                                      "\"\xc3\x28\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(parse(bad[i]) == NULL, "%s", bad[i]);
+    static const char *const ok[] = {"9223372036854775807", "-9223372036854775807", "1e308", "-0.0",
+                                     "\"caf\xc3\xa9\""};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        spark_json *j = parse(ok[i]);
+        ck_assert_msg(j != NULL, "%s", ok[i]);
+        spark_json_free(j);
+    }
+}
+END_TEST
+
 START_TEST(objects_and_fields) {
     spark_json *j = parse("{\"action\":\"resume\",\"since\":42}");
     ck_assert(spark_json_is_object(j));
@@ -54,6 +81,7 @@ int main(void) {
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, scalars_at_the_end_of_the_text);
     tcase_add_test(tc, objects_and_fields);
+    tcase_add_test(tc, numbers_that_would_change_are_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);

@@ -32,6 +32,19 @@ START_TEST(bad_frames_get_codes) {
         {"[]", "invalid_json"},
         {"42", "invalid_json"},
         {"null", "invalid_json"},
+        /* Not JSON, though json-c reads them: numbers it cannot give back
+         * as they came, and what only its lenient mode takes. */
+        {"{\"t\":\"event\",\"cid\":\"a:b\",\"e\":\"x\",\"d\":{\"n\":NaN}}", "invalid_json"},
+        {"{\"t\":\"event\",\"cid\":\"a:b\",\"e\":\"x\",\"d\":{\"n\":Infinity}}", "invalid_json"},
+        {"{\"t\":\"event\",\"cid\":\"a:b\",\"e\":\"x\",\"d\":{\"n\":[-Infinity]}}", "invalid_json"},
+        {"{\"t\":\"event\",\"cid\":\"a:b\",\"e\":\"x\",\"d\":{\"n\":1e999}}", "invalid_json"},
+        {"{\"t\":\"event\",\"cid\":\"a:b\",\"e\":\"x\",\"d\":{\"n\":9223372036854775808}}",
+         "invalid_json"},
+        {"{\"t\":\"event\",\"cid\":\"a:b\",\"e\":\"x\",\"d\":{\"n\":-99999999999999999999}}",
+         "invalid_json"},
+        {"{\"t\":\"join\",\"cid\":\"a:b\",}", "invalid_json"},
+        {"{\"t\":\"join\",\"cid\":\"a:b\",\"v\":012}", "invalid_json"},
+        {"{\"t\":\"join\",\"cid\":\"a:\xff\"}", "invalid_json"},
         {"{}", "invalid_message"},
         {"{\"t\":7,\"cid\":\"a:b\"}", "invalid_message"},
         {"{\"t\":\"wave\",\"cid\":\"a:b\"}", "unknown_type"},
@@ -109,6 +122,77 @@ START_TEST(server_frames) {
     spark_sbuf_free(&b);
     spark_frame_redirect(&b, "/login");
     ck_assert_str_eq(b.data, "{\"t\":\"redirect\",\"url\":\"/login\"}");
+    spark_sbuf_free(&b);
+}
+END_TEST
+
+static const char *parse_azu(const char *frame, spark_dialect *d, spark_msg *m) {
+    const char *code = NULL, *message = NULL;
+    int r = spark_msg_parse_dialect(frame, strlen(frame), d, m, &code, &message);
+    return r == 0 ? NULL : code;
+}
+
+START_TEST(azu_frames_parse) {
+    spark_msg m;
+    /* The first object frame chooses: "type" without "t" is Azu's. */
+    spark_dialect d = SPARK_DIALECT_UNKNOWN;
+    ck_assert_str_eq(parse_azu("nope", &d, &m), "invalid_json");
+    ck_assert_int_eq(d, SPARK_DIALECT_UNKNOWN);
+    ck_assert_ptr_null(parse_azu("{\"type\":\"component_event\",\"ref\":4,\"component_id\":"
+                                 "\"todo:g\",\"event\":\"delete_todo\",\"id\":\"e1\","
+                                 "\"data\":{\"id\":\"3\",\"event\":\"clear\"}}",
+                                 &d, &m));
+    ck_assert_int_eq(d, SPARK_DIALECT_AZU);
+    ck_assert_int_eq(m.kind, SPARK_MSG_EVENT);
+    ck_assert_int_eq(m.ref, 4);
+    ck_assert_str_eq(m.cid, "todo:g");
+    ck_assert_str_eq(m.event, "delete_todo"); /* the data's "event" is data */
+    ck_assert_str_eq(m.event_id, "e1");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(m.data, "id")), "3");
+    spark_msg_clear(&m);
+    ck_assert_ptr_null(parse_azu("{\"type\":\"component_join\",\"component_id\":\"todo:g\","
+                                 "\"version\":3}",
+                                 &d, &m));
+    ck_assert_int_eq(m.kind, SPARK_MSG_JOIN);
+    ck_assert_int_eq(m.v, 3);
+    ck_assert_int_eq(m.ref, -1);
+    spark_msg_clear(&m);
+    ck_assert_str_eq(parse_azu("{\"t\":\"join\",\"cid\":\"todo:g\"}", &d, &m), "invalid_message");
+    /* A frame with "t" chooses Spark's, even with a "type". */
+    d = SPARK_DIALECT_UNKNOWN;
+    ck_assert_ptr_null(
+        parse_azu("{\"t\":\"leave\",\"type\":\"component_event\",\"cid\":\"a:b\"}", &d, &m));
+    ck_assert_int_eq(d, SPARK_DIALECT_SPARK);
+    ck_assert_int_eq(m.kind, SPARK_MSG_LEAVE);
+    spark_msg_clear(&m);
+}
+END_TEST
+
+START_TEST(azu_server_frames) {
+    spark_sbuf b = {0};
+    spark_html *h = spark_html_new();
+    H2(h) { spark_text(h, "Count: <1>"); }
+    spark_frame_azu_update(&b, "counter:x", 4, spark_html_root(h));
+    ck_assert_str_eq(b.data, "{\"type\":\"component_update\",\"component_id\":\"counter:x\","
+                             "\"version\":4,\"html\":\"<h2>Count: &lt;1&gt;</h2>\"}");
+    spark_sbuf_free(&b);
+    spark_html_free(h);
+    spark_frame_azu_flash(&b, "todo:g", "info", "Saved \"it\"");
+    ck_assert_str_eq(b.data, "{\"type\":\"component_flash\",\"component_id\":\"todo:g\","
+                             "\"level\":\"info\",\"message\":\"Saved \\\"it\\\"\"}");
+    spark_sbuf_free(&b);
+    spark_frame_azu_redirect(&b, "/login");
+    ck_assert_str_eq(b.data, "{\"type\":\"component_redirect\",\"url\":\"/login\"}");
+    spark_sbuf_free(&b);
+    spark_frame_azu_reply(&b, 2, -1);
+    ck_assert_str_eq(b.data, "{\"type\":\"reply\",\"ref\":2,\"ok\":true}");
+    spark_sbuf_free(&b);
+    spark_frame_azu_reply(&b, 2, 7);
+    ck_assert_str_eq(b.data, "{\"type\":\"reply\",\"ref\":2,\"ok\":true,\"version\":7}");
+    spark_sbuf_free(&b);
+    spark_frame_azu_error(&b, -1, "todo:g", "too_large", "big");
+    ck_assert_str_eq(b.data, "{\"type\":\"error\",\"ref\":null,\"component_id\":\"todo:g\","
+                             "\"code\":\"too_large\",\"message\":\"big\"}");
     spark_sbuf_free(&b);
 }
 END_TEST
@@ -267,6 +351,8 @@ int main(void) {
     tcase_add_test(tc, bad_frames_get_codes);
     tcase_add_test(tc, good_frames_parse);
     tcase_add_test(tc, server_frames);
+    tcase_add_test(tc, azu_frames_parse);
+    tcase_add_test(tc, azu_server_frames);
     tcase_add_test(tc, component_ids);
     tcase_add_test(tc, todo_text_is_escaped);
     tcase_add_test(tc, todo_counts_and_filters);

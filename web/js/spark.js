@@ -1,9 +1,12 @@
 /*
  * spark.js - the browser client of Spark's live components and channels.
  *
- * One dependency-free file, served at /js/spark.js. Load it at the end of
- * the page (or with `defer`); it connects by itself when the page has
- * component roots:
+ * One dependency-free file, served at /js/spark.js and, as the same file,
+ * at /js/azu-spark.js: loaded by that name it speaks Azu's frames
+ * (component_event, component_update, ...; docs/protocol.md) and offers
+ * Azu's calls (Spark.connect(url), sendEvent, updateComponent). Load it at
+ * the end of the page (or with `defer`); it connects by itself when the
+ * page has component roots:
  *
  *     <div spark-component="todo:groceries" spark-version="12">...</div>
  *     <script src="/js/spark.js" defer></script>
@@ -14,8 +17,8 @@
  *   - binds events by delegation on the document: spark-click, spark-change,
  *     spark-input, spark-submit, spark-keydown / spark-keyup (with a
  *     spark-key filter such as "Enter"), and Azu's live-click, live-change,
- *     live-input as aliases; payloads come from spark-value-* attributes and
- *     form fields; spark-debounce / spark-throttle (ms) limit the rate;
+ *     live-input as aliases; payloads come from spark-value-* and data-*
+ *     attributes and form fields; spark-debounce / spark-throttle (ms) limit the rate;
  *   - applies `patch` ops exactly and in order (docs/patch.md), `render` as a
  *     whole, shows `flash` messages (dismissible) and follows `redirect`;
  *   - never disturbs the element being edited: the focused field keeps its
@@ -227,13 +230,23 @@
     return el && el.closest ? el.closest(sel) : null;
   }
 
-  /* spark-value-* attributes as an object ("spark-value-item-id" is "item-id"). */
+  /* The element's spark-value-* and data-* attributes added to `into`
+   * ("spark-value-item-id" and "data-item-id" are "item-id"). A data-*
+   * only fills in: it never replaces a form field or a spark-value-* of
+   * the same name. They only ever become the event's data: never its
+   * name, its component or anything else of the frame. */
   function valuesOf(el, into) {
     into = into || {};
-    for (var i = 0; i < el.attributes.length; i++) {
-      var a = el.attributes[i];
-      if (a.name.indexOf("spark-value-") === 0) into[a.name.slice(12)] = a.value;
-      else if (a.name.indexOf("live-value-") === 0) into[a.name.slice(11)] = a.value;
+    var has = Object.prototype.hasOwnProperty;
+    var prefixes = ["spark-value-", "live-value-", "data-"];
+    for (var p = 0; p < prefixes.length; p++) {
+      for (var i = 0; i < el.attributes.length; i++) {
+        var a = el.attributes[i];
+        if (a.name.indexOf(prefixes[p]) !== 0) continue;
+        var key = a.name.slice(prefixes[p].length);
+        if (!key || key === "__proto__" || (p === 2 && has.call(into, key))) continue;
+        into[key] = a.value;
+      }
     }
     return into;
   }
@@ -450,6 +463,7 @@
 
   var opts = {
     url: null,          /* default: ws(s)://<this host>/spark */
+    protocol: null,     /* "spark" or "azu" (Azu's frames); default: "azu" when loaded as azu-spark.js */
     token: null,        /* sent as ?token=; the session cookie works without it */
     params: null,       /* more query arguments */
     minBackoff: 250,    /* ms */
@@ -478,7 +492,8 @@
     var url = opts.url;
     if (!url) url = (location.protocol === "https:" ? "wss:" : "ws:") + "//" + location.host + "/spark";
     else if (/^\//.test(url)) url = (location.protocol === "https:" ? "wss:" : "ws:") + "//" + location.host + url;
-    var q = [];
+    /* Spark's frames are the server's default; Azu's are asked for. */
+    var q = dialect() === "azu" ? ["protocol=azu"] : [];
     if (opts.token) q.push("token=" + encodeURIComponent(opts.token));
     if (opts.params) Object.keys(opts.params).forEach(function (k) {
       q.push(encodeURIComponent(k) + "=" + encodeURIComponent(opts.params[k]));
@@ -490,6 +505,29 @@
     if (!ws || ws.readyState !== 1) return false;
     ws.send(JSON.stringify(msg));
     return true;
+  }
+
+  /* The frames this client speaks (docs/protocol.md): Spark's own, or
+   * Azu's ({"type":"component_event",...}), as the page chose. */
+  var loadedAs = document.currentScript && /\/azu-spark\.js(\?|#|$)/.test(document.currentScript.src || "") ? "azu" : "spark";
+
+  function dialect() {
+    return opts.protocol === "azu" || opts.protocol === "spark" ? opts.protocol : loadedAs;
+  }
+
+  /* A frame from its parts; the fields are set one by one, so nothing of
+   * the data (an object of its own) can be taken for the frame's. */
+  function frame(kind, ref, cid, extra) {
+    var azu = dialect() === "azu";
+    var f = {};
+    f[azu ? "type" : "t"] = azu ? "component_" + kind : kind;
+    if (ref !== null) f.ref = ref;
+    f[azu ? "component_id" : "cid"] = cid;
+    if (extra.v !== undefined && extra.v !== null) f[azu ? "version" : "v"] = extra.v;
+    if (extra.e !== undefined) f[azu ? "event" : "e"] = extra.e;
+    if (extra.id !== undefined) f.id = extra.id;
+    if (extra.d !== undefined) f[azu ? "data" : "d"] = extra.d;
+    return f;
   }
 
   function compFor(cid) {
@@ -544,7 +582,7 @@
       outbox.delete(entry.id);
       entry.reject(err);
     });
-    send({ t: "event", ref: ref, cid: entry.cid, e: entry.e, id: entry.id, d: entry.d });
+    send(frame("event", ref, entry.cid, { e: entry.e, id: entry.id, d: entry.d }));
   }
 
   function resendEvents(cid) {
@@ -560,8 +598,7 @@
     var ref = nextRef++;
     c.joinRef = ref;
     c.failed = false;
-    var msg = { t: "join", ref: ref, cid: cid };
-    if (!fresh && c.v !== null) msg.v = c.v;
+    var msg = frame("join", ref, cid, { v: fresh ? null : c.v });
     track(ref, "join", null).then(function (reply) {
       if (c.joinRef !== ref) return;
       c.joinRef = 0;
@@ -582,7 +619,7 @@
   /* Asks for a full render: the DOM no longer matches the server's. */
   function rejoinFresh(cid, c) {
     c.joined = false;
-    send({ t: "leave", cid: cid });
+    send(frame("leave", null, cid, {}));
     join(cid, c, true);
   }
 
@@ -667,16 +704,46 @@
 
   /* ---- messages from the server ---- */
 
-  function handle(msg) {
-    switch (msg.t) {
-      case "reply": {
-        var p = pending.get(msg.ref);
-        if (!p) return;
-        pending.delete(msg.ref);
-        clearTimeout(p.timer);
-        p.resolve(msg);
+  function settle(ref, reply) {
+    var p = pending.get(ref);
+    if (!p) return false;
+    pending.delete(ref);
+    clearTimeout(p.timer);
+    p.resolve(reply);
+    return true;
+  }
+
+  /* Azu's frames, on a connection that speaks them. Like Spark's, a frame
+   * this list does not name is ignored. */
+  function handleAzu(msg) {
+    switch (msg.type) {
+      case "reply":
+        settle(msg.ref, { ok: true, v: msg.version });
+        return;
+      case "error": {
+        var error = { code: String(msg.code || "error"), message: String(msg.message || "") };
+        if (typeof msg.ref === "number" && settle(msg.ref, { ok: false, error: error })) return;
+        emit("error", { cid: typeof msg.component_id === "string" ? msg.component_id : null, error: error });
         return;
       }
+      case "component_update":
+        return updateComponent(msg.component_id, msg.html, msg.version);
+      case "component_flash":
+        return showFlash(msg.level || "info", String(msg.message || ""), msg.component_id);
+      case "component_redirect":
+        return redirect(msg.url);
+    }
+  }
+
+  function handle(msg) {
+    /* An Azu connection gets Azu's frames; what is sent to the user and
+     * the token's refresh keep Spark's shape ("t") on both. */
+    if (dialect() === "azu" && msg.t !== "msg" && msg.t !== "refreshed" && msg.t !== "refresh_error")
+      return msg.t === undefined ? handleAzu(msg) : undefined;
+    switch (msg.t) {
+      case "reply":
+        settle(msg.ref, msg);
+        return;
       case "patch": return onPatch(msg);
       case "render": return onRender(msg);
       case "flash": return showFlash(msg.level || "info", String(msg.message || ""), msg.cid);
@@ -746,6 +813,18 @@
     }
     noteVersion(c, msg.v);
     emit("patch", { cid: msg.cid, v: msg.v, ops: msg.ops });
+  }
+
+  /* A component's whole HTML: its roots, or (Azu's way) the element with
+   * that id, take it. */
+  function updateComponent(cid, html, v) {
+    if (typeof cid !== "string" || typeof html !== "string") return;
+    var c = comps.get(cid);
+    if (c && c.roots.length) return onRender({ cid: cid, html: html, v: v });
+    var el = document.getElementById(cid);
+    if (!el) return;
+    el.replaceChildren(parseHTML(html));
+    emit("render", { cid: cid, v: v });
   }
 
   function onRender(msg) {
@@ -1283,11 +1362,20 @@
     applyPatch: SparkPatch.applyPatch,
 
     /* Connects to /spark and joins every component root of the page.
-     * options: url, token, params, minBackoff, maxBackoff, replyTimeout,
-     * flashTimeout, flashContainer, hooks. Calling it again with a new
-     * token reconnects with that token. */
-    connect: function (options) {
+     * options: url, token, params, protocol, minBackoff, maxBackoff,
+     * replyTimeout, flashTimeout, flashContainer, hooks. Calling it again
+     * with a new token (or protocol) reconnects with it. Azu's call,
+     * connect(url), takes the URL first. */
+    connect: function (options, more) {
+      /* Azu's call: Spark.connect("ws://host/spark"), options after it. */
+      if (typeof options === "string") {
+        var url = options;
+        options = {};
+        Object.keys(more || {}).forEach(function (k) { options[k] = more[k]; });
+        options.url = url;
+      }
       options = options || {};
+      var spoke = dialect();
       Object.keys(options).forEach(function (k) {
         if (k === "hooks") Object.keys(options.hooks).forEach(function (h) { hooks[h] = options.hooks[h]; });
         else opts[k] = options[k];
@@ -1295,7 +1383,9 @@
       bindDocument();
       wanted = true;
       scan();
-      if (ws && options.token !== undefined) { var old = ws; ws = null; old.close(1000); onDropped(old); }
+      /* A new token, or other frames (the server fixes them per socket):
+       * a new connection. */
+      if (ws && (options.token !== undefined || dialect() !== spoke)) { var old = ws; ws = null; old.close(1000); onDropped(old); }
       if (!ws) { attempt = 0; open(); }
       return api;
     },
@@ -1319,7 +1409,13 @@
      * ({ok:true} or {ok:false,error:{code,message}}). */
     pushEvent: function (cid, event, data) {
       var c = comps.get(cid);
-      if (state !== "open" || !c || !c.joined) {
+      /* Azu's sendEvent may name a component without a root on the page:
+       * it is joined first, and its updates go to the element of that id. */
+      if (state === "open" && dialect() === "azu" && typeof cid === "string" && cid && (!c || !c.joined)) {
+        c = compFor(cid);
+        if (c.joinRef === 0 && !c.failed) join(cid, c);
+      }
+      if (state !== "open" || !c || !(c.joined || (dialect() === "azu" && c.joinRef !== 0))) {
         emit("event-dropped", { cid: cid, e: event, reason: "not connected" });
         return Promise.reject(new Error("spark: not connected"));
       }
@@ -1342,7 +1438,7 @@
 
     /* Leaves a component and forgets its roots. */
     leave: function (cid) {
-      send({ t: "leave", cid: cid });
+      send(frame("leave", null, cid, {}));
       comps.delete(cid);
     },
 
@@ -1366,6 +1462,16 @@
       return function () { global.removeEventListener("spark:" + name, h); };
     },
 
+    /* Azu's names: sendEvent(componentId, event, data) is pushEvent;
+     * updateComponent(id, html) puts a component's HTML in its roots, or in
+     * the element with that id; showFlashMessage(message, level). */
+    sendEvent: function (cid, event, data) { return api.pushEvent(cid, event, data); },
+    updateComponent: function (cid, html) { updateComponent(cid, html); },
+    showFlashMessage: function (message, level) { return showFlash(level || "info", String(message)); },
+
+    /* "spark" or "azu": the frames this client speaks. */
+    get protocol() { return dialect(); },
+
     flash: showFlash,
     channel: channel,
     chat: chat,
@@ -1384,7 +1490,7 @@
 
   /* Connects by itself unless the page says otherwise:
    *   <script src="/js/spark.js" data-spark-manual>     (call Spark.connect)
-   *   <script src="/js/spark.js" data-token="..." data-url="...">
+   *   <script src="/js/spark.js" data-token="..." data-url="..." data-protocol="azu">
    *   <meta name="spark-token" content="...">                           */
   var script = document.currentScript;
   function boot() {
@@ -1395,6 +1501,7 @@
     Object.keys(cfg).forEach(function (k) { if (k !== "autoConnect") o[k] = cfg[k]; });
     if (script && script.getAttribute("data-token")) o.token = script.getAttribute("data-token");
     if (script && script.getAttribute("data-url")) o.url = script.getAttribute("data-url");
+    if (script && script.getAttribute("data-protocol")) o.protocol = script.getAttribute("data-protocol");
     var meta = document.querySelector('meta[name="spark-token"]');
     if (!o.token && meta && meta.content) o.token = meta.content;
     bindDocument();

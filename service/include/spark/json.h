@@ -29,7 +29,9 @@ extern "C" {
 typedef struct spark_json spark_json;
 
 /* Parses `len` bytes of JSON text. NULL if it is not exactly one JSON
- * value (trailing garbage included). */
+ * value (trailing garbage included) in strict JSON: valid UTF-8, no NaN or
+ * Infinity, every number finite and every integer within +-(2^63 - 1), so
+ * that what parses is written back with the same meaning. */
 SPARK_API spark_json *spark_json_parse(const char *text, size_t len);
 
 /* A new empty object. */

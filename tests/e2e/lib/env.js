@@ -7,6 +7,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
+const { until, untilEqual } = require('./until');
 
 function need(name) {
   const v = process.env[name];
@@ -37,19 +38,22 @@ async function launch() {
   });
 }
 
-// A token for `name` from sparkd itself (SPARK_SIGNING_KEY from run.sh).
-function token(sub, name) {
-  return execFileSync(SPARKD, ['token', '--sub', sub, '--name', name, '--ttl', '3600',
-    '--scope', 'room:*', '--scope', 'component:*'], { encoding: 'utf8' }).trim();
+// A token for `name` from sparkd itself (SPARK_SIGNING_KEY from run.sh),
+// with the scopes room:* and component:* and any `extra` ones.
+function token(sub, name, extra = []) {
+  const scopes = ['room:*', 'component:*', ...extra].flatMap((s) => ['--scope', s]);
+  return execFileSync(SPARKD, ['token', '--sub', sub, '--name', name, '--ttl', '3600', ...scopes],
+    { encoding: 'utf8' }).trim();
 }
 
 // A browser context signed in as one user: the session cookie holds a
 // token, as the /login page would set it. Cookies ignore ports, so each
 // user needs a context of their own. Console errors and page errors are
-// collected in ctx.problems.
-async function user(browser, name) {
+// collected in ctx.problems. `extraScopes` are granted besides room:* and
+// component:* (["revert:*"]).
+async function user(browser, name, extraScopes = []) {
   const ctx = await browser.newContext({ viewport: { width: 900, height: 800 } });
-  const t = token(name.toLowerCase(), name);
+  const t = token(name.toLowerCase(), name, extraScopes);
   await ctx.addCookies([{ name: 'spark_session', value: t, domain: '127.0.0.1', path: '/',
     httpOnly: true, sameSite: 'Lax' }]);
   ctx.token = t;
@@ -88,36 +92,6 @@ async function screenshot(page, name) {
   // caret: 'initial', since hiding the caret leaves style="" on every
   // input, and the page would no longer equal the server's render.
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true, caret: 'initial' });
-}
-
-// Polls `fn` (async) until it returns a truthy value; fails with `what`
-// and the last value after `timeout` ms.
-async function until(fn, what, timeout = 5000) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}` +
-        (last !== undefined ? ` (last: ${JSON.stringify(last)})` : ''));
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-// Polls until `fn` returns `expected` (deep equality through JSON).
-async function untilEqual(fn, expected, what, timeout = 5000) {
-  const want = JSON.stringify(expected);
-  let last;
-  try {
-    await until(async () => {
-      last = await fn();
-      return JSON.stringify(last) === want;
-    }, what, timeout);
-  } catch (e) {
-    throw new Error(`${e.message.replace(/ \(last.*$/, '')}\n  expected: ${want}\n  actual:   ${JSON.stringify(last)}`);
-  }
 }
 
 // The root element of component `cid` on the page.
