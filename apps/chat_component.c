@@ -2,7 +2,9 @@
  * chat_component.c - the seed's ChatComponent. Its messages are the room
  * "chat:<room>" that the /chat/:room_id channel posts to, so each sees
  * the other's messages; who is online comes from the room's presence;
- * typing is signalled to the room but never stored.
+ * typing is signalled to the room but never stored. The topic is its
+ * shared state, set from the chat channel ({"action":"topic"}): the
+ * seed's handle_external_event.
  * Its page, /chat/:room, is declared in site.c.
  */
 #include <spark/component.h>
@@ -12,11 +14,16 @@
 #include <time.h>
 
 #define MAX_MESSAGE_CHARS 2000
+#define MAX_TOPIC_CHARS   200
 #define TYPING_EVERY_MS   2000
 
 static void render(spark_html *h, const spark_view *v) {
     size_t online = spark_room_online_len(v), typing = spark_room_typing_len(v);
     DIV(h, "class", "chat") {
+        const char *topic = spark_state_str(v, "topic", "");
+        if (*topic) P(h, "class", "topic") {
+                spark_textf(h, "Topic: %s", topic);
+            }
         P(h, "class", "online") {
             spark_textf(h, "Online (%zu):", online);
             for (size_t i = 0; i < online; i++)
@@ -108,5 +115,16 @@ static int on_event(spark_event *e) {
     return SPARK_UNKNOWN_EVENT;
 }
 
-SPARK_COMPONENT(chat, .render = render, .on_event = on_event, .room = true,
-                .initial_view = "{\"draft\":\"\"}");
+/* Events from the chat channel: the seed's handle_external_event. */
+static int on_external(spark_event *e) {
+    if (spark_event_is(e, "set_topic")) {
+        const char *topic = spark_data_str(e, "topic");
+        if (!topic || utf8_chars(topic) > MAX_TOPIC_CHARS)
+            return spark_fail(e, "invalid_topic", "A topic is at most 200 characters");
+        return spark_state_set_str(e, "topic", topic);
+    }
+    return SPARK_UNKNOWN_EVENT;
+}
+
+SPARK_COMPONENT(chat, .render = render, .on_event = on_event, .on_external = on_external,
+                .room = true, .initial_view = "{\"draft\":\"\"}");

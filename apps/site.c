@@ -70,6 +70,7 @@ SPARK_PAGE(todo, .route = "/todo/:list", .component = "todo:{list}", .title = "T
            .nav = "Todo", .nav_path = "/todo/groceries");
 SPARK_PAGE(chat, .route = "/chat/:room", .component = "chat:{room}", .title = "Chat: {room}",
            .nav = "Chat", .nav_path = "/chat/lobby");
+SPARK_PAGE(game, .route = "/game/:id", .component = "game:{id}", .title = "Game {id}");
 
 /* Every version of a counter or a list, at /history/counter/home and
  * /history/todo/groceries: who changed what, any past version, revert. */

@@ -1,6 +1,8 @@
 /*
  * channel.c - WebSocket connections of the channel API: upgrade routing,
- * message assembly, the send queue, limits, and the public spark_conn calls.
+ * message assembly, the send queue, limits, and the public spark_conn calls,
+ * with the per-channel counts and the room everyone is in ("spark:all",
+ * joined once per instance on behalf of every connection).
  *
  * Every limit is enforced here, before a channel sees anything:
  *  - an upgrade to an unknown route gets HTTP 404, a full or stopping
@@ -44,6 +46,7 @@
 #define MAX_TOKEN_WAIT_S (400LL * 86400)
 #define COALESCE_BYTES   65536
 #define SPARK_LIVE_ROUTE "/spark"
+#define ALL_ROOM         "spark:all"
 
 typedef struct frame {
     struct frame *next;
@@ -54,6 +57,8 @@ typedef struct frame {
 struct spark_conn {
     spark_channels *owner;
     const spark_channel *channel;
+    size_t channel_index; /* in the registry, for per-channel counts */
+    bool counted;         /* in owner->open[channel_index] */
     struct lws *wsi;
     uint64_t serial;
     char origin[96];
@@ -85,7 +90,8 @@ struct spark_conn {
     int close_code;
     char close_reason[MAX_REASON_BYTES + 1];
 
-    spark_room_peer peer; /* what the rooms module knows of it */
+    spark_room_peer peer;  /* what the rooms module knows of it */
+    lws_dll2_owner_t refs; /* spark_conn_refs held on its behalf */
     void *data;
     void (*release)(void *data);
 };
@@ -95,11 +101,19 @@ struct spark_channels {
     spark_rooms *rooms;
     spark_sessions *sessions;
     lws_dll2_owner_t conns;
-    size_t upgrading; /* accepted by the filter, not yet established */
+    size_t open[MAX_CHANNELS]; /* per channel: connections from on_connect to on_close */
+    size_t upgrading;          /* accepted by the filter, not yet established */
     uint64_t next_serial;
     bool refusing;
     spark_components *components; /* serves the /spark route; opaque here */
+    /* Members of ALL_ROOM on behalf of every connection: one for channel
+     * clients, one (enveloped) for /spark ones. */
+    spark_room_peer all_plain, all_enveloped;
 };
+
+/* The serving process's channels, for calls made without a connection
+ * (spark_broadcast_all): one per process, like the registry. */
+static spark_channels *serving;
 
 static const spark_channel *registry[MAX_CHANNELS];
 static size_t nregistered;
@@ -114,9 +128,13 @@ SPARK_API int spark_channel_register(const spark_channel *channel) {
     return 0;
 }
 
-static const spark_channel *find_channel(const char *path, spark_route_params *params) {
+static const spark_channel *find_channel(const char *path, spark_route_params *params,
+                                         size_t *index) {
     for (size_t i = 0; i < nregistered; i++)
-        if (spark_route_match(registry[i]->route, path, params)) return registry[i];
+        if (spark_route_match(registry[i]->route, path, params)) {
+            if (index) *index = i;
+            return registry[i];
+        }
     return NULL;
 }
 
@@ -128,7 +146,9 @@ static bool is_enveloped(const spark_channel *channel) {
     return strcmp(channel->route, SPARK_LIVE_ROUTE) == 0;
 }
 
-bool spark_channels_route_exists(const char *path) { return find_channel(path, NULL) != NULL; }
+bool spark_channels_route_exists(const char *path) {
+    return find_channel(path, NULL, NULL) != NULL;
+}
 
 /* The seed's answer to a message the server could not handle: here, one
  * that could not be stored. Found by serial, since the connection may have
@@ -145,6 +165,18 @@ static void post_failed(void *ud, uint64_t serial) {
     lws_end_foreach_dll(d);
 }
 
+static void deliver_to_all(spark_channels *channels, bool enveloped, const char *kind,
+                           const char *text, size_t len);
+
+static void deliver_all_plain(spark_room_peer *p, const char *kind, const char *text, size_t len) {
+    deliver_to_all(lws_container_of(p, spark_channels, all_plain), false, kind, text, len);
+}
+
+static void deliver_all_enveloped(spark_room_peer *p, const char *kind, const char *text,
+                                  size_t len) {
+    deliver_to_all(lws_container_of(p, spark_channels, all_enveloped), true, kind, text, len);
+}
+
 spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms,
                                    spark_sessions *sessions) {
     spark_channels *channels = calloc(1, sizeof *channels);
@@ -153,6 +185,16 @@ spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms,
     channels->rooms = rooms;
     channels->sessions = sessions;
     spark_rooms_on_post_failed(rooms, post_failed, channels);
+    /* Joined now; a join the database could not take yet is retried when
+     * it comes up, like any member's. */
+    channels->all_plain = (spark_room_peer){
+        .deliver = deliver_all_plain, .origin = "", .user_id = "", .user_name = ""};
+    channels->all_enveloped = channels->all_plain;
+    channels->all_enveloped.deliver = deliver_all_enveloped;
+    channels->all_enveloped.enveloped = true;
+    spark_rooms_join(rooms, &channels->all_plain, ALL_ROOM, SPARK_LIVE);
+    spark_rooms_join(rooms, &channels->all_enveloped, ALL_ROOM, SPARK_LIVE);
+    serving = channels;
     return channels;
 }
 
@@ -167,6 +209,22 @@ size_t spark_channels_count(const spark_channels *channels) {
 static void deliver_room_frame(spark_room_peer *p, const char *kind, const char *text, size_t len) {
     (void)kind;
     spark_conn_send(lws_container_of(p, spark_conn, peer), text, len);
+}
+
+static int enqueue(spark_conn *c, const char *text, size_t len);
+
+/* A message of ALL_ROOM reaches every open connection here, each in the
+ * shape its channel's client reads: enveloped for /spark, as is for the
+ * others. Connections refused at the handshake (closing with 4401) and
+ * those closing get nothing. */
+static void deliver_to_all(spark_channels *channels, bool enveloped, const char *kind,
+                           const char *text, size_t len) {
+    if (strcmp(kind, "message") != 0 && strcmp(kind, "ephemeral") != 0) return;
+    EACH_LINK(d, &channels->conns) {
+        spark_conn *c = lws_container_of(d, spark_conn, link);
+        if (!c->refused && !c->closing && is_enveloped(c->channel) == enveloped)
+            enqueue(c, text, len);
+    }
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -362,7 +420,8 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
         return NULL;
     }
     spark_route_params params;
-    const spark_channel *channel = find_channel(path, &params);
+    size_t index = 0;
+    const spark_channel *channel = find_channel(path, &params, &index);
     if (!channel) {
         refuse(wsi, 404, "no channel on this route", path);
         return NULL;
@@ -381,6 +440,7 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
     }
     c->owner = channels;
     c->channel = channel;
+    c->channel_index = index;
     c->params = params;
     c->serial = ++channels->next_serial;
     snprintf(c->origin, sizeof c->origin, "%s/%" PRIu64, channels->cfg->instance, c->serial);
@@ -447,9 +507,14 @@ static void on_established(spark_conn *c, struct lws *wsi) {
     spark_metric_add(SPARK_M_WS_ACCEPTED, 1);
     spark_metric_add(SPARK_M_WS_CONNECTIONS, 1);
     if (c->refused) {
+        /* The seed's close_with_error: a channel client is told why in a
+         * frame too; a /spark client reads the close code alone. */
+        if (!is_enveloped(c->channel)) spark_conn_send_error(c, "Authentication required");
         request_close(c, CLOSE_AUTH, c->refused);
         return;
     }
+    c->counted = true;
+    c->owner->open[c->channel_index]++;
     char q[600];
     spark_log(SPARK_LOG_DEBUG, "ws.open", NULL, "conn=%" PRIu64 " route=%s user=%s", c->serial,
               c->channel->route, spark_log_value(q, sizeof q, c->user_id));
@@ -471,8 +536,13 @@ static void on_closed(spark_conn *c) {
               c->close_code);
     c->closing = true; /* nothing more may be queued */
     c->wsi = NULL;
+    if (c->counted) channels->open[c->channel_index]--;
     if (c->channel->on_close && !c->refused)
         c->channel->on_close(c, c->close_code, c->close_reason);
+    EACH_LINK(d, &c->refs) {
+        lws_container_of(d, spark_conn_ref, link)->conn = NULL;
+        lws_dll2_remove(d);
+    }
     spark_rooms_peer_gone(channels->rooms, &c->peer);
     free_conn(c);
 }
@@ -647,6 +717,9 @@ void spark_channels_close_all(spark_channels *channels, int code, const char *re
 
 void spark_channels_free(spark_channels *channels) {
     if (!channels) return;
+    spark_rooms_peer_gone(channels->rooms, &channels->all_plain);
+    spark_rooms_peer_gone(channels->rooms, &channels->all_enveloped);
+    if (serving == channels) serving = NULL;
     free(channels);
 }
 
@@ -659,6 +732,18 @@ void spark_channels_set_components(spark_channels *channels, spark_components *c
 }
 
 spark_components *spark_conn_components(const spark_conn *c) { return c->owner->components; }
+
+bool spark_conn_closing(const spark_conn *c) { return !c || c->closing; }
+
+void spark_conn_ref_hold(spark_conn_ref *ref, spark_conn *c) {
+    ref->conn = c;
+    if (c) lws_dll2_add_tail(&ref->link, &c->refs);
+}
+
+void spark_conn_ref_drop(spark_conn_ref *ref) {
+    lws_dll2_remove(&ref->link);
+    ref->conn = NULL;
+}
 
 /* ---- the public connection API ------------------------------------------ */
 
@@ -690,6 +775,25 @@ SPARK_API const char *spark_conn_user_name(const spark_conn *c) { return c ? c->
 
 SPARK_API bool spark_conn_can(const spark_conn *c, const char *scope) {
     return c && scope && spark_identity_can(c->owner->sessions, &c->identity, scope);
+}
+
+SPARK_API const char *spark_timestamp(char out[SPARK_TIMESTAMP_LEN]) {
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, SPARK_TIMESTAMP_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, SPARK_TIMESTAMP_LEN - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    return out;
+}
+
+SPARK_API bool spark_conn_authenticated(const spark_conn *c) {
+    return c && c->identity.authenticated;
+}
+
+SPARK_API size_t spark_conn_count(const spark_conn *c, const char *room) {
+    if (!c) return 0;
+    return room ? spark_rooms_count(c->owner->rooms, room) : c->owner->open[c->channel_index];
 }
 
 SPARK_API int spark_conn_send(spark_conn *c, const char *text, size_t len) {
@@ -748,6 +852,15 @@ SPARK_API int spark_broadcast_kind(spark_conn *from, const char *room, const cha
 SPARK_API int spark_broadcast(spark_conn *from, const char *room, const char *json,
                               unsigned flags) {
     return spark_broadcast_kind(from, room, "message", json, flags);
+}
+
+SPARK_API int spark_broadcast_all(const char *json) {
+    return serving ? spark_rooms_post(serving->rooms, NULL, ALL_ROOM, "message", json, 0) : -1;
+}
+
+SPARK_API int spark_conn_history(spark_conn *c, const char *room, long long before, int limit) {
+    if (!c || c->closing || limit < 1 || limit > SPARK_HISTORY_MAX) return -1;
+    return spark_rooms_history(c->owner->rooms, &c->peer, room, before, limit);
 }
 
 SPARK_API int spark_send_user(spark_conn *from, const char *user_id, const char *json) {

@@ -42,6 +42,19 @@ void spark_channels_close_all(spark_channels *channels, int code, const char *re
  * their viewers' presence with it. */
 spark_room_peer *spark_conn_peer(spark_conn *c);
 
+/* True once the connection is closing or closed: queue nothing for it. */
+bool spark_conn_closing(const spark_conn *c);
+
+/* Something held on a connection's behalf (an event it sent to a
+ * component): its `conn` is set to NULL, not freed, when the connection
+ * goes, so the holder may outlive it. */
+typedef struct spark_conn_ref {
+    lws_dll2_t link;
+    spark_conn *conn;
+} spark_conn_ref;
+void spark_conn_ref_hold(spark_conn_ref *ref, spark_conn *c);
+void spark_conn_ref_drop(spark_conn_ref *ref);
+
 /* The live component runtime of the connection's server, for the /spark
  * channel (registered once per process, served by each server). */
 typedef struct spark_components spark_components;

@@ -99,8 +99,9 @@ spark_html *spark_live_render(spark_live *lv, const char **error) {
 }
 
 int spark_live_dispatch(spark_live *lv) {
-    if (!lv->type->on_event) return SPARK_UNKNOWN_EVENT;
-    int r = lv->type->on_event(lv);
+    int (*handler)(spark_event * e) = lv->external ? lv->type->on_external : lv->type->on_event;
+    if (!handler) return SPARK_UNKNOWN_EVENT;
+    int r = handler(lv);
     if (r == SPARK_OK || r == SPARK_UNKNOWN_EVENT) return r;
     if (!lv->fail_code) spark_fail(lv, "failed", "the event could not be handled");
     return SPARK_FAILED;

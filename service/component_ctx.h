@@ -36,6 +36,7 @@ struct spark_live {
     const spark_room_view *room;
     bool shared_writable, local_writable;
     bool used_viewer; /* render read who is looking: not shareable */
+    bool external;    /* a handler run of on_external (spark_conn_event) */
 
     /* the event of a handler run */
     const char *event;
@@ -61,8 +62,8 @@ const spark_component *spark_component_of_id(const char *id, const char **key);
  * refused (the builder's error) or out of memory. */
 spark_html *spark_live_render(spark_live *lv, const char **error);
 
-/* Runs on_event. Returns SPARK_OK, SPARK_FAILED (fail_code set) or
- * SPARK_UNKNOWN_EVENT. */
+/* Runs on_event (on_external for an external run). Returns SPARK_OK, SPARK_FAILED (fail_code set)
+ * or SPARK_UNKNOWN_EVENT. */
 int spark_live_dispatch(spark_live *lv);
 
 void spark_live_clear_outcome(spark_live *lv);

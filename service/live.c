@@ -366,6 +366,26 @@ static void live_on_close(spark_conn *c, int code, const char *reason) {
     EACH_LINK(d, &lc->viewers) { remove_viewer(lws_container_of(d, viewer, in_conn)); }
 }
 
+/* ---- events from channels ------------------------------------------------------ */
+
+#define MAX_EVENT_NAME 64
+
+SPARK_API int spark_conn_event(spark_conn *c, const char *component_id, const char *event,
+                               const char *data_json, spark_event_done done) {
+    spark_components *cs = c ? spark_conn_components(c) : NULL;
+    if (!cs || cs->detached || spark_conn_closing(c) || !event || !*event ||
+        strlen(event) > MAX_EVENT_NAME || !spark_component_of_id(component_id, NULL))
+        return -1;
+    json_object *data = data_json ? json_tokener_parse(data_json) : json_object_new_object();
+    instance *in =
+        json_object_is_type(data, json_type_object) ? spark_instance_get(cs, component_id) : NULL;
+    /* Kept warm for the next one (a game's moves), as after a viewer leaves. */
+    if (in) spark_instance_keep(in, GRACE_US);
+    int r = in ? spark_writes_external(in, c, event, data, done) : -1;
+    json_object_put(data);
+    return r;
+}
+
 /* ---- what lower layers tell ------------------------------------------------- */
 
 /* Pages wait for a component's state, and a room component's room. */
@@ -392,6 +412,7 @@ static void state_failed(instance *in, const char *why) {
     (void)why;
     if (in->loaded) return;
     fail_waiting_joins(in, "the component's state cannot be read now");
+    spark_writes_fail_external(in, "unavailable", "the component's state cannot be read now");
     if (in->cs->ready) in->cs->ready(in->cs->ready_ud, in->id); /* they answer 503 */
 }
 

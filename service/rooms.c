@@ -23,7 +23,8 @@
  * Members are peers (rooms.h): connections and live components alike. A
  * watching component joins with the room's recent messages and presence,
  * read in one statement; a quiet member (a component's viewer) is only
- * present. The module knows nothing else of either.
+ * present. The module knows nothing else of either. A peer may also ask
+ * for a page of a room's history (spark_conn_history) without joining.
  */
 #include "rooms.h"
 
@@ -579,6 +580,84 @@ int spark_rooms_track_quietly(spark_rooms *rooms, spark_room_peer *p, const char
     return spark_rooms_track(rooms, p, name, NULL);
 }
 
+size_t spark_rooms_count(spark_rooms *rooms, const char *name) {
+    room *r = valid_room(name) ? find_room(rooms, name) : NULL;
+    size_t n = 0;
+    if (r) EACH_LINK(d, &r->members) {
+            n += lws_container_of(d, member, in_room)->peer->serial != 0;
+        }
+    return n;
+}
+
+/* ---- history pages --------------------------------------------------------- */
+
+/* A page asked for: the peer is cleared if it goes before the answer. */
+typedef struct {
+    lws_dll2_t in_peer;
+    spark_room_peer *peer;
+} page_request;
+
+static void on_history_page(void *ud, const PGresult *res, const char *error) {
+    page_request *q = ud;
+    spark_room_peer *p = q->peer;
+    lws_dll2_remove(&q->in_peer);
+    free(q);
+    if (!p) return;
+    if (error) {
+        spark_log(SPARK_LOG_WARN, "rooms.query_failed", error, "what=history");
+        return;
+    }
+    size_t len;
+    json_object *page = json_tokener_parse(PQgetvalue(res, 0, 0)), *messages = NULL;
+    /* "seq" goes last, where live frames have it (jsonb sorts keys). */
+    json_object_object_get_ex(page, "messages", &messages);
+    for (size_t i = 0; i < json_object_array_length(messages); i++) {
+        json_object *m = json_object_array_get_idx(messages, i), *seq = NULL;
+        if (!json_object_object_get_ex(m, "seq", &seq)) continue;
+        json_object_get(seq);
+        json_object_object_del(m, "seq");
+        json_object_object_add(m, "seq", seq);
+    }
+    char *text = page ? frame_text(page, &len) : NULL;
+    if (text) p->deliver(p, "history_page", text, len);
+    free(text);
+}
+
+int spark_rooms_history(spark_rooms *rooms, spark_room_peer *p, const char *name, long long before,
+                        int limit) {
+    if (!valid_room(name) || p->enveloped || (before < 1 && before != SPARK_LIVE) || limit < 1)
+        return -1;
+    page_request *q = calloc(1, sizeof *q);
+    if (!q) return -1;
+    q->peer = p;
+    lws_dll2_add_tail(&q->in_peer, &p->requests);
+    char b[24], n[16];
+    snprintf(b, sizeof b, "%lld", before);
+    snprintf(n, sizeof n, "%d", limit);
+    const char *params[] = {name, b, n};
+    /* One more row than asked tells whether older ones remain. Payloads
+     * get their seq as live frames do (message_frame). */
+    if (query_untracked(
+            rooms,
+            "SELECT json_build_object('type', 'history', 'room', $1::text,"
+            "  'messages', coalesce(json_agg(CASE WHEN jsonb_typeof(x.payload) = 'object'"
+            "      THEN (x.payload - 'seq') || jsonb_build_object('seq', x.seq)"
+            "      ELSE jsonb_build_object('room', $1::text, 'payload', x.payload, 'seq', x.seq) "
+            "END"
+            "    ORDER BY x.seq) FILTER (WHERE x.rn <= $3::int), '[]'),"
+            "  'more', count(*) > $3::int)::text"
+            " FROM (SELECT seq, payload, row_number() OVER (ORDER BY seq DESC) AS rn"
+            "         FROM spark.messages"
+            "        WHERE room = $1 AND kind = 'message' AND ($2::bigint < 0 OR seq < $2::bigint)"
+            "        ORDER BY seq DESC LIMIT $3::int + 1) x",
+            3, params, on_history_page, q)) {
+        lws_dll2_remove(&q->in_peer);
+        free(q);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- presence -------------------------------------------------------------- */
 
 static void untrack(spark_rooms *rooms, spark_room_peer *p, const char *room_name) {
@@ -611,6 +690,10 @@ int spark_rooms_leave(spark_rooms *rooms, spark_room_peer *p, const char *name) 
 
 void spark_rooms_peer_gone(spark_rooms *rooms, spark_room_peer *p) {
     bool tracked = false;
+    EACH_LINK(d, &p->requests) {
+        lws_container_of(d, page_request, in_peer)->peer = NULL;
+        lws_dll2_remove(d);
+    }
     EACH_LINK(d, &p->memberships) {
         member *m = lws_container_of(d, member, in_peer);
         room *r = m->room;

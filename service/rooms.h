@@ -59,6 +59,7 @@ struct spark_room_peer {
     const char *user_id, *user_name;
     bool enveloped;               /* wrap deliveries as {"t":"msg",...} (above) */
     lws_dll2_owner_t memberships; /* the rooms module's */
+    lws_dll2_owner_t requests;    /* the rooms module's: history pages asked for */
 };
 
 spark_rooms *spark_rooms_new(struct lws_context *ctx, spark_pg *db, const spark_config *cfg);
@@ -81,6 +82,19 @@ int spark_rooms_track(spark_rooms *rooms, spark_room_peer *p, const char *room,
  * the newest `recent` messages and one "presence_state", read together,
  * then everything live. Joined again after the database comes back. */
 int spark_rooms_watch(spark_rooms *rooms, spark_room_peer *p, const char *room, int recent);
+
+/* Connections of this instance in `room`: its members that are channel
+ * connections (a peer with a serial), /spark viewers of a room component
+ * included. */
+size_t spark_rooms_count(spark_rooms *rooms, const char *room);
+
+/* Delivers to the peer, as kind "history_page", one page of the room's
+ * stored messages before `before` (SPARK_LIVE: the newest), at most
+ * `limit`, oldest first (the frame of spark_conn_history). Returns 0, or
+ * -1 when the room or before is invalid, the peer is enveloped, or the
+ * database cannot take the query. */
+int spark_rooms_history(spark_rooms *rooms, spark_room_peer *p, const char *room, long long before,
+                        int limit);
 
 /* Makes the peer present in the room without delivering anything to it:
  * a live component's viewer, whom the component shows. */

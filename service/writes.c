@@ -9,6 +9,7 @@
  */
 #include "writes.h"
 
+#include "channel_internal.h"
 #include "log.h"
 #include "render.h"
 #include "store.h"
@@ -31,12 +32,19 @@ typedef struct pending {
     json_object *data;
     int rc;
     spark_live outcome; /* only the outcome fields are used */
+    /* An external event (spark_conn_event): no viewer, its sender instead. */
+    bool external;
+    char *actor_name;
+    spark_conn_ref caller;
+    spark_event_done done;
 } pending;
 
 static void run_batch(instance *in);
 static void send_group(lws_sorted_usec_list_t *sul);
 
 static void free_pending(pending *p) {
+    spark_conn_ref_drop(&p->caller);
+    free(p->actor_name);
     free(p->event_id);
     free(p->name);
     free(p->actor);
@@ -46,15 +54,43 @@ static void free_pending(pending *p) {
     free(p);
 }
 
-static void post_to_room(viewer *v, json_object *posts) {
+static void post_to_room(spark_conn *from, const char *room, json_object *posts) {
     size_t n = posts ? json_object_array_length(posts) : 0;
     for (size_t i = 0; i < n; i++) {
         json_object *post = json_object_array_get_idx(posts, i), *eph = NULL, *payload = NULL;
         json_object_object_get_ex(post, "ephemeral", &eph);
         json_object_object_get_ex(post, "payload", &payload);
-        spark_broadcast(v->lc->conn, v->inst->id, spark_json_plain(payload),
+        spark_broadcast(from, room, spark_json_plain(payload),
                         json_object_get_boolean(eph) ? SPARK_EPHEMERAL : 0);
     }
+}
+
+/* Tells an external event's sender how it ended: stored (`code` NULL
+ * and rc SPARK_OK), refused by its handler, or not stored (`code`). */
+static void finish_external(instance *in, pending *p, const char *code, const char *message) {
+    spark_conn *c = p->caller.conn;
+    if (!c) return;
+    bool ok = !code && p->rc == SPARK_OK;
+    if (ok) post_to_room(c, in->id, p->outcome.posts);
+    if (!p->done) return;
+    spark_event_result r = {.ok = ok,
+                            .refused = !code && p->rc != SPARK_OK,
+                            .code = code,
+                            .message = message,
+                            .event = p->name,
+                            .data = spark_json_plain(p->data),
+                            .state = spark_json_plain(in->state),
+                            .version = in->version};
+    char why[200];
+    if (r.refused && p->rc == SPARK_UNKNOWN_EVENT) {
+        snprintf(why, sizeof why, "%.40s has no external event %.100s", in->type->name, p->name);
+        r.code = "unknown_event";
+        r.message = why;
+    } else if (r.refused) {
+        r.code = p->outcome.fail_code;
+        r.message = p->outcome.fail_message;
+    }
+    p->done(c, &r);
 }
 
 /* Ends the batch: stored (error NULL) or refused as a whole. */
@@ -75,6 +111,11 @@ static void finish_batch(instance *in, const char *code, const char *message) {
         pending *p = lws_container_of(d, pending, link);
         lws_dll2_remove(&p->link);
         viewer *v = p->viewer;
+        if (p->external) {
+            finish_external(in, p, code, message);
+            free_pending(p);
+            continue;
+        }
         if (v && code) {
             spark_live_reply_error(v->lc, p->ref, code, message);
         } else if (v && p->rc == SPARK_OK) {
@@ -82,7 +123,7 @@ static void finish_batch(instance *in, const char *code, const char *message) {
             if (p->outcome.flash_message)
                 spark_live_flash(v->lc, in->id, p->outcome.flash_level, p->outcome.flash_message);
             if (p->outcome.redirect) spark_live_redirect(v->lc, p->outcome.redirect);
-            post_to_room(v, p->outcome.posts);
+            post_to_room(v->lc->conn, in->id, p->outcome.posts);
         } else if (v && p->rc == SPARK_UNKNOWN_EVENT) {
             char why[200];
             snprintf(why, sizeof why, "%.40s has no event %.100s", in->type->name, p->name);
@@ -260,15 +301,23 @@ static void run_batch(instance *in) {
         free(p->state_after);
         p->state_after = NULL;
         viewer *v = p->viewer;
-        if (!v || !working) continue;
-        json_object *base = v->work_local ? v->work_local : v->local;
-        json_object *s = spark_json_deep_copy(working), *l = spark_json_deep_copy(base);
+        if ((!v && !p->external) || !working) continue;
+        /* An external event has no viewer, so no view state. */
+        json_object *base = v ? (v->work_local ? v->work_local : v->local) : NULL;
+        json_object *s = spark_json_deep_copy(working), *l = v ? spark_json_deep_copy(base) : NULL;
         spark_live lv = spark_instance_context(in, v, s, l);
-        lv.shared_writable = lv.local_writable = true;
+        lv.shared_writable = true;
+        lv.local_writable = v != NULL;
+        if (p->external) {
+            lv.external = true;
+            lv.viewer_id = p->actor;
+            lv.viewer_name = p->actor_name;
+        }
         lv.event = p->name;
         lv.data = p->data;
-        p->rc = s && l ? spark_live_dispatch(&lv) : SPARK_FAILED;
-        if (!(s && l) && !lv.fail_code) spark_fail(&lv, "unavailable", "out of memory");
+        bool ready = s && (l || !v);
+        p->rc = ready ? spark_live_dispatch(&lv) : SPARK_FAILED;
+        if (!ready && !lv.fail_code) spark_fail(&lv, "unavailable", "out of memory");
         if (p->rc == SPARK_OK && too_large(in, s, working)) {
             /* Every event copies the state and every viewer renders it: a
              * bound keeps one component from taking the instance down. */
@@ -301,7 +350,7 @@ static void run_batch(instance *in) {
         } else {
             json_object_put(s);
         }
-        if (!json_object_equal(l, base)) {
+        if (v && !json_object_equal(l, base)) {
             json_object_put(v->work_local);
             v->work_local = l;
         } else {
@@ -356,6 +405,42 @@ void spark_writes_event(viewer *v, long long ref, const char *name, const char *
     p->data = json_object_get(data);
     lws_dll2_add_tail(&p->link, &in->queue);
     spark_writes_pump(in);
+}
+
+int spark_writes_external(instance *in, spark_conn *c, const char *name, json_object *data,
+                          spark_event_done done) {
+    if ((!in->loaded && !in->loading) || in->queue.count >= MAX_QUEUE) return -1;
+    pending *p = calloc(1, sizeof *p);
+    if (!p || !(p->name = strdup(name)) || !(p->actor = strdup(spark_conn_user_id(c))) ||
+        !(p->actor_name = strdup(spark_conn_user_name(c)))) {
+        if (p) free_pending(p);
+        return -1;
+    }
+    p->external = true;
+    p->done = done;
+    spark_conn_ref_hold(&p->caller, c);
+    p->data = json_object_get(data);
+    lws_dll2_add_tail(&p->link, &in->queue);
+    spark_writes_pump(in);
+    return 0;
+}
+
+void spark_writes_fail_external(instance *in, const char *code, const char *message) {
+    /* Taken out first: a sender told of the failure may send again, and
+     * that one waits for the next load instead of failing in this loop. */
+    lws_dll2_owner_t failed = {0};
+    EACH_LINK(d, &in->queue) {
+        if (!lws_container_of(d, pending, link)->external) continue;
+        lws_dll2_remove(d);
+        lws_dll2_add_tail(d, &failed);
+    }
+    EACH_LINK(d, &failed) {
+        pending *p = lws_container_of(d, pending, link);
+        lws_dll2_remove(&p->link);
+        p->rc = SPARK_FAILED;
+        finish_external(in, p, code, message);
+        free_pending(p);
+    }
 }
 
 void spark_writes_forget_viewer(viewer *v) {

@@ -28,6 +28,17 @@
 void spark_writes_event(viewer *v, long long ref, const char *name, const char *event_id,
                         json_object *data);
 
+/* Queues event `name` with `data` (a reference is taken) sent by channel
+ * connection `c` to the instance's on_external handler (spark_conn_event);
+ * `done` hears the outcome unless the connection closed meanwhile. Returns
+ * 0, or -1 when the instance cannot be loaded now or too much waits. */
+int spark_writes_external(instance *in, spark_conn *c, const char *name, json_object *data,
+                          spark_event_done done);
+
+/* The instance's state could not be loaded: external events waiting for it
+ * are answered with `code` ("unavailable") and dropped. */
+void spark_writes_fail_external(instance *in, const char *code, const char *message);
+
 /* Runs what waits, if the instance is loaded and no write is in flight. */
 void spark_writes_pump(instance *in);
 

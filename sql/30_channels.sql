@@ -20,6 +20,22 @@ $$;
 COMMENT ON FUNCTION spark.notify_user(text, jsonb) IS
     'Sends payload to every connection of the user (room "user:<user_id>"), on every instance; returns its seq.';
 
+-- Send to every connection of every channel on every instance: each
+-- instance serves the room 'spark:all' to all of its connections (channel
+-- clients get the payload with its seq, /spark clients the {"t":"msg"}
+-- envelope), as spark_broadcast_all does from C.
+CREATE OR REPLACE FUNCTION spark.broadcast_all(payload jsonb)
+RETURNS bigint
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+    SELECT spark.broadcast('spark:all', broadcast_all.payload);
+$$;
+
+COMMENT ON FUNCTION spark.broadcast_all(jsonb) IS
+    'Sends payload to every connection on every instance (room "spark:all"); returns its seq.';
+
 -- One presence entry as clients see it: the tracked meta plus its ref.
 -- No SET clause, so that the planner inlines it (presence_state calls it
 -- once per connection in the room); its callers set search_path.

@@ -4,6 +4,8 @@
  */
 #include "harness.h"
 
+#include "auth.h"
+
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -453,4 +455,18 @@ int it_pg_ctl(const char *action) {
     free(out);
     free(err);
     return rc;
+}
+
+char *it_mint(const char *signing_key, const char *sub, int64_t iat, int64_t ttl,
+              const char *scope) {
+    spark_auth_signing_key *key;
+    char err[256];
+    ck_assert_int_eq(spark_auth_signing_key_parse(signing_key, &key, err, sizeof err), 0);
+    const char *scopes[] = {scope};
+    char *token = NULL;
+    ck_assert_msg(spark_token_mint(key, sub, sub, ttl, scopes, scope ? 1 : 0, iat, &token, err,
+                                   sizeof err) == 0,
+                  "%s", err);
+    spark_auth_signing_key_free(key);
+    return token;
 }

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* The URL of the test PostgreSQL, as a superuser: DATABASE_URL (TCP with a
@@ -103,6 +104,12 @@ double it_metric(int port, const char *name);
 
 /* Polls a metric until it is at least `at_least`. */
 bool it_wait_metric(int port, const char *name, double at_least, int timeout_ms);
+
+/* A token signed with `signing_key` ("KID:SEED") for `sub` (also its
+ * name), valid from `iat` for `ttl` seconds, granting `scope` (NULL:
+ * none). malloc'd; aborts the test if it cannot be made. */
+char *it_mint(const char *signing_key, const char *sub, int64_t iat, int64_t ttl,
+              const char *scope);
 
 /* Stops or starts the test PostgreSQL server (SPARK_TEST_PG_CTL). */
 int it_pg_ctl(const char *action);

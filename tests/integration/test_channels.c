@@ -351,6 +351,10 @@ START_TEST(notifications_reach_every_tab_on_every_instance) {
     it_ws *a = open_ok(port_a, "/notifications/u42");
     it_ws *b = open_ok(port_b, "/notifications/u42");
     it_ws *other = open_ok(port_b, "/notifications/u7");
+    /* Each is greeted first (the seed's "connected" frame). */
+    free(expect(a, "\"type\":\"connected\""));
+    free(expect(b, "\"type\":\"connected\""));
+    free(expect(other, "\"type\":\"connected\""));
     /* The joins are asynchronous: post until both tabs have one. */
     PGconn *pg = it_connect(db);
     char *ma = NULL, *mb = NULL;

@@ -35,29 +35,11 @@ static void start(void) {
 /* A token from `key` for sub/name, valid from `iat` for `ttl` seconds. */
 static char *mint_with(const char *key_text, const char *sub, int64_t iat, int64_t ttl,
                        const char *scope) {
-    spark_auth_signing_key *key;
-    char err[256];
-    ck_assert_int_eq(spark_auth_signing_key_parse(key_text, &key, err, sizeof err), 0);
-    const char *scopes[] = {scope};
-    char *token = NULL;
-    ck_assert_msg(spark_token_mint(key, sub, sub, ttl, scopes, scope ? 1 : 0, iat, &token, err,
-                                   sizeof err) == 0,
-                  "%s", err);
-    spark_auth_signing_key_free(key);
-    return token;
+    return it_mint(key_text, sub, iat, ttl, scope);
 }
 
 static char *mint(const char *sub, int64_t ttl, const char *scope) {
     return mint_with(SIGNING, sub, (int64_t)time(NULL), ttl, scope);
-}
-
-/* Opens target with a bearer token; NULL token sends none. */
-static it_ws *open_with(int port, const char *target, const char *token, const char *extra,
-                        int *status) {
-    char headers[8192] = "";
-    if (token) snprintf(headers, sizeof headers, "Authorization: Bearer %s\r\n", token);
-    if (extra) strncat(headers, extra, sizeof headers - strlen(headers) - 1);
-    return it_ws_open(port, target, headers, status);
 }
 
 START_TEST(bad_tokens_are_refused_before_the_upgrade) {
@@ -79,12 +61,12 @@ START_TEST(bad_tokens_are_refused_before_the_upgrade) {
     for (size_t t = 0; t < 3; t++)
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
             int status = 0;
-            it_ws *ws = open_with(pair.port[0], targets[t], cases[i], NULL, &status);
+            it_ws *ws = it_ws_open_bearer(pair.port[0], targets[t], cases[i], NULL, &status);
             ck_assert_msg(!ws && status == 401, "%s case %zu: status %d", targets[t], i, status);
         }
     /* The good one, by header, query argument and as the right user. */
     int status;
-    it_ws *ws = open_with(pair.port[0], "/chat/lobby", good, NULL, &status);
+    it_ws *ws = it_ws_open_bearer(pair.port[0], "/chat/lobby", good, NULL, &status);
     ck_assert_msg(ws, "good token refused: %d", status);
     char *m = it_ws_recv_match(ws, "\"user_joined\"", RECV_MS);
     ck_assert_msg(m && strstr(m, "\"user_id\":\"alice\""), "%s", m ? m : "nothing");
@@ -104,7 +86,7 @@ START_TEST(browsers_are_told_4401_after_the_upgrade) {
     start();
     char origin[128];
     snprintf(origin, sizeof origin, "Origin: http://127.0.0.1:%d\r\n", pair.port[0]);
-    it_ws *ws = open_with(pair.port[0], "/chat/lobby", "garbage", origin, NULL);
+    it_ws *ws = it_ws_open_bearer(pair.port[0], "/chat/lobby", "garbage", origin, NULL);
     ck_assert_ptr_nonnull(ws);
     ck_assert_int_eq(it_ws_wait_close(ws, RECV_MS), 4401);
     ck_assert_msg(strlen(it_ws_close_reason(ws)) > 0, "no reason given");
@@ -118,7 +100,7 @@ START_TEST(a_scope_mismatch_closes_4403) {
     char *token = mint("bob", 600, "room:kitchen");
     /* On /spark, a component the token does not grant is refused by reply,
      * and the connection stays usable. */
-    it_ws *live = open_with(pair.port[1], "/spark", token, NULL, NULL);
+    it_ws *live = it_ws_open_bearer(pair.port[1], "/spark", token, NULL, NULL);
     ck_assert_ptr_nonnull(live);
     it_ws_send_text(live, "{\"t\":\"join\",\"ref\":1,\"cid\":\"todo:secret\"}");
     char *reply = it_ws_recv_match(live, "\"t\":\"reply\"", RECV_MS);
@@ -126,15 +108,15 @@ START_TEST(a_scope_mismatch_closes_4403) {
                   reply ? reply : "nothing");
     free(reply);
     it_ws_close(live);
-    it_ws *ws = open_with(pair.port[0], "/chat/lobby", token, NULL, NULL);
+    it_ws *ws = it_ws_open_bearer(pair.port[0], "/chat/lobby", token, NULL, NULL);
     ck_assert_ptr_nonnull(ws);
     ck_assert_int_eq(it_ws_wait_close(ws, RECV_MS), 4403);
     it_ws_drop(ws);
-    ws = open_with(pair.port[0], "/chat/kitchen", token, NULL, NULL);
+    ws = it_ws_open_bearer(pair.port[0], "/chat/kitchen", token, NULL, NULL);
     free(it_ws_recv_match(ws, "\"user_joined\"", RECV_MS));
     it_ws_close(ws);
     /* Someone else's notifications are not bob's to read. */
-    ws = open_with(pair.port[0], "/notifications/carol", token, NULL, NULL);
+    ws = it_ws_open_bearer(pair.port[0], "/notifications/carol", token, NULL, NULL);
     ck_assert_int_eq(it_ws_wait_close(ws, RECV_MS), 4403);
     it_ws_drop(ws);
     free(token);
@@ -145,8 +127,8 @@ END_TEST
 START_TEST(refresh_keeps_the_connection_and_expiry_ends_it) {
     start();
     char *brief = mint("dora", 2, "room:*");
-    it_ws *kept = open_with(pair.port[0], "/chat/refresh", brief, NULL, NULL);
-    it_ws *dropped = open_with(pair.port[1], "/chat/refresh", brief, NULL, NULL);
+    it_ws *kept = it_ws_open_bearer(pair.port[0], "/chat/refresh", brief, NULL, NULL);
+    it_ws *dropped = it_ws_open_bearer(pair.port[1], "/chat/refresh", brief, NULL, NULL);
     ck_assert(kept && dropped);
     free(it_ws_recv_match(kept, "\"user_joined\"", RECV_MS));
 

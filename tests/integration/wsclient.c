@@ -281,3 +281,11 @@ void it_ws_close(it_ws *ws) {
 void it_ws_drop(it_ws *ws) {
     if (ws) release(ws);
 }
+
+it_ws *it_ws_open_bearer(int port, const char *target, const char *token, const char *extra,
+                         int *status) {
+    char headers[8192] = "";
+    if (token) snprintf(headers, sizeof headers, "Authorization: Bearer %s\r\n", token);
+    if (extra) strncat(headers, extra, sizeof headers - strlen(headers) - 1);
+    return it_ws_open(port, target, headers, status);
+}

@@ -19,6 +19,11 @@ enum { IT_WS_TEXT = 1, IT_WS_BINARY = 2, IT_WS_CLOSE = 8 };
  * status the server answered, or -1 if it could not be reached. */
 it_ws *it_ws_open(int port, const char *target, const char *headers, int *status);
 
+/* The same with "Authorization: Bearer <token>" (none when token is NULL)
+ * and the `extra` header lines (may be NULL). */
+it_ws *it_ws_open_bearer(int port, const char *target, const char *token, const char *extra,
+                         int *status);
+
 int it_ws_send(it_ws *ws, int opcode, const void *data, size_t len);
 int it_ws_send_text(it_ws *ws, const char *text);
 

@@ -84,6 +84,11 @@ SPARK_API const char *spark_conn_user_name(const spark_conn *c);
  * without tokens. */
 SPARK_API bool spark_conn_can(const spark_conn *c, const char *scope);
 
+/* True if the connection carries a verified token. Without tokens
+ * (SPARK_AUTH=off) every connection is anonymous: false. With tokens on, a
+ * missing or bad token never reaches a channel (see docs/channels.md). */
+SPARK_API bool spark_conn_authenticated(const spark_conn *c);
+
 /* Queues a text message to this client. Returns 0, or -1 if the
  * connection is closing (a full queue closes it with 1008). */
 SPARK_API int spark_conn_send(spark_conn *c, const char *text, size_t len);
@@ -95,10 +100,23 @@ SPARK_API int spark_conn_send_error(spark_conn *c, const char *message);
 /* Closes after what is queued has been sent. `reason` is cut to 123 bytes. */
 SPARK_API void spark_conn_close(spark_conn *c, int code, const char *reason);
 
+/* Connections open on this instance, not the cluster (counting another
+ * instance's would mean waiting for the database): with `room` NULL, those
+ * of the connection's own channel (route), from their on_connect to their
+ * on_close; else those that joined `room` here (a /spark connection whose
+ * room component shows the room counts too). Kept as they change: a call
+ * costs nothing with NULL, and the room's members here otherwise. */
+SPARK_API size_t spark_conn_count(const spark_conn *c, const char *room);
+
 /* One pointer for the channel's own per-connection data; `release` (may be
  * NULL) is called with it after on_close. */
 SPARK_API void spark_conn_set_data(spark_conn *c, void *data, void (*release)(void *data));
 SPARK_API void *spark_conn_data(const spark_conn *c);
+
+/* Now in UTC, ISO 8601 with milliseconds ("2026-12-02T08:41:49.123Z"), as
+ * the seed's frames carry it in "timestamp". Returns `out`. */
+#define SPARK_TIMESTAMP_LEN 32
+SPARK_API const char *spark_timestamp(char out[SPARK_TIMESTAMP_LEN]);
 
 /* ---- rooms -------------------------------------------------------------- */
 
@@ -136,6 +154,60 @@ SPARK_API int spark_broadcast_kind(spark_conn *from, const char *room, const cha
 /* Sends `json` to every connection of `user_id`, on every instance (each
  * connection is in the room "user:<user_id>"). */
 SPARK_API int spark_send_user(spark_conn *from, const char *user_id, const char *json);
+
+/* Posts `json` to every connection of every channel on every instance (the
+ * room "spark:all", which each instance serves to all its connections): a
+ * channel client gets it as a room message, with "seq"; a /spark client in
+ * the envelope {"t":"msg","room":"spark:all",...}. From SQL:
+ * spark.broadcast_all(payload). Callable from any callback or timer of a
+ * serving program. Returns 0, or -1 as spark_broadcast (and when nothing is
+ * being served). */
+SPARK_API int spark_broadcast_all(const char *json);
+
+/* Sends this connection one page of the room's stored messages, those
+ * with seq < `before` (SPARK_LIVE: the newest), at most `limit` (1 to
+ * SPARK_HISTORY_MAX), oldest first:
+ *     {"type":"history","room":R,"messages":[{..,"seq":N},..],"more":true|false}
+ * "more" says whether older ones remain; page on with the first seq as
+ * the next `before`. Returns 0, or -1 on bad arguments or no database. */
+#define SPARK_HISTORY_MAX 100
+SPARK_API int spark_conn_history(spark_conn *c, const char *room, long long before, int limit);
+
+/* ---- live components ------------------------------------------------------ */
+
+/* How an event sent to a component by spark_conn_event ended. */
+typedef struct spark_event_result {
+    bool ok;                    /* stored (or it changed nothing) */
+    bool refused;               /* the handler refused it (spark_fail) or has no such event */
+    const char *code, *message; /* why not: the handler's, or the runtime's (below) */
+    const char *event, *data;   /* what was sent (data: JSON text) */
+    const char *state;          /* the component's shared state after it, JSON text */
+    long long version;          /* its version */
+} spark_event_result;
+
+typedef void (*spark_event_done)(spark_conn *c, const spark_event_result *r);
+
+/* Sends event `event` with `data_json` (an object; NULL is {}) to the live
+ * component `component_id` ("game:42"), the seed's handle_external_event:
+ * its on_external handler (component.h) runs on this instance, exactly as
+ * a viewer's event runs on_event: in order with them, as one stored
+ * version with a history row, retried on conflicts, and every viewer on
+ * every instance gets the patch. The connection's user is the actor and
+ * what spark_viewer_id/name read. The channel authorizes: the runtime
+ * checks no scope here.
+ *
+ * `done` (may be NULL) is called once it is stored or refused, unless the
+ * connection closed meanwhile (the event is applied even so); for an event
+ * that changes nothing, or is refused, that may be before this returns.
+ * When it could not be stored (no database, too much waiting, a conflict
+ * that would not settle) r->ok and r->refused are both false and r->code
+ * is the runtime's: "unavailable", "busy", "conflict" or "unknown_outcome".
+ *
+ * Returns 0, or -1 (and `done` is not called) when the id names no
+ * component type, the data is not an object, the connection is closing or
+ * the database cannot take it now. */
+SPARK_API int spark_conn_event(spark_conn *c, const char *component_id, const char *event,
+                               const char *data_json, spark_event_done done);
 
 /* ---- presence ------------------------------------------------------------ */
 

@@ -60,6 +60,11 @@ typedef struct spark_component {
     void (*render)(spark_html *h, const spark_view *v);
     /* SPARK_OK, SPARK_UNKNOWN_EVENT, or spark_fail(...). */
     int (*on_event)(spark_event *e);
+    /* Events from server code, never from browsers: a channel's
+     * spark_conn_event (the seed's handle_external_event). Same results
+     * and calls as on_event, on the shared state only (there is no view
+     * state); the viewer is the channel connection's user. */
+    int (*on_external)(spark_event *e);
     /* A viewer joined: runs once the stored state has loaded and the join's
      * render succeeded (a join that fails never mounts), before the viewer
      * is sent its first render. Only view state may change here. */
