@@ -112,6 +112,7 @@ static void free_instance(instance *in) {
     lws_dll2_remove(&in->in_dirty);
     lws_dll2_remove(&in->in_write);
     lws_sul_cancel(&in->tick_timer);
+    lws_sul_cancel(&in->retry_timer);
     json_object_put(in->state);
     json_object_put(in->batch_state);
     json_object_put(in->write_events);

@@ -76,10 +76,13 @@ struct instance {
     /* writes.c */
     lws_dll2_owner_t queue, batch;
     json_object *batch_state;
+    long long batch_base;      /* the version batch_state was computed from (0: none) */
     lws_dll2_t in_write;       /* in the components' write queue */
     json_object *write_events; /* the batch's changes, until the group goes */
     bool writing;
-    int attempts;
+    int attempts;                       /* of the batch, after conflicts */
+    lws_usec_t conflict_since;          /* the batch's first conflict */
+    lws_sorted_usec_list_t retry_timer; /* a retry after a pause */
     /* render.c */
     lws_dll2_t in_dirty;
     lws_usec_t flushed_at, flush_due; /* last render of its viewers; the next */

@@ -14,14 +14,20 @@
 #include "render.h"
 #include "store.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ATTEMPTS   10
-#define MAX_BATCH      256
-#define WRITE_RETRY_US (10 * LWS_US_PER_MS)
-#define MAX_QUEUE      4096
+/* A batch that keeps losing to other writers tries again for this long.
+ * Each loss means another writer stored a change, so the component moves
+ * on; the pauses below make sure this instance's turn comes too. */
+#define CONFLICT_BUDGET_US (5 * LWS_US_PER_SEC)
+#define CONFLICT_EAGER     2  /* retries sent at once */
+#define CONFLICT_PAUSE_MAX 32 /* ms, the most a pause can grow to */
+#define MAX_BATCH          256
+#define WRITE_RETRY_US     (10 * LWS_US_PER_MS)
+#define MAX_QUEUE          4096
 
 typedef struct pending {
     lws_dll2_t link;
@@ -156,6 +162,37 @@ static int answer_duplicates(instance *in, const char *dups_json) {
     return n;
 }
 
+/* True while a batch that met a conflict may try again: counts the
+ * attempt, and starts the clock at the first conflict. */
+static bool conflict_budget_left(instance *in) {
+    lws_usec_t now = lws_now_usecs();
+    if (in->attempts++ == 0) in->conflict_since = now;
+    return now - in->conflict_since < CONFLICT_BUDGET_US;
+}
+
+static void retry_cb(lws_sorted_usec_list_t *sul) {
+    instance *in = lws_container_of(sul, instance, retry_timer);
+    run_batch(in);
+}
+
+/* Runs the batch again on the state the other writer stored. Two instances
+ * that write one component steadily both send as soon as they hear back,
+ * so their writes meet in the same order again and again: a loser that
+ * only ever retries at once can lose every time. After the first retries,
+ * a random pause that grows with each loss lands the next try at another
+ * point of the other writer's cycle. */
+static void retry_batch(instance *in) {
+    if (in->attempts <= CONFLICT_EAGER) {
+        run_batch(in);
+        return;
+    }
+    int shift = in->attempts - CONFLICT_EAGER > 5 ? 5 : in->attempts - CONFLICT_EAGER;
+    uint32_t most_ms = 1u << shift;
+    if (most_ms > CONFLICT_PAUSE_MAX) most_ms = CONFLICT_PAUSE_MAX;
+    lws_usec_t pause = (lws_usec_t)randombytes_uniform(most_ms * 1000 + 1);
+    spark_components_arm(in->cs, &in->retry_timer, retry_cb, pause);
+}
+
 static void on_applied(void *ud, spark_store_outcome outcome, long long version, const char *state,
                        const char *error) {
     char idbuf[2 * SPARK_MAX_CID_BYTES + 3];
@@ -180,10 +217,10 @@ static void on_applied(void *ud, spark_store_outcome outcome, long long version,
             return;
         }
     } else if ((outcome == SPARK_STORE_CONFLICT || outcome == SPARK_STORE_DUPLICATE) &&
-               ++in->attempts < MAX_ATTEMPTS) {
+               conflict_budget_left(in)) {
         spark_instance_apply_state(in, version, state);
         spark_instance_mark_dirty(in);
-        run_batch(in);
+        retry_batch(in);
         return;
     } else if (outcome == SPARK_STORE_CONFLICT) {
         spark_instance_apply_state(in, version, state);
@@ -256,7 +293,7 @@ static void send_group(lws_sorted_usec_list_t *sul) {
         lws_dll2_remove(&in->in_write);
         json_object *item = json_object_new_object();
         json_object_object_add(item, "id", json_object_new_string(in->id));
-        json_object_object_add(item, "v", json_object_new_int64(in->persisted ? in->version : 0));
+        json_object_object_add(item, "v", json_object_new_int64(in->batch_base));
         json_object_object_add(item, "events", in->write_events);
         in->write_events = NULL;
         json_object_array_add(batch, item);
@@ -359,6 +396,10 @@ static void run_batch(instance *in) {
     }
     json_object_put(in->batch_state);
     in->batch_state = working;
+    /* The version the handlers ran on, taken now: a load that lands before
+     * the group goes out moves in->version, and writing these states at
+     * that newer version would drop the change it brought. */
+    in->batch_base = in->persisted ? in->version : 0;
     in->writing = true;
     if (!working) {
         finish_batch(in, "unavailable", "out of memory");

@@ -242,6 +242,68 @@ START_TEST(two_instances_forty_clients_two_thousand_increments) {
 }
 END_TEST
 
+/* Two instances that write one component without pause: each sender on
+ * each instance sends its next event as soon as the last is answered, so
+ * every write of one instance meets a write of the other. Each loss runs
+ * the handlers again on the winner's state; none may end in "conflict",
+ * however long the other instance keeps winning. */
+START_TEST(steady_writers_on_two_instances_all_get_through) {
+    /* As fast as replies come: past the per-connection rate limit. */
+    setenv("SPARK_RATE_LIMIT", "0", 1);
+    it_pair_start(&pair, "components-contend");
+    unsetenv("SPARK_RATE_LIMIT");
+    enum { SENDERS = 4, SECONDS = 3 };
+    it_ws *ws[SENDERS];
+    int sent[SENDERS] = {0};
+    for (int i = 0; i < SENDERS; i++) {
+        ws[i] = open_spark(i % 2 ? port_b : port_a);
+        free(join(ws[i], "counter:contend", 1));
+        event(ws[i], "counter:contend", 100 + sent[i]++, "increment", NULL);
+    }
+    long long until = it_now_ms() + SECONDS * 1000;
+    int total = 0;
+    for (bool going = true; going;) {
+        ck_assert_msg(it_now_ms() < until + 10000, "replies missing: %d of %d+", total,
+                      sent[0] + sent[1] + sent[2] + sent[3]);
+        going = false;
+        for (int i = 0; i < SENDERS; i++) {
+            if (!ws[i]) continue;
+            char *m = it_ws_recv(ws[i], 1);
+            if (!m) {
+                going = true;
+                continue;
+            }
+            if (strstr(m, "\"t\":\"reply\"")) {
+                ck_assert_msg(strstr(m, "\"ok\":true"), "sender %d: %s", i, m);
+                total++;
+                if (it_now_ms() < until) {
+                    event(ws[i], "counter:contend", 100 + sent[i]++, "increment", NULL);
+                } else {
+                    it_ws_close(ws[i]);
+                    ws[i] = NULL;
+                }
+            }
+            free(m);
+            going = true;
+        }
+    }
+    int asked = 0;
+    for (int i = 0; i < SENDERS; i++)
+        asked += sent[i];
+    ck_assert_int_eq(total, asked);
+    PGconn *pg = it_connect(db);
+    char want[32];
+    snprintf(want, sizeof want, "%d %d", asked, asked);
+    ck_assert_str_eq(value(pg, "SELECT (state->>'count') || ' ' || version FROM spark.components"
+                               " WHERE id = 'counter:contend'"),
+                     want);
+    printf("steady writers: %d events from %d senders on two instances in %d s, all applied\n",
+           asked, SENDERS, SECONDS);
+    PQfinish(pg);
+    it_pair_stop(&pair);
+}
+END_TEST
+
 START_TEST(a_join_at_an_old_version_gets_the_difference) {
     it_pair_start(&pair, "components-old");
     static char body[65536];
@@ -445,6 +507,7 @@ int main(void) {
     tcase_add_test(tc, bad_input_gets_error_codes_and_the_connection_stays);
     tcase_add_test(tc, an_event_reaches_both_instances_and_history_matches);
     tcase_add_test(tc, two_instances_forty_clients_two_thousand_increments);
+    tcase_add_test(tc, steady_writers_on_two_instances_all_get_through);
     tcase_add_test(tc, components_waiting_together_share_one_commit);
     tcase_add_test(tc, a_join_at_an_old_version_gets_the_difference);
     tcase_add_test(tc, view_state_never_leaks_to_another_viewer);
