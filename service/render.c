@@ -46,6 +46,13 @@ void spark_tree_release(shared_tree *t) {
 shared_tree *spark_render(instance *in, viewer *v, json_object *state, json_object *local,
                           bool *used_viewer) {
     spark_live lv = spark_instance_context(in, v, state, local);
+    /* Build on what the viewer has: what did not change is its very nodes,
+     * which the diff then skips. Compacted in place (an equal tree), so
+     * the viewer's tree and the new one still share. */
+    if (v && v->tree) {
+        spark_html_compact(&v->tree->h);
+        lv.reuse = v->tree->h;
+    }
     const char *error;
     spark_html *h = spark_live_render(&lv, &error);
     if (!h) return NULL;
