@@ -11,7 +11,13 @@
  * change and the chain of reusing builders grows and is compacted as in
  * the runtime. Not a test: it prints a table of medians over many rounds
  * (render and diff medians are taken apart, so they need not add up to the
- * total), and the mean, which includes the rounds that compact.
+ * total), the mean, which includes the rounds that compact, and the median
+ * CPU time of a round (the thread's own clock): on a busy host a round of
+ * milliseconds is often descheduled, which moves wall times, not CPU times.
+ *
+ * It builds against sources without reuse too (BENCH_SOURCE=an older
+ * tree, with this file copied in): there each round renders afresh, so
+ * before and after are measured by the same program.
  *
  * Build (after building the tree in build/):
  *   cc -O2 -std=c11 -D_GNU_SOURCE -DSPARK_STATIC -I service -I service/include \
@@ -28,11 +34,15 @@
 #include <sys/resource.h>
 #include <time.h>
 
-static double now_us(void) {
+static double clock_us(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
+
+static double now_us(void) { return clock_us(CLOCK_MONOTONIC); }
+
+static double cpu_us(void) { return clock_us(CLOCK_THREAD_CPUTIME_ID); }
 
 static json_object *todo_state(int n) {
     json_object *state = json_object_new_object(), *items = json_object_new_array();
@@ -66,7 +76,9 @@ static double median(double *v, int n) {
  * builds the next render on the viewer's tree (`prev`, may be NULL). */
 static spark_html *render_tree(json_object *state, json_object *local, spark_html **prev) {
     const char *key;
+#ifdef SPARK_HTML_MAX_CHAIN
     if (prev) spark_html_compact(prev);
+#endif
     spark_live lv = {.type = spark_component_of_id("todo:bench", &key),
                      .id = "todo:bench",
                      .key = key,
@@ -74,7 +86,11 @@ static spark_html *render_tree(json_object *state, json_object *local, spark_htm
                      .local = local,
                      .viewer_id = "bench",
                      .viewer_name = "bench",
-                     .reuse = prev ? *prev : NULL};
+#ifdef SPARK_HTML_MAX_CHAIN
+                     .reuse = prev ? *prev : NULL
+#endif
+    };
+    (void)prev;
     const char *error;
     return spark_live_render(&lv, &error);
 }
@@ -88,9 +104,9 @@ int main(int argc, char **argv) {
         for (nsizes = 0; nsizes < argc - 1 && nsizes < 16; nsizes++)
             sizes[nsizes] = atoi(argv[nsizes + 1]) > 0 ? atoi(argv[nsizes + 1]) : 1;
     json_object *local = spark_component_initial(todo_component.initial_view);
-    printf("| items | render+diff (µs) | render | diff | mean | patch bytes | full HTML bytes | "
-           "patch / full |\n");
-    printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    printf("| items | render+diff (µs) | render | diff | mean | CPU | patch bytes | full HTML "
+           "bytes | patch / full |\n");
+    printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (int s = 0; s < nsizes; s++) {
         int n = sizes[s], rounds = n >= 5000 ? 40 : 200;
         json_object *before = todo_state(n), *after = NULL;
@@ -102,14 +118,16 @@ int main(int argc, char **argv) {
             json_object_new_boolean(!json_object_get_boolean(json_object_object_get(mid, "done"))));
         spark_html *old = render_tree(before, local, NULL);
         size_t patch_bytes = 0, html_bytes = 0;
-        double total[200] = {0}, render_only[200] = {0}, diff_only[200] = {0}, sum = 0;
+        double total[200] = {0}, render_only[200] = {0}, diff_only[200] = {0}, cpu[200] = {0},
+               sum = 0;
         for (int r = 0; r < rounds; r++) {
-            double start = now_us();
+            double start = now_us(), cpu_start = cpu_us();
             spark_html *fresh = render_tree(r % 2 ? before : after, local, &old);
             double rendered = now_us();
             spark_sbuf ops = {0};
             spark_diff(spark_html_root(old), spark_html_root(fresh), &ops);
             total[r] = now_us() - start;
+            cpu[r] = cpu_us() - cpu_start;
             render_only[r] = rendered - start;
             diff_only[r] = total[r] - render_only[r];
             sum += total[r];
@@ -119,14 +137,14 @@ int main(int argc, char **argv) {
             old = fresh;
         }
         double per = median(total, rounds), render_per = median(render_only, rounds),
-               diff_per = median(diff_only, rounds);
+               diff_per = median(diff_only, rounds), cpu_per = median(cpu, rounds);
         spark_html *full = render_tree(after, local, NULL);
         spark_sbuf html = {0};
         spark_node_serialize_children(spark_html_root(full), &html);
         html_bytes = html.len;
         spark_html_free(full);
-        printf("| %d | %.0f | %.0f | %.0f | %.0f | %zu | %zu | %.4f%% |\n", n, per, render_per,
-               diff_per, sum / rounds, patch_bytes, html_bytes,
+        printf("| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %zu | %zu | %.4f%% |\n", n, per,
+               render_per, diff_per, sum / rounds, cpu_per, patch_bytes, html_bytes,
                100.0 * (double)patch_bytes / (double)html_bytes);
         spark_sbuf_free(&html);
         spark_html_free(old);

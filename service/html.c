@@ -1218,7 +1218,10 @@ static const char *misnested(const spark_html *h, const spark_node *el) {
     return NULL;
 }
 
-static void push(spark_html *h, frame f) {
+/* Opens a frame for element `node` (NULL: none built yet) whose base
+ * counterpart is `old`. Written in place: a frame passed by value cost a
+ * store-forwarding stall per element. */
+static void push(spark_html *h, spark_node *node, spark_node *old, bool attrs_same, bool attach) {
     if (h->depth == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 16;
         frame *s = realloc(h->stack, cap * sizeof *s);
@@ -1231,7 +1234,13 @@ static void push(spark_html *h, frame f) {
         h->stack = s;
         h->cap = cap;
     }
-    h->stack[h->depth++] = f;
+    frame *f = &h->stack[h->depth++];
+    f->node = node;
+    f->old = old;
+    f->same = f->cursor = f->differ = 0;
+    f->attrs_same = attrs_same;
+    f->attach = attach;
+    f->entered = false;
 }
 
 static bool is_trusted(const spark_html *h, const char *value) {
@@ -1288,7 +1297,7 @@ static void vopen(spark_html *h, const char *tag, va_list ap) {
         va_end(aq);
         if (same) {
             pf->cursor++;
-            push(h, (frame){.old = cand, .attrs_same = true, .attach = true});
+            push(h, NULL, cand, true, true);
             return;
         }
     }
@@ -1385,8 +1394,7 @@ static void vopen(spark_html *h, const char *tag, va_list ap) {
     }
     /* A rejected element is built but never attached: its whole subtree
      * disappears, and the recorded error makes the render fail. */
-    push(h,
-         (frame){.node = el, .old = old, .attrs_same = old && attrs_equal(el, old), .attach = ok});
+    push(h, el, old, old && attrs_equal(el, old), ok);
 }
 
 void spark_open(spark_html *h, const char *tag, ...) {
@@ -1411,8 +1419,8 @@ void spark_close(spark_html *h) {
         fail(h, "spark_close without an open element");
         return;
     }
-    frame f = h->stack[--h->depth];
-    spark_node *done = f.attach ? frame_result(h, &f) : NULL;
+    frame *f = &h->stack[--h->depth]; /* stays valid: nothing is pushed below */
+    spark_node *done = f->attach ? frame_result(h, f) : NULL;
     if (done) frame_add(h, top(h), done);
 }
 

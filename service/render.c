@@ -5,7 +5,11 @@
  * per change, so they are shared: within one flush of an instance, a
  * render is reused by every viewer whose view state (and, if the render
  * looked, whose user) is the same, and a diff by every viewer that had the
- * same previous tree. Trees are reference-counted and never copied.
+ * same previous tree. Trees are reference-counted. A render is built on
+ * the tree its viewer has (spark_html_new_reusing): what did not change is
+ * that tree's very nodes, so the render compares instead of building, and
+ * the diff skips them; a tree is copied only when 8 renders lean on each
+ * other (spark_html_compact), to let the older ones go.
  */
 #include "render.h"
 
