@@ -10,6 +10,11 @@
  * costs one op. All structural ops of a parent come before the ops inside
  * its children, and each op's path is read against the tree as the earlier
  * ops left it (docs/patch.md): a child's final index is its path.
+ *
+ * A render built on the old tree (spark_html_new_reusing) holds the old
+ * tree's very nodes where nothing changed: a node identical to its match
+ * is skipped without looking inside, so the diff of a one-row change costs
+ * a pass over the list's children by pointer and that row's ops.
  */
 #include "diff.h"
 
