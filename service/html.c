@@ -39,6 +39,7 @@ typedef struct chunk {
 typedef struct {
     chunk *head;
     size_t next_size;
+    size_t bytes; /* held, chunk headers included */
 } arena;
 
 static void *arena_alloc(arena *a, size_t n) {
@@ -49,6 +50,7 @@ static void *arena_alloc(arena *a, size_t n) {
         size_t cap = n > a->next_size ? n : a->next_size;
         chunk *c = malloc(CHUNK_HEADER + cap);
         if (!c) return NULL;
+        a->bytes += CHUNK_HEADER + cap;
         c->used = 0;
         c->cap = cap;
         /* A big block gets a chunk of its own behind the current one, so the
@@ -889,6 +891,7 @@ struct spark_html {
     size_t ntrusted, trusted_cap;
     spark_html *base; /* the earlier render this one takes nodes from (a reference) */
     unsigned chain;   /* builders behind this one through base */
+    bool shares;      /* took a node or string of base's tree */
     int refs;         /* 1 + the builders whose base this is */
     /* kid index + 1 by key, of one element of the base (open addressing) */
     const spark_node *keyed;
@@ -965,12 +968,12 @@ char *spark_html_render(const spark_html *h, size_t *len) {
     return b.data;
 }
 
-/* A deep copy of `n` in h's arena, or NULL when out of memory. */
-static spark_node *copy_node(spark_html *h, const spark_node *n) {
+/* A copy of node `n` in h's arena without its kids (room for `kids_cap`),
+ * or NULL when out of memory: it holds nothing of n's arena. */
+static spark_node *copy_shell(spark_html *h, const spark_node *n, size_t kids_cap) {
     spark_tree *t = &h->tree;
     spark_node *c = spark_tree_new_node(t, n->kind);
     if (!c) return NULL;
-    c->opaque = n->opaque;
     c->judged = n->judged;
     c->tag_class = n->tag_class;
     if (n->tag && !(c->tag = spark_tree_strdup(t, n->tag, strlen(n->tag)))) return NULL;
@@ -985,8 +988,16 @@ static spark_node *copy_node(spark_html *h, const spark_node *n) {
             return NULL;
         if (a->value == n->key) c->key = d->value;
     }
-    if (n->nkids && !(c->kids = arena_alloc(&t->mem, n->nkids * sizeof *c->kids))) return NULL;
-    c->kids_cap = n->nkids;
+    if (kids_cap && !(c->kids = arena_alloc(&t->mem, kids_cap * sizeof *c->kids))) return NULL;
+    c->kids_cap = kids_cap;
+    return c;
+}
+
+/* A deep copy of `n` in h's arena, or NULL when out of memory. */
+static spark_node *copy_node(spark_html *h, const spark_node *n) {
+    spark_node *c = copy_shell(h, n, n->nkids);
+    if (!c) return NULL;
+    c->opaque = n->opaque;
     for (; c->nkids < n->nkids; c->nkids++)
         if (!(c->kids[c->nkids] = copy_node(h, n->kids[c->nkids]))) return NULL;
     return c;
@@ -994,7 +1005,23 @@ static spark_node *copy_node(spark_html *h, const spark_node *n) {
 
 void spark_html_compact(spark_html **hp) {
     spark_html *h = *hp;
-    if (!h || h->chain < SPARK_HTML_MAX_CHAIN || spark_html_error(h)) return;
+    if (!h || !h->base || spark_html_error(h)) return;
+    if (!h->shares) {
+        /* Nothing of base is in the tree (it all changed): let it go. */
+        spark_html_free(h->base);
+        h->base = NULL;
+        h->chain = 0;
+        return;
+    }
+    /* Each builder of the chain holds what its render built; the first
+     * holds a whole tree. Past twice that in changes, or 8 renders, most
+     * of what the chain holds is dead: copy what lives. */
+    size_t held = 0, first = 0;
+    for (const spark_html *b = h; b; b = b->base) {
+        held += b->tree.mem.bytes;
+        first = b->tree.mem.bytes;
+    }
+    if (h->chain < SPARK_HTML_MAX_CHAIN && held <= 3 * first) return;
     spark_html *c = builder_new(NULL);
     spark_node *root = c ? copy_node(c, h->tree.root) : NULL;
     if (!root) {
@@ -1022,28 +1049,18 @@ static spark_node *next_old(const frame *f) {
  * differs: old's tag and attributes, and the kids given so far. */
 static spark_node *materialize(spark_html *h, frame *f) {
     if (f->node || !f->old) return f->node;
-    const spark_node *o = f->old;
-    size_t cap = o->nkids + 4;
-    spark_node *el = spark_tree_new_node(&h->tree, o->kind);
-    spark_attr *attrs = o->nattrs ? arena_alloc(&h->tree.mem, o->nattrs * sizeof *attrs) : NULL;
-    spark_node **kids = arena_alloc(&h->tree.mem, cap * sizeof *kids);
-    if (!el || (o->nattrs && !attrs) || !kids) {
+    /* Its own copy of old's tag and attributes: a render that changed
+     * everything then holds nothing of its base (spark_html_compact). The
+     * kids given so far are base's (h->shares was set when they were). */
+    spark_node *el = copy_shell(h, f->old, f->old->nkids + 4);
+    if (!el) {
         fail(h, "out of memory");
         return NULL;
     }
-    el->tag = o->tag;
-    el->tag_class = o->tag_class;
-    el->key = o->key;
-    el->judged = o->judged;
-    if (o->nattrs) memcpy(attrs, o->attrs, o->nattrs * sizeof *attrs);
-    el->attrs = attrs;
-    el->nattrs = el->attrs_cap = o->nattrs;
-    if (f->same) memcpy(kids, o->kids, f->same * sizeof *kids);
-    el->kids = kids;
+    if (f->same) memcpy(el->kids, f->old->kids, f->same * sizeof *el->kids);
     el->nkids = f->same;
-    el->kids_cap = cap;
     for (size_t i = 0; i < f->same; i++)
-        if (kids[i]->kind == SPARK_NODE_RAW) el->opaque = true;
+        if (el->kids[i]->kind == SPARK_NODE_RAW) el->opaque = true;
     f->node = el;
     f->attrs_same = true;
     f->differ = 0;
@@ -1085,7 +1102,10 @@ static void frame_set_last(spark_html *h, frame *f, spark_node *kid) {
     if (!materialize(h, f) || !f->node->nkids) return;
     size_t at = f->node->nkids - 1;
     const spark_node *o = f->old && at < f->old->nkids ? f->old->kids[at] : NULL;
-    if (o && o->kind == kid->kind && strcmp(o->text, kid->text) == 0) kid = f->old->kids[at];
+    if (o && o->kind == kid->kind && strcmp(o->text, kid->text) == 0) {
+        kid = f->old->kids[at];
+        h->shares = true;
+    }
     if (!is_old_kid(f, at, f->node->kids[at])) f->differ--;
     f->node->kids[at] = kid;
     if (!is_old_kid(f, at, kid)) f->differ++;
@@ -1094,9 +1114,11 @@ static void frame_set_last(spark_html *h, frame *f, spark_node *kid) {
 /* What a closed frame leaves in its parent: the base's node when nothing
  * differs, else the node built. */
 static spark_node *frame_result(spark_html *h, frame *f) {
-    if (!f->node) return f->old && f->same == f->old->nkids ? f->old : materialize(h, f);
-    if (f->old && f->attrs_same && !f->differ && f->node->nkids == f->old->nkids) return f->old;
-    return f->node;
+    bool same = f->node ? f->old && f->attrs_same && !f->differ && f->node->nkids == f->old->nkids
+                        : f->old && f->same == f->old->nkids;
+    if (!same) return f->node ? f->node : materialize(h, f);
+    h->shares = true;
+    return f->old;
 }
 
 static bool same_key(const char *a, const char *b) {
@@ -1469,6 +1491,7 @@ static void add_text(spark_html *h, const char *s, size_t n) {
         /* strnlen first: s may hold a NUL, cand's text never does */
         if (!join && strnlen(cand->text, n + 1) == n && memcmp(cand->text, s, n) == 0) {
             pf->cursor++;
+            h->shares = true;
             frame_add(h, pf, cand);
             return;
         }
@@ -1558,6 +1581,7 @@ void spark_raw(spark_html *h, const char *trusted_html) {
     if (cand && cand->kind == SPARK_NODE_RAW) {
         pf->cursor++;
         if (strcmp(cand->text, trusted_html) == 0) {
+            h->shares = true;
             frame_add(h, pf, cand);
             return;
         }

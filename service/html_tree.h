@@ -94,11 +94,13 @@ const spark_node *spark_html_root(const spark_html *h);
  * sharing differs. The builder holds a reference on base (spark_html_free
  * drops it), so base may be freed by its owner at any time. */
 spark_html *spark_html_new_reusing(spark_html *base);
-/* Each builder keeps its base, and so the bases before it, alive. Once
- * SPARK_HTML_MAX_CHAIN of them lean on each other, spark_html_compact()
- * replaces *h (released) by a standalone builder with an equal tree; call
- * it on a render before building on it, and keep the compact one in its
- * place: the next render shares nodes with it. */
+/* Each builder keeps its base, and so the bases before it, alive. Call
+ * spark_html_compact() on a render before building on it: it lets the
+ * base go when the render took nothing from it, and once
+ * SPARK_HTML_MAX_CHAIN builders lean on each other, or they hold more
+ * than three times what the first of them holds, it replaces *h
+ * (released) by a standalone builder with an equal tree. Keep the result
+ * in *h's place: the next render shares nodes with it. */
 #define SPARK_HTML_MAX_CHAIN 8
 void spark_html_compact(spark_html **h);
 

@@ -884,6 +884,65 @@ START_TEST(compact_ends_the_chain_with_an_equal_tree) {
 }
 END_TEST
 
+/* Rows whose every text differs from one round to the next, under a
+ * header that stays (shared) or changes too (nothing shared). */
+static void churn(spark_html *b, int round, bool keep_header) {
+    H1(b) { spark_text(b, keep_header ? "same" : spark_itoa(b, round)); }
+    UL(b) {
+        for (int i = 0; i < 200; i++)
+            LI(b) { spark_textf(b, "row %d of round %d", i, round); }
+    }
+}
+
+START_TEST(compact_lets_go_of_a_base_nothing_was_taken_from) {
+    churn(h, 0, false);
+    spark_html *cur = h;
+    h = NULL;
+    /* Without letting go, the chain would be copied by round 3 or 8. */
+    for (int r = 1; r < 3 * SPARK_HTML_MAX_CHAIN; r++) {
+        spark_html *next = spark_html_new_reusing(cur);
+        churn(next, r, false);
+        ck_assert_ptr_null(spark_html_error(next));
+        spark_html *before = next;
+        spark_html_compact(&next);
+        ck_assert_ptr_eq(next, before);
+        spark_html_free(cur);
+        cur = next;
+    }
+    spark_html_free(cur);
+}
+END_TEST
+
+START_TEST(compact_copies_a_chain_that_holds_mostly_changes) {
+    churn(h, 0, true);
+    spark_html *cur = h;
+    h = NULL;
+    int copied_at = 0;
+    for (int r = 1; r < SPARK_HTML_MAX_CHAIN && !copied_at; r++) {
+        spark_html *next = spark_html_new_reusing(cur);
+        churn(next, r, true);
+        /* The header is shared: the chain is kept, until it holds much
+         * more than a tree, well before 8 renders. */
+        ck_assert_ptr_eq(spark_html_root(next)->kids[0], spark_html_root(cur)->kids[0]);
+        spark_html *before = next;
+        spark_html_compact(&next);
+        if (next != before) copied_at = r;
+        spark_html_free(cur);
+        cur = next;
+    }
+    ck_assert_int_gt(copied_at, 1);
+    ck_assert_int_lt(copied_at, SPARK_HTML_MAX_CHAIN);
+    spark_html *fresh = spark_html_new();
+    churn(fresh, copied_at, true);
+    char *a = html_of(cur), *b = html_of(fresh);
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    spark_html_free(fresh);
+    spark_html_free(cur);
+}
+END_TEST
+
 static Suite *html_suite(void) {
     Suite *s = suite_create("html");
     TCase *tc = tcase_create("builder");
@@ -935,6 +994,8 @@ static Suite *html_suite(void) {
     tcase_add_test(reuse, reuse_never_changes_the_base);
     tcase_add_test(reuse, reuse_of_a_refused_render_builds_afresh);
     tcase_add_test(reuse, compact_ends_the_chain_with_an_equal_tree);
+    tcase_add_test(reuse, compact_lets_go_of_a_base_nothing_was_taken_from);
+    tcase_add_test(reuse, compact_copies_a_chain_that_holds_mostly_changes);
     suite_add_tcase(s, reuse);
     return s;
 }
