@@ -17,7 +17,8 @@
 #   events   runs pgbench first (the ceiling), then spark_load events with
 #            --ceiling set to pgbench's best transactions/s
 #   diff     render+diff time and patch size for todo lists of 10 to 5,000
-#            items (bench/diff_bench; no server, no database)
+#            items (bench/diff_bench; no server, no database; options: the
+#            list sizes, e.g. "diff 500 5000")
 #   pgbench  only the ceiling: one event per transaction of the same shape as
 #            sparkd's writes (set the event settings, update the component;
 #            its triggers insert the history row and notify)
@@ -125,9 +126,14 @@ with_db() {
 }
 
 # ---- build ----------------------------------------------------------------
-log "building sparkd (release) and spark_load"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPARK_SANITIZE=OFF \
   -DSPARK_BUILD_TESTS=OFF >/dev/null
+if [[ $scenario == diff ]]; then
+  log "building diff_bench (release)"
+  cmake --build "$build" -j2 --target diff_bench >/dev/null
+  exec "$build/bench/diff_bench" "$@"
+fi
+log "building sparkd (release) and spark_load"
 cmake --build "$build" -j2 --target sparkd >/dev/null
 if cmake --build "$build" --target help | grep '\bspark_load\b' >/dev/null; then
   cmake --build "$build" -j2 --target spark_load >/dev/null
@@ -138,11 +144,6 @@ else
   load=$build/bench-standalone/spark_load
 fi
 sparkd=$build/sparkd
-if [[ $scenario == diff ]]; then
-  cmake --build "$build" -j2 --target diff_bench >/dev/null
-  "$build/bench/diff_bench"
-  exit
-fi
 
 # ---- database --------------------------------------------------------------
 if [[ -z ${DATABASE_URL:-} ]]; then

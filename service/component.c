@@ -79,7 +79,7 @@ json_object *spark_component_initial(const char *json_text) {
 /* ---- running callbacks --------------------------------------------------- */
 
 spark_html *spark_live_render(spark_live *lv, const char **error) {
-    spark_html *h = spark_html_new();
+    spark_html *h = spark_html_new_reusing(lv->reuse);
     if (!h) {
         *error = "out of memory";
         return NULL;

@@ -35,8 +35,9 @@ struct spark_live {
     const char *viewer_id, *viewer_name;
     const spark_room_view *room;
     bool shared_writable, local_writable;
-    bool used_viewer; /* render read who is looking: not shareable */
-    bool external;    /* a handler run of on_external (spark_conn_event) */
+    bool used_viewer;  /* render read who is looking: not shareable */
+    bool external;     /* a handler run of on_external (spark_conn_event) */
+    spark_html *reuse; /* render: an earlier render to take unchanged nodes from, or NULL */
 
     /* the event of a handler run */
     const char *event;
@@ -58,8 +59,9 @@ json_object *spark_component_initial(const char *json_text);
  * no registered type. *key points into id. */
 const spark_component *spark_component_of_id(const char *id, const char **key);
 
-/* Runs render into a new builder. NULL with *error set when the markup is
- * refused (the builder's error) or out of memory. */
+/* Runs render into a new builder (one reusing lv->reuse when set). NULL
+ * with *error set when the markup is refused (the builder's error) or out
+ * of memory. */
 spark_html *spark_live_render(spark_live *lv, const char **error);
 
 /* Runs on_event (on_external for an external run). Returns SPARK_OK, SPARK_FAILED (fail_code set)

@@ -10,6 +10,11 @@
  * costs one op. All structural ops of a parent come before the ops inside
  * its children, and each op's path is read against the tree as the earlier
  * ops left it (docs/patch.md): a child's final index is its path.
+ *
+ * A render built on the old tree (spark_html_new_reusing) holds the old
+ * tree's very nodes where nothing changed: a node identical to its match
+ * is skipped without looking inside, so the diff of a one-row change costs
+ * a pass over the list's children by pointer and that row's ops.
  */
 #include "diff.h"
 
@@ -106,6 +111,7 @@ static bool same_key(const spark_node *a, const spark_node *b) {
 
 /* May these two be matched at the same end of both lists without search? */
 static bool trims(const spark_node *a, const spark_node *b) {
+    if (a == b) return true; /* a node a render reused (spark_html_new_reusing) */
     if (a->key || b->key) return same_key(a, b) && same_kind(a, b);
     return spark_node_equal(a, b);
 }
@@ -208,6 +214,7 @@ static bool html_at_least(const spark_node *n, size_t limit) {
  * node whole when that is shorter than the ops or the kinds differ. */
 static void diff_pair(differ *d, const spark_node *a, const spark_node *b, const spark_node *parent,
                       size_t j) {
+    if (a == b) return; /* the same node: nothing inside can differ */
     if (!same_kind(a, b)) {
         op_html(d, "p", j, parent, j, j + 1);
         return;

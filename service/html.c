@@ -39,6 +39,7 @@ typedef struct chunk {
 typedef struct {
     chunk *head;
     size_t next_size;
+    size_t bytes; /* held, chunk headers included */
 } arena;
 
 static void *arena_alloc(arena *a, size_t n) {
@@ -49,6 +50,7 @@ static void *arena_alloc(arena *a, size_t n) {
         size_t cap = n > a->next_size ? n : a->next_size;
         chunk *c = malloc(CHUNK_HEADER + cap);
         if (!c) return NULL;
+        a->bytes += CHUNK_HEADER + cap;
         c->used = 0;
         c->cap = cap;
         /* A big block gets a chunk of its own behind the current one, so the
@@ -287,6 +289,7 @@ void spark_tree_free(spark_tree *t) {
 }
 
 bool spark_node_equal(const spark_node *a, const spark_node *b) {
+    if (a == b) return true;
     if (a->kind != b->kind || a->nattrs != b->nattrs || a->nkids != b->nkids) return false;
     if ((a->tag || b->tag) && (!a->tag || !b->tag || strcmp(a->tag, b->tag) != 0)) return false;
     if ((a->text || b->text) && (!a->text || !b->text || strcmp(a->text, b->text) != 0))
@@ -637,29 +640,75 @@ static bool in_list(const char *const *list, const char *s) {
 
 typedef enum { URL_NONE, URL_ONE, URL_LIST } url_kind;
 
-/* Attributes the browser resolves as URLs (a list: several of them). The
- * names are judged on every element, a little stricter than the browser,
- * so that no tag can be forgotten; xlink:href needs no entry, as names
- * with ':' and the svg and math elements are refused already. */
-static url_kind url_attr(const char *tag, const char *lname) {
-    static const char *const one[] = {"href",   "src",        "action",   "formaction", "poster",
-                                      "cite",   "background", "manifest", "icon",       "longdesc",
-                                      "lowsrc", "dynsrc",     "codebase", "classid",    "profile",
-                                      "itemid", "xmlns",      NULL};
-    static const char *const many[] = {"srcset",  "imagesrcset",    "ping",
-                                       "archive", "attributionsrc", NULL};
-    if (in_list(one, lname)) return URL_ONE;
-    if (in_list(many, lname)) return URL_LIST;
-    if (strcmp(lname, "data") == 0 && strcmp(tag, "object") == 0) return URL_ONE;
-    return URL_NONE;
+/* The attribute names the policy judges (every other name is author data),
+ * sorted for bsearch: a render sets thousands of attributes, and one
+ * search is a handful of compares where a scan of every list was dozens.
+ *   - URL attributes: the browser resolves them as URLs (URL_LIST: several
+ *     of them). The names are judged on every element, a little stricter
+ *     than the browser, so that no tag can be forgotten; xlink:href needs no
+ *     entry, as names with ':' and the svg and math elements are refused
+ *     already. "data" is a URL on object only.
+ *   - TRUST: attributes that hold markup, style or page-wide behaviour,
+ *     allowed only with a spark_trusted() value; so is the src of a script,
+ *     which loads script from wherever it points, https or not. */
+enum { A_URL = 1, A_URL_LIST = 2, A_TRUST = 4 };
+
+typedef struct {
+    const char *name;
+    unsigned kind;
+} attr_policy;
+
+static const attr_policy policies[] = {
+    {"action", A_URL},
+    {"archive", A_URL_LIST},
+    {"attributionsrc", A_URL_LIST},
+    {"background", A_URL},
+    {"cite", A_URL},
+    {"classid", A_URL},
+    {"codebase", A_URL},
+    {"data", A_URL},
+    {"dynsrc", A_URL},
+    {"formaction", A_URL},
+    {"href", A_URL},
+    {"http-equiv", A_TRUST},
+    {"icon", A_URL},
+    {"imagesrcset", A_URL_LIST},
+    {"itemid", A_URL},
+    {"longdesc", A_URL},
+    {"lowsrc", A_URL},
+    {"manifest", A_URL},
+    {"ping", A_URL_LIST},
+    {"poster", A_URL},
+    {"profile", A_URL},
+    {"src", A_URL},
+    {"srcdoc", A_TRUST},
+    {"srcset", A_URL_LIST},
+    {"style", A_TRUST},
+    {"xmlns", A_URL},
+};
+
+/* What the policy asks of attribute `lname` on `tag`: A_* bits, 0 for none. */
+static unsigned policy_of(const char *tag, const char *lname) {
+    const attr_policy *p = NULL;
+    size_t lo = 0, hi = sizeof policies / sizeof *policies;
+    while (lo < hi && !p) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(lname, policies[mid].name);
+        if (c == 0)
+            p = &policies[mid];
+        else if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (!p) return 0;
+    if (strcmp(lname, "data") == 0) return strcmp(tag, "object") == 0 ? A_URL : 0;
+    if (strcmp(lname, "src") == 0 && strcmp(tag, "script") == 0) return A_URL | A_TRUST;
+    return p->kind;
 }
 
-/* Attributes that hold markup, style or page-wide behaviour: allowed only
- * with a spark_trusted() value. script src loads script from wherever it
- * points, https or not. */
-static bool needs_trust(const char *tag, const char *lname) {
-    static const char *const names[] = {"style", "srcdoc", "http-equiv", NULL};
-    return in_list(names, lname) || (strcmp(tag, "script") == 0 && strcmp(lname, "src") == 0);
+static url_kind url_attr(unsigned policy) {
+    return policy & A_URL_LIST ? URL_LIST : policy & A_URL ? URL_ONE : URL_NONE;
 }
 
 /* Does one URL pass, judged as the URL parser reads it? The parser strips
@@ -798,19 +847,55 @@ static const char *url_refused(url_kind kind, const char *v) {
     return ok ? NULL : "is not a relative, http, https, mailto or tel URL";
 }
 
-/* ---- the builder ---- */
+/* ---- the builder ----
+ *
+ * Reuse. A builder made with spark_html_new_reusing() follows the tree of
+ * an earlier render (its base) while the render runs: each element, text
+ * or raw node given is compared with the base's node at the same place
+ * (the next child of the open element's counterpart, or for a keyed
+ * element out of place, the base child with its key). An element given
+ * the same tag and attributes, in the same order, and then the very same
+ * children IS the base's node: nothing of it is allocated or checked
+ * again, and the diff skips it by identity instead of walking it. So a
+ * render costs the author's loop plus a comparison per unchanged node,
+ * and the diff costs what changed. It is exact by construction:
+ *   - a reused node is what building would have given: input equal to a
+ *     stored name is a valid lowercase name, and input equal to a stored
+ *     (cleaned) value or text cleans to itself, as cleaning is idempotent;
+ *   - the checks that depend on more than those bytes hold or are redone:
+ *     the nesting rules see the same open ancestors (a counterpart always
+ *     has its node's tag, from the roots down), and a value the policy
+ *     judges must be trusted in this builder, or takes the full path;
+ *   - nodes never change once built (adjacent text makes a new node), so
+ *     trees may share them; a builder holds a reference on its base, which
+ *     keeps the shared nodes alive, and spark_html_compact() bounds how
+ *     many builders lean on each other. */
 
 typedef struct {
-    spark_node *node; /* NULL only when out of memory */
+    spark_node *node; /* the element built; NULL while it is `old` so far (or out of memory) */
+    spark_node *old;  /* its counterpart in the base's tree, or NULL */
+    size_t same;      /* while node is NULL: the first `same` kids of old were given again */
+    size_t cursor;    /* the kid of old to compare the next child with */
+    size_t differ;    /* kids of node that are not old's kid at their index */
+    bool attrs_same;  /* node has old's attributes */
+    bool attach;      /* goes into its parent when closed (false: rejected) */
     bool entered;     /* the block macro ran its body once */
 } frame;
 
 struct spark_html {
     spark_tree tree;
-    frame *stack;
+    frame root;   /* the root fragment's */
+    frame *stack; /* the open elements */
     size_t depth, cap;
     const char **trusted; /* values from spark_trusted, by address */
     size_t ntrusted, trusted_cap;
+    spark_html *base; /* the earlier render this one takes nodes from (a reference) */
+    unsigned chain;   /* builders behind this one through base */
+    bool shares;      /* took a node or string of base's tree */
+    int refs;         /* 1 + the builders whose base this is */
+    /* kid index + 1 by key, of one element of the base (open addressing) */
+    const spark_node *keyed;
+    size_t *slots, nslots;
     char err[200];
 };
 
@@ -825,23 +910,40 @@ static void fail(spark_html *h, const char *fmt, ...) {
     va_end(ap);
 }
 
-spark_html *spark_html_new(void) {
+static spark_html *builder_new(spark_html *base) {
     spark_html *h = calloc(1, sizeof *h);
     if (!h) return NULL;
+    h->refs = 1;
     h->tree.root = spark_tree_new_node(&h->tree, SPARK_NODE_FRAGMENT);
     if (!h->tree.root) {
         free(h);
         return NULL;
     }
+    h->root.node = h->tree.root;
+    if (base && !spark_html_error(base)) {
+        base->refs++;
+        h->base = base;
+        h->chain = base->chain + 1;
+        h->root.old = base->tree.root;
+        h->root.attrs_same = true;
+    }
     return h;
 }
 
+spark_html *spark_html_new(void) { return builder_new(NULL); }
+
+spark_html *spark_html_new_reusing(spark_html *base) { return builder_new(base); }
+
 void spark_html_free(spark_html *h) {
-    if (!h) return;
-    arena_free(&h->tree.mem);
-    free(h->stack);
-    free(h->trusted);
-    free(h);
+    while (h && --h->refs == 0) {
+        spark_html *base = h->base;
+        arena_free(&h->tree.mem);
+        free(h->stack);
+        free(h->trusted);
+        free(h->slots);
+        free(h);
+        h = base;
+    }
 }
 
 const char *spark_html_error(const spark_html *h) {
@@ -866,8 +968,206 @@ char *spark_html_render(const spark_html *h, size_t *len) {
     return b.data;
 }
 
-static spark_node *current(const spark_html *h) {
-    return h->depth ? h->stack[h->depth - 1].node : h->tree.root;
+/* A copy of node `n` in h's arena without its kids (room for `kids_cap`),
+ * or NULL when out of memory: it holds nothing of n's arena. */
+static spark_node *copy_shell(spark_html *h, const spark_node *n, size_t kids_cap) {
+    spark_tree *t = &h->tree;
+    spark_node *c = spark_tree_new_node(t, n->kind);
+    if (!c) return NULL;
+    c->judged = n->judged;
+    c->tag_class = n->tag_class;
+    if (n->tag && !(c->tag = spark_tree_strdup(t, n->tag, strlen(n->tag)))) return NULL;
+    if (n->text && !(c->text = spark_tree_strdup(t, n->text, strlen(n->text)))) return NULL;
+    if (n->nattrs && !(c->attrs = arena_alloc(&t->mem, n->nattrs * sizeof *c->attrs))) return NULL;
+    c->attrs_cap = n->nattrs;
+    for (; c->nattrs < n->nattrs; c->nattrs++) {
+        const spark_attr *a = &n->attrs[c->nattrs];
+        spark_attr *d = &c->attrs[c->nattrs];
+        if (!(d->name = spark_tree_strdup(t, a->name, strlen(a->name))) ||
+            !(d->value = spark_tree_strdup(t, a->value, strlen(a->value))))
+            return NULL;
+        if (a->value == n->key) c->key = d->value;
+    }
+    if (kids_cap && !(c->kids = arena_alloc(&t->mem, kids_cap * sizeof *c->kids))) return NULL;
+    c->kids_cap = kids_cap;
+    return c;
+}
+
+/* A deep copy of `n` in h's arena, or NULL when out of memory. */
+static spark_node *copy_node(spark_html *h, const spark_node *n) {
+    spark_node *c = copy_shell(h, n, n->nkids);
+    if (!c) return NULL;
+    c->opaque = n->opaque;
+    for (; c->nkids < n->nkids; c->nkids++)
+        if (!(c->kids[c->nkids] = copy_node(h, n->kids[c->nkids]))) return NULL;
+    return c;
+}
+
+void spark_html_compact(spark_html **hp) {
+    spark_html *h = *hp;
+    if (!h || !h->base || spark_html_error(h)) return;
+    if (!h->shares) {
+        /* Nothing of base is in the tree (it all changed): let it go. */
+        spark_html_free(h->base);
+        h->base = NULL;
+        h->chain = 0;
+        return;
+    }
+    /* Each builder of the chain holds what its render built; the first
+     * holds a whole tree. Past twice that in changes, or 8 renders, most
+     * of what the chain holds is dead: copy what lives. */
+    size_t held = 0, first = 0;
+    for (const spark_html *b = h; b; b = b->base) {
+        held += b->tree.mem.bytes;
+        first = b->tree.mem.bytes;
+    }
+    if (h->chain < SPARK_HTML_MAX_CHAIN && held <= 3 * first) return;
+    spark_html *c = builder_new(NULL);
+    spark_node *root = c ? copy_node(c, h->tree.root) : NULL;
+    if (!root) {
+        spark_html_free(c); /* out of memory: the chain stays, a little longer */
+        return;
+    }
+    c->tree.root = c->root.node = root;
+    spark_html_free(h);
+    *hp = c;
+}
+
+/* ---- the builder: following the base ---- */
+
+static frame *top(spark_html *h) { return h->depth ? &h->stack[h->depth - 1] : &h->root; }
+
+/* What a frame's element is so far (its tag, class and attributes). */
+static const spark_node *frame_el(const frame *f) { return f->node ? f->node : f->old; }
+
+/* The kid of the base to compare the next child of `f` with, or NULL. */
+static spark_node *next_old(const frame *f) {
+    return f->old && f->cursor < f->old->nkids ? f->old->kids[f->cursor] : NULL;
+}
+
+/* The element of a frame that was its base's so far, built now that it
+ * differs: old's tag and attributes, and the kids given so far. */
+static spark_node *materialize(spark_html *h, frame *f) {
+    if (f->node || !f->old) return f->node;
+    /* Its own copy of old's tag and attributes: a render that changed
+     * everything then holds nothing of its base (spark_html_compact). The
+     * kids given so far are base's (h->shares was set when they were). */
+    spark_node *el = copy_shell(h, f->old, f->old->nkids + 4);
+    if (!el) {
+        fail(h, "out of memory");
+        return NULL;
+    }
+    if (f->same) memcpy(el->kids, f->old->kids, f->same * sizeof *el->kids);
+    el->nkids = f->same;
+    for (size_t i = 0; i < f->same; i++)
+        if (el->kids[i]->kind == SPARK_NODE_RAW) el->opaque = true;
+    f->node = el;
+    f->attrs_same = true;
+    f->differ = 0;
+    return el;
+}
+
+/* Whether `kid` at index `at` of f's element is the base's kid there. */
+static bool is_old_kid(const frame *f, size_t at, const spark_node *kid) {
+    return f->old && at < f->old->nkids && f->old->kids[at] == kid;
+}
+
+/* Appends a finished child to the open element of `f`. */
+static void frame_add(spark_html *h, frame *f, spark_node *kid) {
+    if (!f->node && f->old) {
+        if (is_old_kid(f, f->same, kid)) {
+            f->same++;
+            return;
+        }
+        if (!materialize(h, f)) return;
+    }
+    if (!f->node) return; /* out of memory already */
+    size_t at = f->node->nkids;
+    if (spark_tree_insert_kid(&h->tree, f->node, at, kid) != 0) {
+        fail(h, "out of memory");
+        return;
+    }
+    if (!is_old_kid(f, at, kid)) f->differ++;
+}
+
+/* The last child given to the open element of `f`, or NULL. */
+static spark_node *frame_last(const frame *f) {
+    if (f->node) return f->node->nkids ? f->node->kids[f->node->nkids - 1] : NULL;
+    return f->old && f->same ? f->old->kids[f->same - 1] : NULL;
+}
+
+/* Replaces the last child (text that grew): by the base's kid at that
+ * index when it is the same text, so the identity stays. */
+static void frame_set_last(spark_html *h, frame *f, spark_node *kid) {
+    if (!materialize(h, f) || !f->node->nkids) return;
+    size_t at = f->node->nkids - 1;
+    const spark_node *o = f->old && at < f->old->nkids ? f->old->kids[at] : NULL;
+    if (o && o->kind == kid->kind && strcmp(o->text, kid->text) == 0) {
+        kid = f->old->kids[at];
+        h->shares = true;
+    }
+    if (!is_old_kid(f, at, f->node->kids[at])) f->differ--;
+    f->node->kids[at] = kid;
+    if (!is_old_kid(f, at, kid)) f->differ++;
+}
+
+/* What a closed frame leaves in its parent: the base's node when nothing
+ * differs, else the node built. */
+static spark_node *frame_result(spark_html *h, frame *f) {
+    bool same = f->node ? f->old && f->attrs_same && !f->differ && f->node->nkids == f->old->nkids
+                        : f->old && f->same == f->old->nkids;
+    if (!same) return f->node ? f->node : materialize(h, f);
+    h->shares = true;
+    return f->old;
+}
+
+static bool same_key(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static uint64_t hash_key(const char *s) {
+    uint64_t x = 1469598103934665603ull;
+    for (; *s; s++)
+        x = (x ^ (unsigned char)*s) * 1099511628211ull;
+    return x;
+}
+
+/* The kid of base element `o` keyed `key` with tag `tag` (*at: its index),
+ * or NULL. An index of o's keys is built on the first search and kept for
+ * the next ones, as a list's items come one after another. */
+static spark_node *keyed_kid(spark_html *h, const spark_node *o, const char *key, const char *tag,
+                             size_t *at) {
+    if (h->keyed != o) {
+        size_t n = 16;
+        while (n < 2 * o->nkids)
+            n *= 2;
+        size_t *slots = n <= h->nslots ? h->slots : malloc(n * sizeof *slots);
+        if (!slots) return NULL;
+        if (slots != h->slots) {
+            free(h->slots);
+            h->slots = slots;
+            h->nslots = n;
+        }
+        memset(slots, 0, h->nslots * sizeof *slots);
+        for (size_t i = 0; i < o->nkids; i++) {
+            const char *k = o->kids[i]->key;
+            if (!k) continue;
+            size_t s = (size_t)hash_key(k) & (h->nslots - 1);
+            while (slots[s] && strcmp(o->kids[slots[s] - 1]->key, k) != 0)
+                s = (s + 1) & (h->nslots - 1);
+            if (!slots[s]) slots[s] = i + 1; /* a duplicate key: the first one */
+        }
+        h->keyed = o;
+    }
+    size_t s = (size_t)hash_key(key) & (h->nslots - 1);
+    for (; h->slots[s]; s = (s + 1) & (h->nslots - 1)) {
+        spark_node *k = o->kids[h->slots[s] - 1];
+        if (strcmp(k->key, key) != 0) continue;
+        if (k->kind != SPARK_NODE_ELEMENT || strcmp(k->tag, tag) != 0) return NULL;
+        *at = h->slots[s] - 1;
+        return k;
+    }
+    return NULL;
 }
 
 static bool valid_name(const char *s) {
@@ -893,7 +1193,7 @@ static char *lower_copy(spark_tree *t, const char *s) {
 
 /* The n-th open ancestor (0 = the parent), or NULL past the root. */
 static const spark_node *ancestor(const spark_html *h, size_t n) {
-    return n < h->depth ? h->stack[h->depth - 1 - n].node : NULL;
+    return n < h->depth ? frame_el(&h->stack[h->depth - 1 - n]) : NULL;
 }
 
 /* Is there an open element of class `tag` before one of class `stops`? */
@@ -940,7 +1240,10 @@ static const char *misnested(const spark_html *h, const spark_node *el) {
     return NULL;
 }
 
-static void push(spark_html *h, spark_node *n) {
+/* Opens a frame for element `node` (NULL: none built yet) whose base
+ * counterpart is `old`. Written in place: a frame passed by value cost a
+ * store-forwarding stall per element. */
+static void push(spark_html *h, spark_node *node, spark_node *old, bool attrs_same, bool attach) {
     if (h->depth == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 16;
         frame *s = realloc(h->stack, cap * sizeof *s);
@@ -953,9 +1256,13 @@ static void push(spark_html *h, spark_node *n) {
         h->stack = s;
         h->cap = cap;
     }
-    h->stack[h->depth].node = n;
-    h->stack[h->depth].entered = false;
-    h->depth++;
+    frame *f = &h->stack[h->depth++];
+    f->node = node;
+    f->old = old;
+    f->same = f->cursor = f->differ = 0;
+    f->attrs_same = attrs_same;
+    f->attach = attach;
+    f->entered = false;
 }
 
 static bool is_trusted(const spark_html *h, const char *value) {
@@ -964,8 +1271,59 @@ static bool is_trusted(const spark_html *h, const char *value) {
     return false;
 }
 
+/* Names and values are short: a loop inline beats a call to strcmp, and
+ * this compare runs for every attribute of every unchanged element. */
+static inline bool streq(const char *a, const char *b) {
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return *a == *b;
+}
+
+/* Whether the attributes `ap` are exactly those of base element `o`, so
+ * that building them would give o's again (see "Reuse" above). Values the
+ * policy judges must be trusted here, or they take the full path. */
+static bool same_attrs(const spark_html *h, const spark_node *o, va_list ap) {
+    size_t i = 0;
+    for (;;) {
+        const char *name = va_arg(ap, const char *);
+        if (!name) break;
+        const char *value = va_arg(ap, const char *);
+        if (!value) return false; /* the full path reports it */
+        if (value == spark_html_omit_) continue;
+        if (i == o->nattrs) return false;
+        const spark_attr *a = &o->attrs[i++];
+        if (!streq(a->name, name) || !streq(a->value, value)) return false;
+        if (o->judged && policy_of(o->tag, name) && !is_trusted(h, value)) return false;
+    }
+    return i == o->nattrs;
+}
+
+static bool attrs_equal(const spark_node *a, const spark_node *b) {
+    if (a->nattrs != b->nattrs) return false;
+    for (size_t i = 0; i < a->nattrs; i++)
+        if (strcmp(a->attrs[i].name, b->attrs[i].name) != 0 ||
+            strcmp(a->attrs[i].value, b->attrs[i].value) != 0)
+            return false;
+    return true;
+}
+
 static void vopen(spark_html *h, const char *tag, va_list ap) {
-    spark_node *parent = current(h);
+    frame *pf = top(h);
+    spark_node *cand = next_old(pf);
+    if (cand && cand->kind == SPARK_NODE_ELEMENT && tag && streq(cand->tag, tag)) {
+        va_list aq;
+        va_copy(aq, ap);
+        bool same = same_attrs(h, cand, aq);
+        va_end(aq);
+        if (same) {
+            pf->cursor++;
+            push(h, NULL, cand, true, true);
+            return;
+        }
+    }
+    const spark_node *parent = frame_el(pf);
     spark_node *el = spark_tree_new_node(&h->tree, SPARK_NODE_ELEMENT);
     bool ok = parent && el;
     if (!el) fail(h, "out of memory");
@@ -1018,7 +1376,8 @@ static void vopen(spark_html *h, const char *tag, va_list ap) {
         }
         if (spark_node_attr(el, lname)) continue; /* the first one wins */
         bool trusted = is_trusted(h, value);
-        if (!trusted && needs_trust(el->tag, lname)) {
+        unsigned policy = policy_of(el->tag, lname);
+        if (!trusted && (policy & A_TRUST)) {
             fail(h, "<%s %s> needs a spark_trusted() value", el->tag, lname);
             ok = false;
             continue;
@@ -1029,23 +1388,35 @@ static void vopen(spark_html *h, const char *tag, va_list ap) {
             ok = false;
             continue;
         }
-        url_kind kind = trusted ? URL_NONE : url_attr(el->tag, lname);
+        url_kind kind = trusted ? URL_NONE : url_attr(policy);
         const char *why = kind == URL_NONE ? NULL : url_refused(kind, v);
         if (why) {
             fail(h, "<%s %s> %s", el->tag, lname, why);
             ok = false;
             continue;
         }
+        if (policy) el->judged = true;
         if (append_attr(&h->tree, el, lname, v) != 0) {
             fail(h, "out of memory");
             ok = false;
         }
     }
+    /* Its counterpart in the base: the next kid there, if it is the same
+     * element (tag and key); else, for a keyed one, the kid with its key. */
+    spark_node *old = NULL;
+    if (ok && pf->old) {
+        size_t at;
+        if (cand && cand->kind == SPARK_NODE_ELEMENT && strcmp(cand->tag, el->tag) == 0 &&
+            same_key(cand->key, el->key)) {
+            old = cand;
+            pf->cursor++;
+        } else if (el->key && (old = keyed_kid(h, pf->old, el->key, el->tag, &at))) {
+            pf->cursor = at + 1;
+        }
+    }
     /* A rejected element is built but never attached: its whole subtree
      * disappears, and the recorded error makes the render fail. */
-    if (ok && spark_tree_insert_kid(&h->tree, parent, parent->nkids, el) != 0)
-        fail(h, "out of memory");
-    push(h, el);
+    push(h, el, old, old && attrs_equal(el, old), ok);
 }
 
 void spark_open(spark_html *h, const char *tag, ...) {
@@ -1070,7 +1441,9 @@ void spark_close(spark_html *h) {
         fail(h, "spark_close without an open element");
         return;
     }
-    h->depth--;
+    frame *f = &h->stack[--h->depth]; /* stays valid: nothing is pushed below */
+    spark_node *done = f->attach ? frame_result(h, f) : NULL;
+    if (done) frame_add(h, top(h), done);
 }
 
 void spark_leaf(spark_html *h, const char *tag, ...) {
@@ -1109,8 +1482,21 @@ static bool all_space(const char *s) {
 }
 
 static void add_text(spark_html *h, const char *s, size_t n) {
-    spark_node *parent = current(h);
+    frame *pf = top(h);
+    const spark_node *parent = frame_el(pf);
     if (!parent || n == 0) return;
+    spark_node *last = frame_last(pf), *cand = next_old(pf);
+    bool join = last && last->kind == SPARK_NODE_TEXT;
+    if (cand && cand->kind == SPARK_NODE_TEXT) {
+        /* strnlen first: s may hold a NUL, cand's text never does */
+        if (!join && strnlen(cand->text, n + 1) == n && memcmp(cand->text, s, n) == 0) {
+            pf->cursor++;
+            h->shares = true;
+            frame_add(h, pf, cand);
+            return;
+        }
+        if (!join) pf->cursor++;
+    }
     const char *ptag = parent->kind == SPARK_NODE_ELEMENT ? parent->tag : "";
     unsigned pclass = parent->kind == SPARK_NODE_ELEMENT ? parent->tag_class : 0;
     if (pclass & T_VOID) {
@@ -1130,23 +1516,29 @@ static void add_text(spark_html *h, const char *s, size_t n) {
         fail(h, "text cannot go directly in <%s>", ptag);
         return;
     }
-    spark_node *last = parent->nkids ? parent->kids[parent->nkids - 1] : NULL;
-    if (last && last->kind == SPARK_NODE_TEXT) {
-        /* The parser makes one node of adjacent text: so must the tree. */
+    if (join) {
+        /* The parser makes one node of adjacent text: so must the tree. A
+         * new node, as the last one may be shared with other trees. */
         size_t a = strlen(last->text), b = strlen(clean);
         char *joined = arena_alloc(&h->tree.mem, a + b + 1);
-        if (!joined) {
+        spark_node *t = spark_tree_new_node(&h->tree, SPARK_NODE_TEXT);
+        if (!joined || !t) {
             fail(h, "out of memory");
             return;
         }
         memcpy(joined, last->text, a);
         memcpy(joined + a, clean, b + 1);
-        last->text = joined;
+        t->text = joined;
+        frame_set_last(h, pf, t);
         return;
     }
     spark_node *t = spark_tree_new_node(&h->tree, SPARK_NODE_TEXT);
-    if (!t || (t->text = clean, spark_tree_insert_kid(&h->tree, parent, parent->nkids, t) != 0))
+    if (!t) {
         fail(h, "out of memory");
+        return;
+    }
+    t->text = clean;
+    frame_add(h, pf, t);
 }
 
 void spark_text(spark_html *h, const char *text) {
@@ -1182,23 +1574,42 @@ void spark_textf(spark_html *h, const char *fmt, ...) {
 
 void spark_raw(spark_html *h, const char *trusted_html) {
     if (!h || !trusted_html || !*trusted_html) return;
-    spark_node *parent = current(h);
+    frame *pf = top(h);
+    const spark_node *parent = frame_el(pf);
     if (!parent) return;
-    if (parent->kind == SPARK_NODE_ELEMENT && spark_html_is_void(parent->tag)) {
+    spark_node *cand = next_old(pf);
+    if (cand && cand->kind == SPARK_NODE_RAW) {
+        pf->cursor++;
+        if (strcmp(cand->text, trusted_html) == 0) {
+            h->shares = true;
+            frame_add(h, pf, cand);
+            return;
+        }
+    }
+    if (parent->kind == SPARK_NODE_ELEMENT && (parent->tag_class & T_VOID)) {
         fail(h, "raw HTML cannot go in the void element <%s>", parent->tag);
         return;
     }
     spark_node *r = spark_tree_new_node(&h->tree, SPARK_NODE_RAW);
-    if (!r || !(r->text = clean_copy(&h->tree, trusted_html, strlen(trusted_html))) ||
-        spark_tree_insert_kid(&h->tree, parent, parent->nkids, r) != 0)
+    if (!r || !(r->text = clean_copy(&h->tree, trusted_html, strlen(trusted_html)))) {
         fail(h, "out of memory");
+        return;
+    }
+    frame_add(h, pf, r);
 }
 
 const char *spark_itoa(spark_html *h, long long value) {
     if (!h) return "";
-    char buf[32];
-    int n = snprintf(buf, sizeof buf, "%lld", value);
-    char *d = spark_tree_strdup(&h->tree, buf, (size_t)n);
+    /* By hand: renders call this per list item (ids), and snprintf's
+     * format machinery cost more than the rest of the item. */
+    char buf[24], *p = buf + sizeof buf;
+    unsigned long long u = value < 0 ? 0ull - (unsigned long long)value : (unsigned long long)value;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (value < 0) *--p = '-';
+    char *d = spark_tree_strdup(&h->tree, p, (size_t)(buf + sizeof buf - p));
     if (!d) fail(h, "out of memory");
     return d ? d : "";
 }

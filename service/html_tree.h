@@ -41,6 +41,7 @@ typedef struct spark_node spark_node;
 struct spark_node {
     spark_node_kind kind;
     bool opaque;        /* element or fragment with a raw child */
+    bool judged;        /* element with an attribute the policy judges (URL, trusted) */
     const char *tag;    /* element: lowercase tag name */
     const char *text;   /* text or raw node: its content */
     const char *key;    /* element: the value of its spark-key attribute, or NULL */
@@ -82,6 +83,26 @@ typedef struct spark_tree spark_tree;
 
 /* The builder's root fragment (borrowed: valid until spark_html_free). */
 const spark_node *spark_html_root(const spark_html *h);
+
+/* ---- renders that reuse the last one ----
+ *
+ * A builder for the next render of what `base` rendered (NULL: none; a
+ * base with an error is not used). Where the render gives what base holds,
+ * the new tree holds base's very nodes: unchanged subtrees cost a compare
+ * to build and nothing to diff (spark_diff skips identical nodes). The
+ * tree built is exactly the one spark_html_new() would build; only the
+ * sharing differs. The builder holds a reference on base (spark_html_free
+ * drops it), so base may be freed by its owner at any time. */
+spark_html *spark_html_new_reusing(spark_html *base);
+/* Each builder keeps its base, and so the bases before it, alive. Call
+ * spark_html_compact() on a render before building on it: it lets the
+ * base go when the render took nothing from it, and once
+ * SPARK_HTML_MAX_CHAIN builders lean on each other, or they hold more
+ * than three times what the first of them holds, it replaces *h
+ * (released) by a standalone builder with an equal tree. Keep the result
+ * in *h's place: the next render shares nodes with it. */
+#define SPARK_HTML_MAX_CHAIN 8
+void spark_html_compact(spark_html **h);
 
 const spark_node *spark_tree_root(const spark_tree *t);
 /* The root for in-place edits. */

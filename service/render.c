@@ -5,7 +5,11 @@
  * per change, so they are shared: within one flush of an instance, a
  * render is reused by every viewer whose view state (and, if the render
  * looked, whose user) is the same, and a diff by every viewer that had the
- * same previous tree. Trees are reference-counted and never copied.
+ * same previous tree. Trees are reference-counted. A render is built on
+ * the tree its viewer has (spark_html_new_reusing): what did not change is
+ * that tree's very nodes, so the render compares instead of building, and
+ * the diff skips them; a tree is copied only when 8 renders lean on each
+ * other (spark_html_compact), to let the older ones go.
  */
 #include "render.h"
 
@@ -77,6 +81,13 @@ void spark_tree_release(shared_tree *t) {
 shared_tree *spark_render(instance *in, viewer *v, json_object *state, json_object *local,
                           bool *used_viewer) {
     spark_live lv = spark_instance_context(in, v, state, local);
+    /* Build on what the viewer has: what did not change is its very nodes,
+     * which the diff then skips. Compacted in place (an equal tree), so
+     * the viewer's tree and the new one still share. */
+    if (v && v->tree) {
+        spark_html_compact(&v->tree->h);
+        lv.reuse = v->tree->h;
+    }
     const char *error;
     spark_html *h = spark_live_render(&lv, &error);
     if (!h) return NULL;

@@ -15,13 +15,15 @@
 #include "protocol.h"
 
 /* A render's tree, kept in the builder that made it (no copy), shared by
- * the viewers it was sent to. */
+ * the viewers it was sent to. `h` may be replaced by an equal, compacted
+ * one (spark_html_compact) before a render builds on it. */
 struct shared_tree {
     spark_html *h;
     int refs;
 };
 
-/* Renders `in` on these states for `v` (NULL: a page, no viewer yet).
+/* Renders `in` on these states for `v` (NULL: a page, no viewer yet),
+ * reusing the nodes of the tree v has, if any.
  * *used_viewer (may be NULL) tells whether the render read who is looking.
  * NULL when the render fails. The caller holds one reference. */
 shared_tree *spark_render(instance *in, viewer *v, json_object *state, json_object *local,

@@ -119,16 +119,36 @@ static void fill(void) {
     }
 }
 
-/* Diffs the 500-row list against an edited copy; checks exactness. */
+/* Rows of the last list_patch's reusing render that are the old render's
+ * very nodes (what the diff skips without looking). */
+static size_t shared_rows;
+
+/* Diffs the 500-row list against an edited copy; checks exactness. The
+ * edited copy is rendered twice, afresh and reusing the old render as the
+ * runtime does: both must give the very same ops. */
 static char *list_patch(int keyed, int n_new, int *nops) {
     spark_html *a = spark_html_new(), *b = spark_html_new();
     todo_list(a, base, ROWS, keyed);
     todo_list(b, edited, n_new, keyed);
+    spark_html *r = spark_html_new_reusing(a);
+    todo_list(r, edited, n_new, keyed);
     ck_assert_ptr_null(spark_html_error(a));
     ck_assert_ptr_null(spark_html_error(b));
+    ck_assert_ptr_null(spark_html_error(r));
     char *ops = check_patch(spark_html_root(a), spark_html_root(b), nops);
+    int n;
+    char *reused = check_patch(spark_html_root(a), spark_html_root(r), &n);
+    ck_assert_str_eq(reused, ops);
+    const spark_node *ul0 = spark_html_root(a)->kids[0]->kids[1];
+    const spark_node *ul1 = spark_html_root(r)->kids[0]->kids[1];
+    shared_rows = 0;
+    for (size_t j = 0; j < ul1->nkids; j++)
+        for (size_t i = 0; i < ul0->nkids; i++)
+            shared_rows += ul1->kids[j] == ul0->kids[i];
+    free(reused);
     spark_html_free(a);
     spark_html_free(b);
+    spark_html_free(r);
     return ops;
 }
 
@@ -142,6 +162,7 @@ START_TEST(one_changed_text_in_500_rows) {
         ck_assert_int_eq(n, 1);
         ck_assert_str_eq(ops, "[[\"t\",[0,1,437,1,0],\"Buy milk\"]]");
         ck_assert_uint_lt(strlen(ops), 100);
+        ck_assert_uint_eq(shared_rows, ROWS - 1);
         free(ops);
     }
 }
@@ -156,6 +177,7 @@ START_TEST(toggle_one_row) {
         char *ops = list_patch(keyed, ROWS, &n);
         ck_assert_int_eq(n, 2); /* class on the li, checked on the input */
         ck_assert_uint_lt(strlen(ops), 100);
+        ck_assert_uint_eq(shared_rows, ROWS - 1);
         free(ops);
     }
 }
@@ -171,6 +193,7 @@ START_TEST(keyed_insert_at_top) {
     ck_assert_int_eq(n, 2);
     ck_assert_ptr_nonnull(strstr(ops, "[\"i\",[0,1,0],\"<li spark-key=\\\"9999\\\">"));
     ck_assert_uint_lt(strlen(ops), 320);
+    ck_assert_uint_eq(shared_rows, ROWS); /* found by key */
     free(ops);
 }
 END_TEST
@@ -196,6 +219,7 @@ START_TEST(keyed_remove_from_the_middle) {
     ck_assert_int_eq(n, 2);
     ck_assert_ptr_nonnull(strstr(ops, "[\"r\",[0,1,200]]"));
     ck_assert_uint_lt(strlen(ops), 80);
+    ck_assert_uint_eq(shared_rows, ROWS - 1);
     free(ops);
 }
 END_TEST
@@ -210,6 +234,7 @@ START_TEST(keyed_move) {
     char *ops = list_patch(1, ROWS, &n);
     ck_assert_int_eq(n, 1);
     ck_assert_str_eq(ops, "[[\"m\",[0,1],300,10]]");
+    ck_assert_uint_eq(shared_rows, ROWS);
     free(ops);
 
     /* A swap is two moves; the rows in between stay. */
@@ -656,11 +681,29 @@ static void render_tnode(spark_html *h, const tnode *n) {
     }
 }
 
-static spark_html *render_random(const tnode *root) {
-    spark_html *h = spark_html_new();
+static spark_html *render_random_on(const tnode *root, spark_html *prev) {
+    spark_html *h = spark_html_new_reusing(prev);
     render_tnode(h, root);
     if (spark_html_error(h)) ck_abort_msg("builder: %s", spark_html_error(h));
     return h;
+}
+
+static spark_html *render_random(const tnode *root) { return render_random_on(root, NULL); }
+
+/* Whether `n` is a node of the tree under `t`. */
+static bool in_tree(const spark_node *n, const spark_node *t) {
+    if (n == t) return true;
+    for (size_t i = 0; i < t->nkids; i++)
+        if (in_tree(n, t->kids[i])) return true;
+    return false;
+}
+
+/* Whether some node under `n` is a node of the tree under `t` too. */
+static bool shares(const spark_node *n, const spark_node *t) {
+    if (in_tree(n, t)) return true;
+    for (size_t i = 0; i < n->nkids; i++)
+        if (shares(n->kids[i], t)) return true;
+    return false;
 }
 
 static tnode *random_root(void) {
@@ -695,7 +738,7 @@ START_TEST(random_pairs_patch_exactly) {
     int n = iterations();
     long total_ops = 0;
     static const char codes[] = "tsuirpmh";
-    long seen[8] = {0};
+    long seen[8] = {0}, pairs_sharing = 0;
     for (int i = 0; i < n; i++) {
         tnode *a, *b;
         random_pair(&a, &b);
@@ -704,6 +747,22 @@ START_TEST(random_pairs_patch_exactly) {
         /* One pair in four also goes through a parse of the old HTML: it
          * doubles the cost, and the structure it checks varies little. */
         char *ops = check_patch_ex(spark_html_root(ha), spark_html_root(hb), &nops, i % 4 == 0);
+        /* The new tree again, reusing the old render as the runtime does:
+         * the same tree and the very same ops; and back to the old tree on
+         * that one, which takes nodes of both. */
+        spark_html *hr = render_random_on(b, ha);
+        if (!spark_node_equal(spark_html_root(hr), spark_html_root(hb)))
+            ck_abort_msg("a reusing render differs from a fresh one");
+        char *reused = check_patch_ex(spark_html_root(ha), spark_html_root(hr), NULL, false);
+        if (strcmp(reused, ops) != 0) ck_abort_msg("ops %s\nreusing: %s", ops, reused);
+        spark_html *back = render_random_on(a, hr);
+        if (!spark_node_equal(spark_html_root(back), spark_html_root(ha)))
+            ck_abort_msg("a render back on a reusing one differs");
+        free(check_patch_ex(spark_html_root(hr), spark_html_root(back), NULL, false));
+        pairs_sharing += shares(spark_html_root(hr), spark_html_root(ha));
+        free(reused);
+        spark_html_free(back);
+        spark_html_free(hr);
         for (int c = 0; codes[c]; c++) {
             char pat[8];
             snprintf(pat, sizeof pat, "[\"%c\",[", codes[c]);
@@ -721,6 +780,8 @@ START_TEST(random_pairs_patch_exactly) {
     for (int c = 0; c < 8 && n >= 1000; c++)
         ck_assert_msg(seen[c] >= n / 100, "only %ld ops \"%c\"", seen[c], codes[c]);
     ck_assert_int_ge(total_ops, n / 2);
+    /* and reuse must happen, or its half of the property says nothing */
+    ck_assert_int_ge(pairs_sharing, n / 2);
 }
 END_TEST
 

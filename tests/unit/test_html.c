@@ -1,7 +1,9 @@
 /*
  * test_html.c - the markup builder and its serializer: escaping, void and
  * boolean attributes, names, UTF-8, nesting the browser would rebuild
- * differently, raw HTML, and trees that outlive their builder.
+ * differently, raw HTML, trees that outlive their builder, and renders that
+ * reuse the last one's nodes (spark_html_new_reusing): the same tree as a
+ * fresh build, the policy judged again, nothing shared ever changed.
  */
 #include "html_tree.h"
 #include "support.h"
@@ -681,6 +683,266 @@ START_TEST(policy_details) {
 }
 END_TEST
 
+/* ---- renders that reuse the last one ---- */
+
+static void list_of(spark_html *b, int n, int toggled, const char *title) {
+    SECTION(b, "class", "app") {
+        H1(b) { spark_text(b, title); }
+        UL(b) {
+            for (int i = 0; i < n; i++)
+                LI(b, "spark-key", spark_itoa(b, i), "class", SPARK_IF(i == toggled, "done")) {
+                    INPUT(b, "type", "checkbox", "checked", SPARK_BOOL(i == toggled));
+                    LABEL(b) { spark_textf(b, "item %d", i); }
+                }
+        }
+    }
+}
+
+static char *html_of(const spark_html *b) {
+    ck_assert_msg(spark_html_error(b) == NULL, "unexpected error: %s", spark_html_error(b));
+    char *s = spark_html_render(b, NULL);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+START_TEST(reuse_shares_what_did_not_change) {
+    list_of(h, 50, -1, "todos");
+    spark_html *next = spark_html_new_reusing(h), *fresh = spark_html_new();
+    list_of(next, 50, 7, "todos");
+    list_of(fresh, 50, 7, "todos");
+    char *a = html_of(next), *b = html_of(fresh);
+    ck_assert_str_eq(a, b); /* the same tree as without reuse */
+    ck_assert(spark_node_equal(spark_html_root(next), spark_html_root(fresh)));
+    const spark_node *was = spark_html_root(h)->kids[0], *now = spark_html_root(next)->kids[0];
+    ck_assert_ptr_ne(was, now);                   /* the section holds a changed list */
+    ck_assert_ptr_eq(was->kids[0], now->kids[0]); /* h1 */
+    const spark_node *ul0 = was->kids[1], *ul1 = now->kids[1];
+    ck_assert_ptr_ne(ul0, ul1);
+    for (int i = 0; i < 50; i++) {
+        if (i == 7) {
+            ck_assert_ptr_ne(ul0->kids[i], ul1->kids[i]);
+            ck_assert_ptr_eq(ul0->kids[i]->kids[1], ul1->kids[i]->kids[1]); /* its label */
+        } else {
+            ck_assert_ptr_eq(ul0->kids[i], ul1->kids[i]);
+        }
+    }
+    /* The base may go first: the new tree keeps what it shares alive. */
+    spark_html_free(h);
+    h = NULL;
+    char *again = html_of(next);
+    ck_assert_str_eq(again, b);
+    /* Nothing changed at all: the root's child is the base's. */
+    spark_html *same = spark_html_new_reusing(next);
+    list_of(same, 50, 7, "todos");
+    ck_assert_ptr_eq(spark_html_root(same)->kids[0], spark_html_root(next)->kids[0]);
+    free(a);
+    free(b);
+    free(again);
+    spark_html_free(same);
+    spark_html_free(next);
+    spark_html_free(fresh);
+}
+END_TEST
+
+START_TEST(reuse_follows_keys_that_moved) {
+    list_of(h, 20, -1, "todos");
+    spark_html *next = spark_html_new_reusing(h);
+    /* Item 0 moved to the end; a new item at the top. */
+    SECTION(next, "class", "app") {
+        H1(next) { spark_text(next, "todos"); }
+        UL(next) {
+            LI(next, "spark-key", "new") { spark_text(next, "new"); }
+            for (int k = 1; k <= 20; k++) {
+                int i = k % 20;
+                LI(next, "spark-key", spark_itoa(next, i), "class", SPARK_OMIT) {
+                    INPUT(next, "type", "checkbox", "checked", SPARK_OMIT);
+                    LABEL(next) { spark_textf(next, "item %d", i); }
+                }
+            }
+        }
+    }
+    ck_assert_ptr_null(spark_html_error(next));
+    /* The ul is new, but every item of the base in it is the base's. */
+    const spark_node *ul0 = spark_html_root(h)->kids[0]->kids[1];
+    const spark_node *ul1 = spark_html_root(next)->kids[0]->kids[1];
+    ck_assert_ptr_ne(ul0, ul1);
+    ck_assert_uint_eq(ul1->nkids, 21);
+    for (int k = 1; k <= 20; k++)
+        ck_assert_ptr_eq(ul1->kids[k], ul0->kids[k % 20]);
+    spark_html_free(next);
+}
+END_TEST
+
+START_TEST(reuse_judges_trust_again) {
+    DIV(h, "style", spark_trusted(h, "width: 3em")){
+        A(h, "href", spark_trusted(h, "javascript:go()")){spark_text(h, "go");
+}
+}
+(void)render();
+/* The same bytes, not trusted this time: refused as without reuse. */
+spark_html *next = spark_html_new_reusing(h);
+DIV(next, "style", "width: 3em") {}
+const char *e = spark_html_error(next);
+ck_assert_ptr_nonnull(e);
+ck_assert_ptr_nonnull(strstr(e, "spark_trusted"));
+spark_html_free(next);
+next = spark_html_new_reusing(h);
+DIV(next, "style", spark_trusted(next, "width: 3em")) {
+    A(next, "href", "javascript:go()") { spark_text(next, "go"); }
+}
+e = spark_html_error(next);
+ck_assert_ptr_nonnull(e);
+ck_assert_ptr_nonnull(strstr(e, "<a href>"));
+spark_html_free(next);
+/* Trusted again: accepted, and shared. */
+next = spark_html_new_reusing(h);
+DIV(next, "style", spark_trusted(next, "width: 3em")) {
+    A(next, "href", spark_trusted(next, "javascript:go()")) { spark_text(next, "go"); }
+}
+ck_assert_ptr_null(spark_html_error(next));
+ck_assert_ptr_eq(spark_html_root(next)->kids[0], spark_html_root(h)->kids[0]);
+spark_html_free(next);
+}
+END_TEST
+
+/* A p whose names and values the builder may change (case, CR, the seed's
+ * onclick), with text given in two pieces and raw HTML. */
+static void para(spark_html *b, const char *tag, const char *title, const char *title_value,
+                 const char *click, const char *second, const char *raw) {
+    SPARK_EL(b, tag, title, title_value, click, "go") {
+        spark_text(b, "a");
+        spark_text(b, second);
+        BR(b);
+        spark_raw(b, raw);
+    }
+}
+
+START_TEST(reuse_never_changes_the_base) {
+    para(h, "p", "title", "t\r\nx", "spark-click", "b", "<i>r</i>");
+    char *before = strdup(render());
+    /* What the builder changes builds the same tree, reused or not. */
+    spark_html *next = spark_html_new_reusing(h);
+    para(next, "P", "TITLE", "t\r\nx", "onclick", "b", "<i>r</i>");
+    char *same = html_of(next);
+    ck_assert_str_eq(same, before);
+    /* Adjacent text joins into a new node: the base's "ab" stays. */
+    spark_html *other = spark_html_new_reusing(next);
+    para(other, "p", "title", "t\nx", "spark-click", "c", "<b>r</b>");
+    char *changed = html_of(other);
+    ck_assert_str_eq(changed, "<p title=\"t\nx\" spark-click=\"go\">ac<br><b>r</b></p>");
+    ck_assert_str_eq(render(), before);
+    char *still = html_of(next);
+    ck_assert_str_eq(still, before);
+    /* And the other way: the same text again is the base's node. */
+    spark_html *back = spark_html_new_reusing(next);
+    para(back, "p", "title", "t\nx", "spark-click", "b", "<i>r</i>");
+    ck_assert_ptr_eq(spark_html_root(back)->kids[0], spark_html_root(next)->kids[0]);
+    free(before);
+    free(same);
+    free(changed);
+    free(still);
+    spark_html_free(back);
+    spark_html_free(other);
+    spark_html_free(next);
+}
+END_TEST
+
+START_TEST(reuse_of_a_refused_render_builds_afresh) {
+    DIV(h, "onmouseover", "x") {}
+    ck_assert_ptr_nonnull(spark_html_error(h));
+    spark_html *next = spark_html_new_reusing(h);
+    DIV(next) {}
+    ck_assert_ptr_null(spark_html_error(next));
+    spark_html_free(next);
+}
+END_TEST
+
+START_TEST(compact_ends_the_chain_with_an_equal_tree) {
+    list_of(h, 30, -1, "start");
+    spark_html *cur = h;
+    h = NULL;
+    for (int r = 0; r < SPARK_HTML_MAX_CHAIN + 3; r++) {
+        spark_html *before = cur;
+        spark_html_compact(&cur);
+        if (r == SPARK_HTML_MAX_CHAIN) ck_assert_ptr_ne(cur, before); /* copied */
+        if (r < SPARK_HTML_MAX_CHAIN) ck_assert_ptr_eq(cur, before);
+        spark_html *next = spark_html_new_reusing(cur), *fresh = spark_html_new();
+        list_of(next, 30, r, r % 2 ? "odd" : "even");
+        list_of(fresh, 30, r, r % 2 ? "odd" : "even");
+        char *a = html_of(next), *b = html_of(fresh);
+        ck_assert_str_eq(a, b);
+        /* Built on the compacted tree: still shared with it. */
+        ck_assert_ptr_eq(spark_html_root(next)->kids[0]->kids[1]->kids[29],
+                         spark_html_root(cur)->kids[0]->kids[1]->kids[29]);
+        free(a);
+        free(b);
+        spark_html_free(fresh);
+        spark_html_free(cur);
+        cur = next;
+    }
+    spark_html_free(cur);
+}
+END_TEST
+
+/* Rows whose every text differs from one round to the next, under a
+ * header that stays (shared) or changes too (nothing shared). */
+static void churn(spark_html *b, int round, bool keep_header) {
+    H1(b) { spark_text(b, keep_header ? "same" : spark_itoa(b, round)); }
+    UL(b) {
+        for (int i = 0; i < 200; i++)
+            LI(b) { spark_textf(b, "row %d of round %d", i, round); }
+    }
+}
+
+START_TEST(compact_lets_go_of_a_base_nothing_was_taken_from) {
+    churn(h, 0, false);
+    spark_html *cur = h;
+    h = NULL;
+    /* Without letting go, the chain would be copied by round 3 or 8. */
+    for (int r = 1; r < 3 * SPARK_HTML_MAX_CHAIN; r++) {
+        spark_html *next = spark_html_new_reusing(cur);
+        churn(next, r, false);
+        ck_assert_ptr_null(spark_html_error(next));
+        spark_html *before = next;
+        spark_html_compact(&next);
+        ck_assert_ptr_eq(next, before);
+        spark_html_free(cur);
+        cur = next;
+    }
+    spark_html_free(cur);
+}
+END_TEST
+
+START_TEST(compact_copies_a_chain_that_holds_mostly_changes) {
+    churn(h, 0, true);
+    spark_html *cur = h;
+    h = NULL;
+    int copied_at = 0;
+    for (int r = 1; r < SPARK_HTML_MAX_CHAIN && !copied_at; r++) {
+        spark_html *next = spark_html_new_reusing(cur);
+        churn(next, r, true);
+        /* The header is shared: the chain is kept, until it holds much
+         * more than a tree, well before 8 renders. */
+        ck_assert_ptr_eq(spark_html_root(next)->kids[0], spark_html_root(cur)->kids[0]);
+        spark_html *before = next;
+        spark_html_compact(&next);
+        if (next != before) copied_at = r;
+        spark_html_free(cur);
+        cur = next;
+    }
+    ck_assert_int_gt(copied_at, 1);
+    ck_assert_int_lt(copied_at, SPARK_HTML_MAX_CHAIN);
+    spark_html *fresh = spark_html_new();
+    churn(fresh, copied_at, true);
+    char *a = html_of(cur), *b = html_of(fresh);
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    spark_html_free(fresh);
+    spark_html_free(cur);
+}
+END_TEST
+
 static Suite *html_suite(void) {
     Suite *s = suite_create("html");
     TCase *tc = tcase_create("builder");
@@ -724,6 +986,17 @@ static Suite *html_suite(void) {
     tcase_add_test(tc, style_and_srcdoc_need_trust);
     tcase_add_test(tc, policy_details);
     suite_add_tcase(s, tc);
+    TCase *reuse = tcase_create("reuse");
+    tcase_add_checked_fixture(reuse, setup, teardown);
+    tcase_add_test(reuse, reuse_shares_what_did_not_change);
+    tcase_add_test(reuse, reuse_follows_keys_that_moved);
+    tcase_add_test(reuse, reuse_judges_trust_again);
+    tcase_add_test(reuse, reuse_never_changes_the_base);
+    tcase_add_test(reuse, reuse_of_a_refused_render_builds_afresh);
+    tcase_add_test(reuse, compact_ends_the_chain_with_an_equal_tree);
+    tcase_add_test(reuse, compact_lets_go_of_a_base_nothing_was_taken_from);
+    tcase_add_test(reuse, compact_copies_a_chain_that_holds_mostly_changes);
+    suite_add_tcase(s, reuse);
     return s;
 }
 
