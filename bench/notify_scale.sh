@@ -16,6 +16,9 @@
 #   decode:N  the trigger without pg_notify; N walsenders, each on its own
 #             pgoutput slot of a publication of spark.components (id,
 #             version), read every change and confirm it
+# BENCH_NOTIFY_EVENTS (default 1) events per transaction: more makes each
+# transaction a group write like spark.apply_batch's, one UPDATE (and one
+# NOTIFY) per event, each client on components of its own.
 # BENCH_NOTIFY_FLUSH_US (default 0) adds that many µs to every WAL flush of
 # pgbench's sessions (commit_delay with commit_siblings = 0, so a superuser
 # connection): 1000 makes this machine's 0.3 ms flush behave like a cloud
@@ -58,6 +61,8 @@ clients=${BENCH_NOTIFY_CLIENTS:-8}
 seconds=${BENCH_NOTIFY_SECONDS:-5}
 runs=${BENCH_NOTIFY_RUNS:-3}
 flush_us=${BENCH_NOTIFY_FLUSH_US:-0}
+events=${BENCH_NOTIFY_EVENTS:-1}
+[[ $events =~ ^[0-9]+$ && $events -ge 1 && $events -le 100 ]] || die "BENCH_NOTIFY_EVENTS must be 1 to 100"
 [[ $flush_us =~ ^[0-9]+$ && $flush_us -le 100000 ]] || die "BENCH_NOTIFY_FLUSH_US must be 0 to 100000"
 points=${BENCH_NOTIFY_POINTS:-off listen:1 listen:2 listen:4 listen:8 listen:16 listen:32 decode:1 decode:4}
 components=${BENCH_COMPONENTS:-20}
@@ -116,6 +121,26 @@ SPARK_LOG_LEVEL=warn "$sparkd" migrate >/dev/null
 
 sql() { psql -Atq -v ON_ERROR_STOP=1 "$DATABASE_URL" "$@"; }
 
+# The transaction: bench/event.sql, or a group of $events events, each
+# client on components of its own (no lock waits between clients).
+script=$root/bench/event.sql
+if ((events > 1)); then
+  script=$work/group.sql
+  components=$((clients * events > components ? clients * events : components))
+  {
+    printf '%s\n' '\startpipeline'
+    echo 'BEGIN;'
+    echo "SELECT set_config('spark.event', 'increment', true), set_config('spark.event_data', '{}', true),"
+    echo "       set_config('spark.actor', 'bench', true), set_config('spark.instance', 'pgbench', true);"
+    for ((e = 0; e < events; e++)); do
+      echo "UPDATE spark.components SET state = jsonb_set(state, '{count}', to_jsonb((state->>'count')::bigint + 1))"
+      echo " WHERE id = 'counter' || chr(58) || 'bench-' || ((:client_id * $events) + $e);"
+    done
+    echo 'COMMIT;'
+    printf '%s\n' '\endpipeline'
+  } >"$script"
+fi
+
 sql >/dev/null <<SQL
 INSERT INTO spark.components (id, state)
 SELECT 'counter:bench-' || k, '{"count":0,"step":1}'
@@ -167,7 +192,7 @@ run_point() {
   local before after pgb
   before=$(cpu_busy)
   pgb=$(PGOPTIONS="-c commit_delay=$flush_us -c commit_siblings=0" \
-    /usr/bin/time -f 'cpu %U %S' "$pgbench_bin" -n -M prepared -f "$root/bench/event.sql" \
+    /usr/bin/time -f 'cpu %U %S' "$pgbench_bin" -n -M prepared -f "$script" \
     -D ncomp="$components" -c "$clients" -j "$((clients < 2 ? clients : 2))" -T "$seconds" \
     "$DATABASE_URL" 2>&1) || die "pgbench failed: $pgb"
   after=$(cpu_busy)
@@ -200,7 +225,7 @@ run_point() {
     items_min=$(sed -n 's/.* items_min=\([0-9]*\).*/\1/p' <<<"$done_line")
     finished=$(sed -n 's/.* finished=\([0-9]*\).*/\1/p' <<<"$done_line")
     complete=no
-    if [[ $finished == "$n" ]] && ((items_min >= txns)); then complete=yes; fi
+    if [[ $finished == "$n" ]] && ((items_min >= txns * events)); then complete=yes; fi
     lag=$(sed -n 's/.* lag_ms=\([0-9.-]*\).*/\1/p' <<<"$done_line")
     scpu=$(sed -n 's/.* cpu_s=\([0-9.]*\).*/\1/p' <<<"$done_line")
     scpu=$(awk -v c="$scpu" -v s="$seconds" 'BEGIN { printf "%.1f", 100 * c / s }')
@@ -233,7 +258,7 @@ for point in $points; do
   fi
   results[$point]=""
 done
-log "$clients pgbench clients, ${seconds} s per run, $runs runs per point (interleaved), +$flush_us µs per flush"
+log "$clients pgbench clients, $events event(s) per transaction, ${seconds} s per run, $runs runs per point (interleaved), +$flush_us µs per flush"
 for ((r = 1; r <= runs; r++)); do
   for point in $points; do
     [[ -v results[$point] ]] || continue
@@ -249,8 +274,8 @@ col() { awk -v c="$2" 'NF { print $c }' <<<"${results[$1]}"; }
 
 base=""
 [[ -v results[off] ]] && base=$(col off 1 | median)
-printf '\n%d pgbench clients, %s s per run, +%s µs per WAL flush, medians of %d runs; CPU in %% of one core\n' \
-  "$clients" "$seconds" "$flush_us" "$runs"
+printf '\n%d pgbench clients, %d event(s) per transaction, %s s per run, +%s µs per WAL flush, medians of %d runs; CPU in %% of one core\n' \
+  "$clients" "$events" "$seconds" "$flush_us" "$runs"
 printf '%-10s %10s %8s %9s %9s %8s %8s %9s %8s\n' point commits/s ratio complete lag_ms \
   pgbench sink backends machine
 json=""
@@ -270,6 +295,6 @@ for point in $points; do
     "${lag:--}" "$pcpu" "${scpu:--}" "${bcpu:--}" "$busy"
   json+="${json:+,}{\"point\":\"$point\",\"tps\":$tps,\"runs\":\"$all\",\"ratio\":\"$ratio\",\"complete\":\"$complete\",\"lag_ms\":\"$lag\",\"pgbench_cpu\":$pcpu,\"sink_cpu\":\"$scpu\",\"backends_cpu\":\"$bcpu\",\"machine_busy\":$busy}"
 done
-printf '{"scenario":"notify","clients":%s,"seconds":%s,"runs":%s,"flush_us":%s,"components":%s,"wal_level":"%s","points":[%s]}\n' \
-  "$clients" "$seconds" "$runs" "$flush_us" "$components" "$wal_level" "$json" >"$out/notify-$stamp.json"
+printf '{"scenario":"notify","clients":%s,"seconds":%s,"runs":%s,"flush_us":%s,"events_per_tx":%s,"components":%s,"wal_level":"%s","points":[%s]}\n' \
+  "$clients" "$seconds" "$runs" "$flush_us" "$events" "$components" "$wal_level" "$json" >"$out/notify-$stamp.json"
 log "results in $out/notify-$stamp.json"
