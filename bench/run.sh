@@ -2,7 +2,7 @@
 # shellcheck disable=SC2317 # the cleanup functions run from traps
 # Runs one benchmark scenario against two fresh sparkd instances.
 #
-#   bench/run.sh fanout|idle|events|pgbench|diff [spark_load options...]
+#   bench/run.sh fanout|idle|events|pgbench|diff|notify [spark_load options...]
 #
 # Builds sparkd (release, not sanitized) and spark_load, creates a fresh
 # database on the server of $DATABASE_URL (or, when DATABASE_URL is unset, on
@@ -22,6 +22,9 @@
 #   pgbench  only the ceiling: one event per transaction of the same shape as
 #            sparkd's writes (set the event settings, update the component;
 #            its triggers insert the history row and notify)
+#   notify   that transaction's commit rate with NOTIFY as 1 to 32 instances
+#            listen, without it, and with logical decoding consumers
+#            instead (bench/notify_scale.sh, which has its own settings)
 #
 # Environment: DATABASE_URL; BENCH_PORT_A / BENCH_PORT_B (default 28471 /
 # 28472); BENCH_PG_PORT (private cluster, default 54339); BENCH_AUTH (1, the
@@ -36,6 +39,8 @@
 set -euo pipefail
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+# shellcheck source=bench/common.sh
+source "$root/bench/common.sh"
 src=$(cd -- "${BENCH_SOURCE:-$root}" && pwd -P)
 cd -- "$src"
 
@@ -57,11 +62,12 @@ scenario=$1
 shift
 case $scenario in
   fanout | idle | events | pgbench | diff) ;;
+  notify) exec bash "$root/bench/notify_scale.sh" "$@" ;;
   -h | --help)
     usage
     exit 0
     ;;
-  *) die "unknown scenario '$scenario' (fanout, idle, events, pgbench or diff)" ;;
+  *) die "unknown scenario '$scenario' (fanout, idle, events, pgbench, diff or notify)" ;;
 esac
 
 port_a=${BENCH_PORT_A:-28471}
@@ -106,24 +112,13 @@ cleanup() {
   if [[ -n ${perf_pid:-} ]]; then kill -INT "$perf_pid" 2>/dev/null || true; fi
   ((${#pids[@]} == 0)) || stop_instances
   if [[ -n $db_name && ${BENCH_KEEP_DB:-0} != 1 ]]; then
-    psql -q "$admin_url" -c "DROP DATABASE IF EXISTS \"$db_name\" WITH (FORCE)" >/dev/null 2>&1 ||
-      log "could not drop database $db_name"
+    drop_db "$admin_url" "$db_name"
   fi
   if $started_pg; then bash "$root/scripts/pg.sh" stop "$pgdir" >/dev/null || true; fi
   rm -rf -- "$work"
 }
 trap cleanup EXIT
 trap 'cleanup; trap - EXIT; exit 130' INT TERM
-
-# The same server, another database: libpq takes the last dbname given.
-with_db() {
-  local url=$1 db=$2
-  if [[ $url == postgres://* || $url == postgresql://* ]]; then
-    if [[ $url == *\?* ]]; then echo "$url&dbname=$db"; else echo "$url?dbname=$db"; fi
-  else
-    echo "$url dbname=$db"
-  fi
-}
 
 # ---- build ----------------------------------------------------------------
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSPARK_SANITIZE=OFF \
@@ -218,19 +213,9 @@ SELECT 'counter:bench-' || k, '{"count":0,"step":1}'
   FROM generate_series(0, $components - 1) k
 ON CONFLICT (id) DO NOTHING;
 SQL
-  # (pgbench reads ":name" as a variable even inside quotes: hence chr(58).)
-  cat >"$work/event.sql" <<'SQL'
-\set k random(0, :ncomp - 1)
-\startpipeline
-BEGIN;
-SELECT set_config('spark.event', 'increment', true), set_config('spark.event_data', '{}', true),
-       set_config('spark.actor', 'bench', true), set_config('spark.instance', 'pgbench', true);
-UPDATE spark.components
-   SET state = jsonb_set(state, '{count}', to_jsonb((state->>'count')::bigint + 1))
- WHERE id = 'counter' || chr(58) || 'bench-' || :k;
-COMMIT;
-\endpipeline
-SQL
+  # One event of sparkd's shape per transaction (bench/event.sql; pgbench
+  # reads ":name" as a variable even inside quotes: hence chr(58) there).
+  cp "$root/bench/event.sql" "$work/event.sql"
   local c tps json="" best=0
   for c in $pgbench_clients; do
     tps=$("$pgbench_bin" -n -M prepared -f "$work/event.sql" -D ncomp="$components" \
