@@ -22,8 +22,8 @@ void spark_room_older_load(viewer *v, int limit);
  * `in` that has older messages keeps it, as its newest older one. */
 void spark_room_older_keep(instance *in, json_object *m);
 
-/* The room view's recent messages were read anew (the database came
- * back): older pages no longer join up with them, and are dropped. */
+/* The room view's recent messages were read anew (its watch joined the
+ * room again): older pages may no longer join up with them, and go. */
 void spark_room_older_reset(instance *in);
 
 /* The viewer is leaving: its older messages, and a page on its way, go. */

@@ -5,7 +5,8 @@
  * shows for that viewer alone, before the recent messages; another viewer
  * of the same instance and render sees none of it; the pages stop at the
  * room's first message and at SPARK_ROOM_OLDER_MAX, stay joined up with
- * the recent messages as new ones arrive, and go when the viewer leaves;
+ * the recent messages as new ones arrive, and go when the viewer leaves,
+ * even before its page arrives, and outlive dropped database connections;
  * a room with no messages offers none.
  *
  * Viewers mostly speak Azu's frames, whose component_update carries the
@@ -114,11 +115,36 @@ static char *azu_join(it_ws *ws, const char *cid, int ref) {
     return html;
 }
 
-/* Sends load_history; the reply comes at once, the page after it. */
-static char *load_page(it_ws *ws, const char *cid, int ref) {
+static void join_shows(it_ws *ws, const char *cid, int ref, int first, int last, bool button) {
+    char *html = azu_join(ws, cid, ref);
+    assert_shows(html, first, last, button);
+    free(html);
+}
+
+static char *through_message(it_ws *ws, int n, const char **last) {
+    char needle[16];
+    snprintf(needle, sizeof needle, ": m-%04d<", n);
+    return frames_through(ws, needle, last);
+}
+
+/* Sends load_history: the reply comes at once, the page after it, in the
+ * first frame that shows message `first` (one about who is online may
+ * come before it). That frame shows first..last, and the button or not. */
+static void load_shows(it_ws *ws, const char *cid, int ref, int first, int last, bool button) {
     azu(ws, ref, "component_event", cid, "load_history");
     expect_reply(ws, ref);
-    return expect(ws, "\"component_update\"");
+    const char *frame;
+    char *frames = through_message(ws, first, &frame);
+    assert_shows(frame, first, last, button);
+    free(frames);
+}
+
+/* Message `n` is stored; the frame that shows it shows first..n. */
+static void new_message_shows(it_ws *ws, int n, int first, bool button) {
+    const char *frame;
+    char *frames = through_message(ws, n, &frame);
+    assert_shows(frame, first, n, button);
+    free(frames);
 }
 
 START_TEST(a_viewer_pages_back_and_the_others_do_not) {
@@ -126,33 +152,20 @@ START_TEST(a_viewer_pages_back_and_the_others_do_not) {
     store("chat:paged", 1, 95);
     it_ws *a = open_ws(port_a, "/spark?protocol=azu");
     it_ws *b = open_ws(port_a, "/spark?protocol=azu");
-    char *html = azu_join(a, "chat:paged", 1);
-    assert_shows(html, 46, 95, true);
-    free(html);
-    html = azu_join(b, "chat:paged", 1);
-    assert_shows(html, 46, 95, true);
-    free(html);
+    join_shows(a, "chat:paged", 1, 46, 95, true);
+    join_shows(b, "chat:paged", 1, 46, 95, true);
 
     /* a pages back, 20 at a time, to the first message. */
-    html = load_page(a, "chat:paged", 2);
-    assert_shows(html, 26, 95, true);
-    ck_assert(shows(html, 45) && !shows(html, 25));
-    free(html);
-    html = load_page(a, "chat:paged", 3);
-    assert_shows(html, 6, 95, true);
-    free(html);
-    html = load_page(a, "chat:paged", 4);
-    assert_shows(html, 1, 95, false);
-    free(html);
+    load_shows(a, "chat:paged", 2, 26, 95, true);
+    load_shows(a, "chat:paged", 3, 6, 95, true);
+    load_shows(a, "chat:paged", 4, 1, 95, false);
 
     /* A new message: a keeps the one that leaves the recent ones, b sees
      * the recent ones only, and that is the first thing b was sent since
      * its join (a's pages rendered for a alone). */
     store("chat:paged", 96, 96);
     const char *last;
-    html = frames_through(a, "m-0096", &last);
-    assert_shows(last, 1, 96, false);
-    free(html);
+    new_message_shows(a, 96, 1, false);
     char *frames = frames_through(b, "m-0096", &last);
     ck_assert_msg(!shows(frames, 45), "b was sent %.400s", frames);
     assert_shows(last, 47, 96, true);
@@ -162,31 +175,28 @@ START_TEST(a_viewer_pages_back_and_the_others_do_not) {
     azu(a, 5, "component_event", "chat:paged", "load_history");
     expect_reply(a, 5);
     store("chat:paged", 97, 97);
-    html = frames_through(a, "m-0097", &last);
-    assert_shows(last, 1, 97, false);
-    free(html);
+    new_message_shows(a, 97, 1, false);
 
     /* A viewer of Spark's frames on the other instance gets its page as a
      * patch that inserts it. */
     it_ws *c = open_ws(port_b, "/spark");
     send_text(c, "{\"t\":\"join\",\"ref\":1,\"cid\":\"chat:paged\"}");
-    html = expect(c, "\"t\":\"render\"");
+    char *html = expect(c, "\"t\":\"render\"");
     assert_shows(html, 48, 97, true);
     free(html);
     free(expect(c, "\"ref\":1,\"ok\":true"));
     send_text(c, "{\"t\":\"event\",\"ref\":2,\"cid\":\"chat:paged\",\"e\":\"load_history\"}");
     free(expect(c, "\"ref\":2,\"ok\":true"));
-    html = expect(c, "\"t\":\"patch\"");
-    ck_assert_msg(shows(html, 28) && shows(html, 47) && !shows(html, 27) && !shows(html, 48), "%s",
-                  html);
-    free(html);
+    frames = through_message(c, 28, &last);
+    ck_assert_msg(strstr(last, "\"t\":\"patch\"") && shows(last, 47) && !shows(last, 27) &&
+                      !shows(last, 48),
+                  "%.400s", last);
+    free(frames);
 
     /* a leaves: its pages go; joining again shows the recent ones. */
     azu(a, 6, "component_leave", "chat:paged", NULL);
     expect_reply(a, 6);
-    html = azu_join(a, "chat:paged", 7);
-    assert_shows(html, 48, 97, true);
-    free(html);
+    join_shows(a, "chat:paged", 7, 48, 97, true);
 
     it_ws_close(a);
     it_ws_close(b);
@@ -201,21 +211,13 @@ START_TEST(older_messages_stop_at_the_bound) {
     it_pair_start(&pair, "room-pages-bound");
     store("chat:big", 1, 1100);
     it_ws *a = open_ws(port_a, "/spark?protocol=azu");
-    char *html = azu_join(a, "chat:big", 1);
-    assert_shows(html, 1051, 1100, true);
-    free(html);
-    for (int page = 1; page <= 50; page++) {
-        html = load_page(a, "chat:big", 1 + page);
-        assert_shows(html, 1051 - 20 * page, 1100, page < 50);
-        free(html);
-    }
+    join_shows(a, "chat:big", 1, 1051, 1100, true);
+    for (int page = 1; page <= 50; page++)
+        load_shows(a, "chat:big", 1 + page, 1051 - 20 * page, 1100, page < 50);
     azu(a, 60, "component_event", "chat:big", "load_history");
     expect_reply(a, 60);
     store("chat:big", 1101, 1101);
-    const char *last;
-    html = frames_through(a, "m-1101", &last);
-    assert_shows(last, 52, 1101, false);
-    free(html);
+    new_message_shows(a, 1101, 52, false);
     it_ws_close(a);
     it_pair_stop(&pair);
 }
@@ -242,6 +244,47 @@ START_TEST(a_room_with_no_messages_offers_none) {
 }
 END_TEST
 
+/* A viewer that goes while its page is on its way: the page finds no one,
+ * and the instance serves the next viewer's pages as before. */
+START_TEST(a_viewer_may_leave_before_its_page_arrives) {
+    it_pair_start(&pair, "room-pages-gone");
+    store("chat:gone", 1, 60);
+    for (int i = 0; i < 20; i++) {
+        it_ws *a = open_ws(port_a, "/spark?protocol=azu");
+        free(azu_join(a, "chat:gone", 1));
+        azu(a, 2, "component_event", "chat:gone", "load_history");
+        if (i % 2) expect_reply(a, 2);
+        it_ws_close(a);
+    }
+    it_ws *b = open_ws(port_a, "/spark?protocol=azu");
+    free(azu_join(b, "chat:gone", 1));
+    load_shows(b, "chat:gone", 2, 1, 60, false);
+    it_ws_close(b);
+    it_pair_stop(&pair);
+}
+END_TEST
+
+/* The database connections drop and come back: the room view catches up
+ * from where it was, so the pages stay and join up with what was posted
+ * meanwhile, and the viewer pages on. */
+START_TEST(pages_outlive_a_dropped_connection) {
+    it_pair_start(&pair, "room-pages-reconnect");
+    store("chat:again", 1, 95);
+    it_ws *a = open_ws(port_a, "/spark?protocol=azu");
+    free(azu_join(a, "chat:again", 1));
+    load_shows(a, "chat:again", 2, 26, 95, true);
+    PGconn *pg = it_connect(pair.db);
+    PQclear(it_exec(pg, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"));
+    PQfinish(pg);
+    store("chat:again", 96, 96);
+    new_message_shows(a, 96, 26, true);
+    load_shows(a, "chat:again", 3, 6, 96, true);
+    it_ws_close(a);
+    it_pair_stop(&pair);
+}
+END_TEST
+
 int main(void) {
     /* Retention would prune the bound test's room below what it pages. */
     setenv("SPARK_ROOM_HISTORY", "5000", 1);
@@ -251,6 +294,8 @@ int main(void) {
     tcase_add_test(tc, a_viewer_pages_back_and_the_others_do_not);
     tcase_add_test(tc, older_messages_stop_at_the_bound);
     tcase_add_test(tc, a_room_with_no_messages_offers_none);
+    tcase_add_test(tc, a_viewer_may_leave_before_its_page_arrives);
+    tcase_add_test(tc, pages_outlive_a_dropped_connection);
     suite_add_tcase(s, tc);
     return it_run_suite(s);
 }
