@@ -2,7 +2,8 @@
  * chat_component.c - the seed's ChatComponent. Its messages are the room
  * "chat:<room>" that the /chat/:room_id channel posts to, so each sees
  * the other's messages; who is online comes from the room's presence;
- * typing is signalled to the room but never stored. The topic is its
+ * typing is signalled to the room but never stored; "Load earlier
+ * messages" pages back, for that viewer only. The topic is its
  * shared state, set from the chat channel ({"action":"topic"}): the
  * seed's handle_external_event.
  * Its page, /chat/:room, is declared in site.c.
@@ -16,6 +17,7 @@
 #define MAX_MESSAGE_CHARS 2000
 #define MAX_TOPIC_CHARS   200
 #define TYPING_EVERY_MS   2000
+#define HISTORY_PAGE      20
 
 static void render(spark_html *h, const spark_view *v) {
     size_t online = spark_room_online_len(v), typing = spark_room_typing_len(v);
@@ -29,6 +31,10 @@ static void render(spark_html *h, const spark_view *v) {
             for (size_t i = 0; i < online; i++)
                 SPAN(h, "class", "user") { spark_textf(h, " %s", spark_room_online(v, i)); }
         }
+        if (spark_room_has_older(v))
+            BUTTON(h, "class", "load-history", "spark-click", "load_history") {
+                spark_text(h, "Load earlier messages");
+            }
         UL(h, "class", "messages") {
             for (size_t i = 0; i < spark_room_len(v); i++) {
                 const spark_item *m = spark_room_at(v, i);
@@ -102,6 +108,7 @@ static int send_message(spark_event *e) {
 
 static int on_event(spark_event *e) {
     if (spark_event_is(e, "send_message")) return send_message(e);
+    if (spark_event_is(e, "load_history")) return spark_room_load_older(e, HISTORY_PAGE);
     if (spark_event_is(e, "typing")) {
         const char *value = spark_data_str(e, "value");
         if (!value) return spark_fail(e, "invalid_data", "value must be a string");

@@ -116,6 +116,7 @@ void spark_live_clear_outcome(spark_live *lv) {
     json_object_put(lv->posts);
     lv->fail_code = lv->fail_message = lv->flash_level = lv->flash_message = lv->redirect = NULL;
     lv->posts = NULL;
+    lv->load_older = 0;
 }
 
 char *spark_component_render_html(const char *id, const char *state_json, const char *view_json) {
@@ -502,14 +503,35 @@ SPARK_API int spark_local_set_str(spark_event *e, const char *key, const char *v
 
 /* ---- rooms ------------------------------------------------------------------------- */
 
+static size_t older_len(const spark_view *v) {
+    return v->older && v->older->messages ? json_object_array_length(v->older->messages) : 0;
+}
+
 SPARK_API size_t spark_room_len(const spark_view *v) {
-    return v->room && v->room->messages ? json_object_array_length(v->room->messages) : 0;
+    size_t recent = v->room && v->room->messages ? json_object_array_length(v->room->messages) : 0;
+    return older_len(v) + recent;
 }
 
 SPARK_API const spark_item *spark_room_at(const spark_view *v, size_t i) {
     if (i >= spark_room_len(v)) return NULL;
-    json_object *m = json_object_array_get_idx(v->room->messages, i);
+    size_t older = older_len(v);
+    json_object *m = i < older ? json_object_array_get_idx(v->older->messages, i)
+                               : json_object_array_get_idx(v->room->messages, i - older);
     return json_object_is_type(m, json_type_object) ? (const spark_item *)m : NULL;
+}
+
+SPARK_API int spark_room_load_older(spark_event *e, int limit) {
+    if (!e->type->room || !e->shared_writable || !e->local_writable || e->external)
+        return spark_fail(e, "invalid_call", "older messages load in a room's on_event only");
+    if (limit < 1 || limit > SPARK_ROOM_PAGE_MAX)
+        return spark_fail(e, "invalid_limit", "a page of older messages is 1 to 100");
+    e->load_older = limit;
+    return SPARK_OK;
+}
+
+SPARK_API bool spark_room_has_older(const spark_view *v) {
+    if (v->older) return v->older->more;
+    return v->room && v->room->full;
 }
 
 SPARK_API size_t spark_room_online_len(const spark_view *v) {

@@ -24,7 +24,14 @@ typedef struct {
     size_t nonline;
     char **typing;
     size_t ntyping;
+    bool full; /* as many as it keeps: older ones may exist */
 } spark_room_view;
+
+/* A viewer's older room messages, loaded page by page (room_older.c). */
+typedef struct {
+    json_object *messages; /* array of payload objects, oldest first */
+    bool more;             /* a further page may be loaded */
+} spark_room_older;
 
 typedef struct spark_live spark_live;
 struct spark_live {
@@ -34,6 +41,7 @@ struct spark_live {
     json_object *local; /* view state (not owned) */
     const char *viewer_id, *viewer_name;
     const spark_room_view *room;
+    const spark_room_older *older; /* NULL: the viewer loaded no older page */
     bool shared_writable, local_writable;
     bool used_viewer;  /* render read who is looking: not shareable */
     bool external;     /* a handler run of on_external (spark_conn_event) */
@@ -47,6 +55,7 @@ struct spark_live {
     char *fail_code, *fail_message;
     char *flash_level, *flash_message, *redirect;
     json_object *posts; /* [{"ephemeral":b,"payload":{..}}] */
+    int load_older;     /* spark_room_load_older's limit, or 0 */
 };
 
 /* The type named by the first `len` bytes of `name`, or NULL. */

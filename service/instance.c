@@ -53,7 +53,8 @@ spark_live spark_instance_context(instance *in, viewer *v, json_object *state, j
                      .local = local,
                      .viewer_id = v ? spark_conn_user_id(v->lc->conn) : "anonymous",
                      .viewer_name = v ? spark_conn_user_name(v->lc->conn) : "anonymous",
-                     .room = in->type->room ? &in->room : NULL};
+                     .room = in->type->room ? &in->room : NULL,
+                     .older = v && in->type->room ? v->older : NULL};
     return lv;
 }
 

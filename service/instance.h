@@ -9,6 +9,7 @@
  *                the flush that sends them patches;
  *   room_view.c  what a room component shows of its room, as a peer of
  *                the rooms module;
+ *   room_older.c the older room messages a viewer paged back to;
  *   writes.c     events: batches, the group write, conflicts, replies;
  *   live.c       the /spark channel: joins, events in, leaves, ticks;
  *                server-rendered pages; the hooks the server calls.
@@ -55,7 +56,8 @@ struct viewer {
     long long sent_version;
     long long join_ref, join_v;
     bool joined, dirty, tracked, awaiting_old;
-    bool mounted; /* on_mount ran: the state had loaded and the join rendered */
+    bool mounted;            /* on_mount ran: the state had loaded and the join rendered */
+    spark_room_older *older; /* room_older.c: its older room messages, or NULL */
 };
 
 struct instance {

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "render.h"
+#include "room_older.h"
 #include "room_view.h"
 #include "store.h"
 #include "writes.h"
@@ -184,6 +185,7 @@ static void remove_viewer(viewer *v) {
         in->type->on_unmount(&lv);
     }
     spark_writes_forget_viewer(v);
+    spark_room_older_free(v);
     if (v->tracked) spark_rooms_leave(cs->rooms, spark_conn_peer(v->lc->conn), in->id);
     lws_dll2_remove(&v->in_inst);
     lws_dll2_remove(&v->in_conn);

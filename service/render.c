@@ -169,7 +169,8 @@ void spark_instance_mark_dirty(instance *in) {
 
 typedef struct {
     char *local;
-    const char *user; /* NULL: the render did not look at the viewer */
+    const char *user;  /* NULL: the render did not look at the viewer */
+    const viewer *own; /* a viewer with older room messages: only its own */
     shared_tree *tree;
 } render_memo;
 
@@ -187,12 +188,13 @@ static void flush_instance(instance *in) {
         if (!v->dirty || !v->joined) continue;
         v->dirty = false;
         const char *local = spark_json_plain(v->local), *user = spark_conn_user_id(v->lc->conn);
+        const viewer *own = v->older ? v : NULL;
         render_memo *r = NULL;
         for (size_t i = 0; i < nrenders && !r; i++)
-            if (strcmp(renders[i].local, local) == 0 &&
+            if (strcmp(renders[i].local, local) == 0 && renders[i].own == own &&
                 (!renders[i].user || strcmp(renders[i].user, user) == 0))
                 r = &renders[i];
-        render_memo fresh = {0};
+        render_memo fresh = {.own = own};
         if (!r) {
             bool used = false;
             fresh.tree = spark_render(in, v, in->state, v->local, &used);

@@ -6,10 +6,13 @@
  * room's presence_state and moved by each presence_diff, so that a user
  * with two tabs stays online when one closes. Typing is ephemeral: an entry
  * lasts a few seconds unless renewed, and a message from that user ends it.
+ * A recent message that makes way for a newer one stays with each viewer
+ * that paged back (room_older.c), so that what it sees has no gap.
  */
 #include "room_view.h"
 
 #include "render.h"
+#include "room_older.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -171,8 +174,11 @@ static void add_message(instance *in, json_object *m) {
     json_object *uid = NULL;
     json_object_array_add(in->room.messages, json_object_get(m));
     size_t total = json_object_array_length(in->room.messages);
-    if (total > SPARK_ROOM_VIEW_MESSAGES)
+    if (total > SPARK_ROOM_VIEW_MESSAGES) {
+        for (size_t i = 0; i < total - SPARK_ROOM_VIEW_MESSAGES; i++)
+            spark_room_older_keep(in, json_object_array_get_idx(in->room.messages, i));
         json_object_array_del_idx(in->room.messages, 0, total - SPARK_ROOM_VIEW_MESSAGES);
+    }
     if (json_object_object_get_ex(m, "user_id", &uid) && json_object_is_type(uid, json_type_string))
         drop_typing(lr, json_object_get_string(uid));
 }
@@ -187,6 +193,7 @@ static void on_room_frame(spark_room_peer *p, const char *kind, const char *fram
     if (strcmp(kind, "history") == 0 && json_object_is_type(o, json_type_array)) {
         json_object_put(in->room.messages);
         in->room.messages = json_object_get(o);
+        spark_room_older_reset(in);
     } else if (strcmp(kind, "message") == 0 && json_object_is_type(o, json_type_object)) {
         add_message(in, o);
     } else if (strcmp(kind, "presence_state") == 0) {
@@ -208,6 +215,7 @@ static void on_room_frame(spark_room_peer *p, const char *kind, const char *fram
         return; /* "resume": nothing a view shows */
     }
     json_object_put(o);
+    in->room.full = json_object_array_length(in->room.messages) >= SPARK_ROOM_VIEW_MESSAGES;
     rebuild_online(in);
     rebuild_typing(in);
     spark_instance_mark_dirty(in);

@@ -605,6 +605,7 @@ static void on_history_page(void *ud, const PGresult *res, const char *error) {
     if (!p) return;
     if (error) {
         spark_log(SPARK_LOG_WARN, "rooms.query_failed", error, "what=history");
+        if (p->history_failed) p->history_failed(p);
         return;
     }
     size_t len;
@@ -619,7 +620,10 @@ static void on_history_page(void *ud, const PGresult *res, const char *error) {
         json_object_object_add(m, "seq", seq);
     }
     char *text = page ? frame_text(page, &len) : NULL;
-    if (text) p->deliver(p, "history_page", text, len);
+    if (text)
+        p->deliver(p, "history_page", text, len);
+    else if (p->history_failed)
+        p->history_failed(p);
     free(text);
 }
 

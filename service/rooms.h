@@ -54,6 +54,8 @@ typedef struct spark_room_peer spark_room_peer;
 struct spark_room_peer {
     /* Takes one delivery: its kind (above) and the JSON a client is sent. */
     void (*deliver)(spark_room_peer *p, const char *kind, const char *frame, size_t len);
+    /* Optional: a page it asked for (spark_rooms_history) will not come. */
+    void (*history_failed)(spark_room_peer *p);
     const char *origin; /* "instance/serial": SPARK_EXCLUDE_SELF posts skip it */
     uint64_t serial;    /* names its presence, unique in the instance */
     const char *user_id, *user_name;

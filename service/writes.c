@@ -12,6 +12,7 @@
 #include "channel_internal.h"
 #include "log.h"
 #include "render.h"
+#include "room_older.h"
 #include "store.h"
 
 #include <sodium.h>
@@ -130,6 +131,7 @@ static void finish_batch(instance *in, const char *code, const char *message) {
                 spark_live_flash(v->lc, in->id, p->outcome.flash_level, p->outcome.flash_message);
             if (p->outcome.redirect) spark_live_redirect(v->lc, p->outcome.redirect);
             post_to_room(v->lc->conn, in->id, p->outcome.posts);
+            if (p->outcome.load_older) spark_room_older_load(v, p->outcome.load_older);
         } else if (v && p->rc == SPARK_UNKNOWN_EVENT) {
             char why[200];
             snprintf(why, sizeof why, "%.40s has no event %.100s", in->type->name, p->name);
@@ -368,6 +370,7 @@ static void run_batch(instance *in) {
         p->outcome.flash_message = lv.flash_message;
         p->outcome.redirect = lv.redirect;
         p->outcome.posts = lv.posts;
+        p->outcome.load_older = lv.load_older;
         if (p->rc != SPARK_OK) {
             json_object_put(s);
             json_object_put(l);

@@ -1,7 +1,8 @@
 /*
  * test_live.c - live components without a server: parsing /spark frames
  * (every kind of bad input gets its error code), the server's frames, the
- * author API's rules, and the todo demo's rendering and escaping.
+ * author API's rules (a room viewer's older messages among them), and the
+ * todo demo's rendering and escaping.
  */
 #include "protocol.h"
 
@@ -439,6 +440,59 @@ START_TEST(render_cannot_write) {
 }
 END_TEST
 
+START_TEST(room_older_messages_come_first_and_loads_are_bounded) {
+    static const spark_component room = {.name = "room", .room = true};
+    spark_room_view recent = {.messages = json_tokener_parse("[{\"seq\":41},{\"seq\":42}]")};
+    spark_room_older older = {.messages = json_tokener_parse("[{\"seq\":7},{\"seq\":9}]")};
+    spark_live lv = {.type = &room, .id = "room:x", .room = &recent};
+    /* Before a load: the recent ones, and older ones if they fill the view. */
+    ck_assert_uint_eq(spark_room_len(&lv), 2);
+    ck_assert(!spark_room_has_older(&lv));
+    recent.full = true;
+    ck_assert(spark_room_has_older(&lv));
+    /* The viewer's older ones go first; has_older is theirs. */
+    lv.older = &older;
+    ck_assert_uint_eq(spark_room_len(&lv), 4);
+    long long seqs[] = {7, 9, 41, 42};
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_int_eq(spark_item_int(spark_room_at(&lv, i), "seq", 0), seqs[i]);
+    ck_assert_ptr_null(spark_room_at(&lv, 4));
+    ck_assert(!spark_room_has_older(&lv));
+    spark_room_older more = {.messages = older.messages, .more = true};
+    lv.older = &more;
+    ck_assert(spark_room_has_older(&lv));
+
+    /* Asked for in on_event only, 1 to SPARK_ROOM_PAGE_MAX. */
+    ck_assert_int_eq(spark_room_load_older(&lv, 20), SPARK_FAILED);
+    ck_assert_str_eq(lv.fail_code, "invalid_call");
+    spark_live_clear_outcome(&lv);
+    lv.shared_writable = lv.local_writable = true;
+    int bad[] = {0, -1, SPARK_ROOM_PAGE_MAX + 1};
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(spark_room_load_older(&lv, bad[i]), SPARK_FAILED);
+        ck_assert_str_eq(lv.fail_code, "invalid_limit");
+        ck_assert_int_eq(lv.load_older, 0);
+        spark_live_clear_outcome(&lv);
+    }
+    ck_assert_int_eq(spark_room_load_older(&lv, SPARK_ROOM_PAGE_MAX), SPARK_OK);
+    ck_assert_int_eq(lv.load_older, SPARK_ROOM_PAGE_MAX);
+    spark_live_clear_outcome(&lv);
+    ck_assert_int_eq(lv.load_older, 0);
+    lv.external = true;
+    ck_assert_int_eq(spark_room_load_older(&lv, 1), SPARK_FAILED);
+    spark_live_clear_outcome(&lv);
+    /* A component that is no room has no older messages to load. */
+    spark_live todo = {.type = &todo_component, .id = "todo:x"};
+    todo.shared_writable = todo.local_writable = true;
+    ck_assert_int_eq(spark_room_load_older(&todo, 1), SPARK_FAILED);
+    ck_assert(!spark_room_has_older(&todo));
+    ck_assert_uint_eq(spark_room_len(&todo), 0);
+    spark_live_clear_outcome(&todo);
+    json_object_put(recent.messages);
+    json_object_put(older.messages);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("live");
     TCase *tc = tcase_create("live");
@@ -455,6 +509,7 @@ int main(void) {
     tcase_add_test(tc, state_numbers_read_numeric_strings);
     tcase_add_test(tc, list_helpers_and_nested_items);
     tcase_add_test(tc, render_cannot_write);
+    tcase_add_test(tc, room_older_messages_come_first_and_loads_are_bounded);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

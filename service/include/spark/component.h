@@ -217,10 +217,29 @@ SPARK_API int spark_local_set_str(spark_event *e, const char *key, const char *v
 
 /* ---- rooms (components declared with .room = true) -------------------------- */
 
-/* The room's recent messages, oldest first (payload objects, as the room's
- * channel posted them). */
+/* The room's messages, oldest first (payload objects, as the room's
+ * channel posted them, each with its "seq"): the recent ones, after the
+ * older ones this viewer loaded (below), if any. */
 SPARK_API size_t spark_room_len(const spark_view *v);
 SPARK_API const spark_item *spark_room_at(const spark_view *v, size_t i);
+
+/* Paging back, per viewer (the seed's "load_history"). Once the event
+ * succeeds, up to `limit` (1 to SPARK_ROOM_PAGE_MAX) messages older than
+ * the ones the sender sees are read from the database, without waiting
+ * for them; when they arrive that viewer alone is rendered again, with
+ * them before the recent ones. They are kept in memory for that viewer
+ * (at most SPARK_ROOM_OLDER_MAX) and go when it leaves. A load already
+ * under way, or nothing older, makes it do nothing. In on_event only.
+ * Returns SPARK_OK, or spark_fail(...) for a bad limit or outside a
+ * room's on_event. */
+#define SPARK_ROOM_PAGE_MAX  100
+#define SPARK_ROOM_OLDER_MAX 1000
+SPARK_API int spark_room_load_older(spark_event *e, int limit);
+/* Whether an older page may be loaded (for a "Load earlier messages"
+ * button): the viewer has not reached the room's first message, nor
+ * SPARK_ROOM_OLDER_MAX. Before a first load: whether the recent messages
+ * fill what a room component shows of them. */
+SPARK_API bool spark_room_has_older(const spark_view *v);
 /* Who is online (display names, one per user), and who is typing now. */
 SPARK_API size_t spark_room_online_len(const spark_view *v);
 SPARK_API const char *spark_room_online(const spark_view *v, size_t i);
