@@ -61,12 +61,15 @@ struct spark_conn {
     bool counted;         /* in owner->open[channel_index] */
     struct lws *wsi;
     uint64_t serial;
-    char origin[96];
     lws_dll2_t link; /* in owner->conns */
-    spark_route_params params;
+    /* Fixed for the connection's life, in one allocation (names): each
+     * connection sized to its own strings, since thousands sit idle. */
+    char *names;
+    const char *origin, *user_id, *user_name;
+    const char *params; /* nparams pairs of NUL-ended name and value */
+    unsigned nparams;
     char *query; /* "name=value" strings, each NUL-ended; NULL when none */
     size_t query_len;
-    char user_id[SPARK_TOKEN_SUB_MAX + 1], user_name[SPARK_TOKEN_NAME_MAX + 1];
     spark_identity identity;
     const char *refused; /* accepted only to say why: 4401 after the handshake */
     lws_sorted_usec_list_t expiry;
@@ -88,7 +91,7 @@ struct spark_conn {
     /* closing */
     bool upgrading, established, closing, kill;
     int close_code;
-    char close_reason[MAX_REASON_BYTES + 1];
+    char *close_reason; /* NULL until there is one */
 
     spark_room_peer peer;  /* what the rooms module knows of it */
     lws_dll2_owner_t refs; /* spark_conn_refs held on its behalf */
@@ -240,12 +243,25 @@ static void drop_queue(spark_conn *c) {
     c->queued = 0;
 }
 
+/* Keeps why the connection closes (at most MAX_REASON_BYTES of it). */
+static void set_close_reason(spark_conn *c, const char *reason, size_t len) {
+    if (len > MAX_REASON_BYTES) len = MAX_REASON_BYTES;
+    free(c->close_reason);
+    c->close_reason = malloc(len + 1);
+    if (!c->close_reason) return;
+    memcpy(c->close_reason, reason, len);
+    c->close_reason[len] = '\0';
+}
+
+static const char *close_reason(const spark_conn *c) {
+    return c->close_reason ? c->close_reason : "";
+}
+
 static void request_close(spark_conn *c, int code, const char *reason) {
     if (c->closing) return;
     c->closing = true;
     c->close_code = code;
-    snprintf(c->close_reason, sizeof c->close_reason, "%.*s", MAX_REASON_BYTES,
-             reason ? reason : "");
+    if (reason) set_close_reason(c, reason, strlen(reason));
     if (c->wsi) lws_callback_on_writable(c->wsi);
 }
 
@@ -337,7 +353,7 @@ static int write_coalesced(spark_conn *c) {
 static int on_writeable(spark_conn *c) {
     if (c->kill || (c->closing && !c->head)) {
         lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+                         (unsigned char *)close_reason(c), strlen(close_reason(c)));
         return -1;
     }
     frame *f = c->head;
@@ -402,13 +418,37 @@ static int authenticate(spark_channels *channels, spark_conn *c, struct lws *wsi
                   spark_log_value(q2, sizeof q2, c->identity.claims.sub));
         return refuse(wsi, 403, "origin not allowed", path);
     }
+    return 0;
+}
+
+/* origin, user id and name, then the route's parameters: one allocation
+ * that the connection's const char pointers point into. */
+static int keep_names(spark_conn *c, const spark_route_params *params) {
+    char origin[96], anon[160];
+    const char *user_id = anon, *user_name = "anonymous";
+    snprintf(origin, sizeof origin, "%s/%" PRIu64, c->owner->cfg->instance, c->serial);
     if (c->identity.authenticated) {
-        snprintf(c->user_id, sizeof c->user_id, "%s", c->identity.claims.sub);
-        snprintf(c->user_name, sizeof c->user_name, "%s", c->identity.claims.name);
+        user_id = c->identity.claims.sub;
+        user_name = c->identity.claims.name;
     } else {
-        snprintf(c->user_id, sizeof c->user_id, "anon-%s-%" PRIu64, channels->cfg->instance,
-                 c->serial);
-        snprintf(c->user_name, sizeof c->user_name, "anonymous");
+        snprintf(anon, sizeof anon, "anon-%s-%" PRIu64, c->owner->cfg->instance, c->serial);
+    }
+    size_t size = strlen(origin) + strlen(user_id) + strlen(user_name) + 3;
+    for (size_t i = 0; i < params->count; i++)
+        size += strlen(params->param[i].name) + strlen(params->param[i].value) + 2;
+    char *p = c->names = malloc(size);
+    if (!p) return -1;
+    const char *parts[3] = {origin, user_id, user_name},
+               **fields[3] = {&c->origin, &c->user_id, &c->user_name};
+    for (int i = 0; i < 3; i++) {
+        *fields[i] = p;
+        p = stpcpy(p, parts[i]) + 1;
+    }
+    c->params = p;
+    c->nparams = (unsigned)params->count;
+    for (size_t i = 0; i < params->count; i++) {
+        p = stpcpy(p, params->param[i].name) + 1;
+        p = stpcpy(p, params->param[i].value) + 1;
     }
     return 0;
 }
@@ -441,20 +481,23 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
     c->owner = channels;
     c->channel = channel;
     c->channel_index = index;
-    c->params = params;
     c->serial = ++channels->next_serial;
-    snprintf(c->origin, sizeof c->origin, "%s/%" PRIu64, channels->cfg->instance, c->serial);
+    copy_query(c, wsi);
+    if (authenticate(channels, c, wsi, path)) {
+        free_conn(c);
+        return NULL;
+    }
+    if (keep_names(c, &params)) {
+        free_conn(c);
+        refuse(wsi, 500, "out of memory", path);
+        return NULL;
+    }
     c->peer = (spark_room_peer){.deliver = deliver_room_frame,
                                 .origin = c->origin,
                                 .serial = c->serial,
                                 .user_id = c->user_id,
                                 .user_name = c->user_name,
                                 .enveloped = is_enveloped(channel)};
-    copy_query(c, wsi);
-    if (authenticate(channels, c, wsi, path)) {
-        free_conn(c);
-        return NULL;
-    }
     c->tokens = channels->cfg->rate_limit;
     c->refilled_at = lws_now_usecs();
     c->close_code = CLOSE_ABNORMAL;
@@ -473,6 +516,8 @@ static void free_conn(spark_conn *c) {
     upgrade_done(c);
     lws_sul_cancel(&c->expiry);
     spark_identity_clear(&c->identity);
+    free(c->names);
+    free(c->close_reason);
     free(c->query);
     drop_queue(c);
     free(c->rx);
@@ -538,7 +583,7 @@ static void on_closed(spark_conn *c) {
     c->wsi = NULL;
     if (c->counted) channels->open[c->channel_index]--;
     if (c->channel->on_close && !c->refused)
-        c->channel->on_close(c, c->close_code, c->close_reason);
+        c->channel->on_close(c, c->close_code, close_reason(c));
     EACH_LINK(d, &c->refs) {
         lws_container_of(d, spark_conn_ref, link)->conn = NULL;
         lws_dll2_remove(d);
@@ -631,10 +676,11 @@ static int on_receive(spark_conn *c, struct lws *wsi, const void *in, size_t len
     size_t limit = (size_t)c->owner->cfg->max_message_bytes;
     if (c->rx_len + len > limit) {
         spark_metric_add(SPARK_M_WS_TOO_LARGE, 1);
+        char why[64];
+        int n = snprintf(why, sizeof why, "message larger than %zu bytes", limit);
         c->close_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
-        snprintf(c->close_reason, sizeof c->close_reason, "message larger than %zu bytes", limit);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)c->close_reason,
-                         strlen(c->close_reason));
+        set_close_reason(c, why, (size_t)n);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why, (size_t)n);
         return -1;
     }
     /* The buffer grows with the message and a big one is let go after
@@ -666,10 +712,7 @@ static int on_receive(spark_conn *c, struct lws *wsi, const void *in, size_t len
 /* The peer's close frame: a 2-byte code, then the reason. */
 static void on_peer_close(spark_conn *c, const unsigned char *in, size_t len) {
     c->close_code = len >= 2 ? (in[0] << 8 | in[1]) : LWS_CLOSE_STATUS_NO_STATUS;
-    size_t n = len > 2 ? len - 2 : 0;
-    if (n > MAX_REASON_BYTES) n = MAX_REASON_BYTES;
-    memcpy(c->close_reason, in + 2 * (len >= 2), n);
-    c->close_reason[n] = '\0';
+    set_close_reason(c, (const char *)in + 2 * (len >= 2), len > 2 ? len - 2 : 0);
 }
 
 int spark_channels_callback(void *ud, struct lws *wsi, enum lws_callback_reasons reason,
@@ -748,7 +791,14 @@ void spark_conn_ref_drop(spark_conn_ref *ref) {
 /* ---- the public connection API ------------------------------------------ */
 
 SPARK_API const char *spark_conn_param(const spark_conn *c, const char *name) {
-    return c ? spark_route_param(&c->params, name) : NULL;
+    if (!c || !name) return NULL;
+    const char *p = c->params;
+    for (unsigned i = 0; i < c->nparams; i++) {
+        const char *value = p + strlen(p) + 1;
+        if (strcmp(p, name) == 0) return value;
+        p = value + strlen(value) + 1;
+    }
+    return NULL;
 }
 
 SPARK_API const char *spark_conn_query(const spark_conn *c, const char *name) {
