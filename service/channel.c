@@ -879,8 +879,22 @@ SPARK_API void *spark_conn_data(const spark_conn *c) { return c ? c->data : NULL
 
 /* ---- rooms, through the rooms module ------------------------------------ */
 
+/* Rooms the runtime gives a meaning to. "spark:..." are its own (ALL_ROOM).
+ * "user:<id>" carries one user's private messages (spark_send_user), so
+ * a channel that names its room after a route parameter cannot hand them
+ * to whoever types /route/user:alice: only that user, or a connection
+ * holding the scope "user:<id>", may read it. */
+static bool may_read(const spark_conn *c, const char *room) {
+    if (!room || strncmp(room, "spark:", 6) == 0) return false;
+    if (strncmp(room, "user:", 5) == 0)
+        return strcmp(room + 5, c->user_id) == 0 || spark_conn_can(c, room);
+    return true;
+}
+
+static bool may_write(const char *room) { return room && strncmp(room, "spark:", 6) != 0; }
+
 SPARK_API int spark_conn_join(spark_conn *c, const char *room, long long since) {
-    if (!c || c->closing) return -1;
+    if (!c || c->closing || !may_read(c, room)) return -1;
     return spark_rooms_join(c->owner->rooms, &c->peer, room, since);
 }
 
@@ -889,13 +903,13 @@ SPARK_API int spark_conn_leave(spark_conn *c, const char *room) {
 }
 
 SPARK_API int spark_conn_track(spark_conn *c, const char *room, const char *meta_json) {
-    if (!c || c->closing) return -1;
+    if (!c || c->closing || !may_read(c, room)) return -1;
     return spark_rooms_track(c->owner->rooms, &c->peer, room, meta_json);
 }
 
 SPARK_API int spark_broadcast_kind(spark_conn *from, const char *room, const char *kind,
                                    const char *json, unsigned flags) {
-    if (!from) return -1;
+    if (!from || !may_write(room)) return -1;
     return spark_rooms_post(from->owner->rooms, &from->peer, room, kind, json, flags);
 }
 
@@ -909,7 +923,7 @@ SPARK_API int spark_broadcast_all(const char *json) {
 }
 
 SPARK_API int spark_conn_history(spark_conn *c, const char *room, long long before, int limit) {
-    if (!c || c->closing || limit < 1 || limit > SPARK_HISTORY_MAX) return -1;
+    if (!c || c->closing || limit < 1 || limit > SPARK_HISTORY_MAX || !may_read(c, room)) return -1;
     return spark_rooms_history(c->owner->rooms, &c->peer, room, before, limit);
 }
 

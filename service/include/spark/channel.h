@@ -128,7 +128,14 @@ SPARK_API const char *spark_timestamp(char out[SPARK_TIMESTAMP_LEN]);
  * duplicate, followed by
  *     {"type":"resume","room":R,"since":S,"recovered":true|false}
  * where recovered is false when retention already dropped some of them.
- * Joining a room again restarts its stream from `since`. Returns 0 or -1. */
+ * Joining a room again restarts its stream from `since`. Returns 0 or -1.
+ *
+ * Two kinds of names belong to the runtime. "spark:..." rooms are its own:
+ * joining, tracking, reading or posting to them is refused (-1).
+ * "user:<id>" is that user's private room (spark_send_user): a connection
+ * joins it, tracks in it or reads its history only as that user or with
+ * the scope "user:<id>", so a room named after a route parameter cannot be
+ * turned into someone else's inbox. Posting to it is allowed. */
 SPARK_API int spark_conn_join(spark_conn *c, const char *room, long long since);
 SPARK_API int spark_conn_leave(spark_conn *c, const char *room);
 
