@@ -349,15 +349,21 @@ static void progress(const char *fmt, ...) {
     va_end(ap);
 }
 
+/* /proc/PID/<file> of a process, or of this one when pid <= 0. */
+static FILE *proc_open(int pid, const char *file) {
+    char path[64];
+    if (pid > 0)
+        snprintf(path, sizeof path, "/proc/%d/%s", pid, file);
+    else
+        snprintf(path, sizeof path, "/proc/self/%s", file);
+    return fopen(path, "r");
+}
+
 /* VmRSS or VmHWM of a process in KiB, or -1. */
 static long proc_kib(int pid, const char *field) {
-    char path[64], line[256];
+    char line[256];
     size_t flen = strlen(field);
-    if (pid > 0)
-        snprintf(path, sizeof path, "/proc/%d/status", pid);
-    else
-        snprintf(path, sizeof path, "/proc/self/status");
-    FILE *f = fopen(path, "r");
+    FILE *f = proc_open(pid, "status");
     if (!f) return -1;
     long kib = -1;
     while (fgets(line, sizeof line, f))
@@ -372,12 +378,8 @@ static long proc_kib(int pid, const char *field) {
 /* utime + stime of a process (or of this one, pid <= 0) in clock ticks,
  * from /proc/PID/stat; -1 when unreadable. */
 static long long proc_cpu_ticks(int pid) {
-    char path[64], buf[1024];
-    if (pid > 0)
-        snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    else
-        snprintf(path, sizeof path, "/proc/self/stat");
-    FILE *f = fopen(path, "r");
+    char buf[1024];
+    FILE *f = proc_open(pid, "stat");
     if (!f) return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);

@@ -300,7 +300,6 @@ static int enqueue_frame(spark_conn *c, spark_frame *f) {
         close_slow_consumer(c);
         return -1;
     }
-    bool was_empty = !c->head;
     frame *l = c->tail;
     if (!l || l->end == QUEUE_LINK) {
         if (!(l = malloc(sizeof *l))) return -1;
@@ -315,9 +314,7 @@ static int enqueue_frame(spark_conn *c, spark_frame *f) {
     l->refs[l->end++] = spark_frame_ref(f);
     c->queued += f->len;
     spark_metric_add(SPARK_M_WS_QUEUED_BYTES, (int64_t)f->len);
-    /* A non-empty queue has asked already: on_writeable asks again while
-     * frames remain. */
-    if (was_empty) lws_callback_on_writable(c->wsi);
+    lws_callback_on_writable(c->wsi);
     return 0;
 }
 

@@ -48,6 +48,10 @@
 #define PRUNE_INTERVAL_US (60 * LWS_US_PER_SEC)
 #define MAC_VARIANT       sodium_base64_VARIANT_URLSAFE_NO_PADDING
 #define MAC_TEXT          43 /* crypto_auth_BYTES in unpadded base64url */
+/* A room fetches again at most every PACE_US_PER_MEMBER x its local
+ * members, and at least every PACE_MAX_US (see fetch_room). */
+#define PACE_US_PER_MEMBER 100
+#define PACE_MAX_US        (50 * LWS_US_PER_MS)
 
 typedef enum { M_JOINING, M_CATCHUP, M_LIVE, M_STALLED } member_state;
 
@@ -71,10 +75,14 @@ typedef struct member {
 
 struct room {
     spark_table_entry entry; /* in rooms->table, keyed by name */
+    spark_rooms *rooms;
     char *name;
     lws_dll2_owner_t members;
     long long cursor;
     bool ready, fetching, dirty;
+    bool paced;            /* a fetch waits for `pace` */
+    lws_usec_t fetched_at; /* when the last fetch was sent */
+    lws_sorted_usec_list_t pace;
     int queries; /* in flight; the room is kept while > 0 */
     /* Members who tracked and wait for the presence state: those the query
      * in flight will answer, and those who tracked after it was sent. */
@@ -125,6 +133,7 @@ static room *get_room(spark_rooms *rooms, const char *name) {
         free(r);
         return NULL;
     }
+    r->rooms = rooms;
     spark_table_add(&rooms->table, &r->entry, r->name);
     return r;
 }
@@ -368,15 +377,38 @@ static void on_room_rows(void *ud, const PGresult *res, const char *error) {
         release_room(rooms, r);
 }
 
+static void on_pace(lws_sorted_usec_list_t *sul) {
+    room *r = lws_container_of(sul, room, pace);
+    r->paced = false;
+    r->queries--;
+    if (r->dirty && r->members.count) fetch_room(r->rooms, r);
+    release_room(r->rooms, r);
+}
+
+/* Fetches run one at a time per room, and no sooner than the pace after
+ * the last: notifications in between only mark the room dirty, and the
+ * next fetch brings all of their messages at once. Every member then gets
+ * them in one write instead of one write each: a fan-out round costs one
+ * send per member, so the pace grows with the members (100 us each, up
+ * to 50 ms). A room whose messages come further apart than its pace is
+ * fetched at once, as before; a busier one trades up to a pace of latency
+ * for rounds that carry several messages. */
 static void fetch_room(spark_rooms *rooms, room *r) {
-    if (!r->ready) {
-        r->dirty = true; /* its first join query will look */
+    if (!r->ready || r->fetching || r->paced) {
+        r->dirty = true; /* the first join query, the fetch or the pace will look */
         return;
     }
-    if (r->fetching) {
+    lws_usec_t pace = (lws_usec_t)r->members.count * PACE_US_PER_MEMBER;
+    if (pace > PACE_MAX_US) pace = PACE_MAX_US;
+    lws_usec_t now = lws_now_usecs();
+    if (now < r->fetched_at + pace) {
         r->dirty = true;
+        r->paced = true;
+        r->queries++; /* kept until the pace ends */
+        lws_sul_schedule(rooms->ctx, 0, &r->pace, on_pace, r->fetched_at + pace - now);
         return;
     }
+    r->fetched_at = now;
     char cursor[24];
     snprintf(cursor, sizeof cursor, "%lld", r->cursor);
     const char *params[] = {r->name, cursor};
@@ -1199,6 +1231,7 @@ void spark_rooms_free(spark_rooms *rooms) {
     /* Connections are gone by now; rooms kept only by lost queries remain. */
     SPARK_TABLE_EACH(&rooms->table, e) {
         room *r = lws_container_of(e, room, entry);
+        lws_sul_cancel(&r->pace);
         free(r->name);
         free(r);
     }
