@@ -271,6 +271,12 @@ typedef struct {
     samples remote, local, all;
     long long dups, stray;
     int64_t measure_start, measure_end;
+    /* CPU (user + system, clock ticks) of A, B and the generator itself
+     * when the measured window opened and when its last message had reached
+     * every member: [0] at the start, [1] at the end; -1 unknown. */
+    long long cpu_a[2], cpu_b[2], cpu_self[2];
+    int64_t cpu_t[2];
+    bool cpu_started;
 } fanout_state;
 
 /* ---- events state ---------------------------------------------------------- */
@@ -343,15 +349,21 @@ static void progress(const char *fmt, ...) {
     va_end(ap);
 }
 
+/* /proc/PID/<file> of a process, or of this one when pid <= 0. */
+static FILE *proc_open(int pid, const char *file) {
+    char path[64];
+    if (pid > 0)
+        snprintf(path, sizeof path, "/proc/%d/%s", pid, file);
+    else
+        snprintf(path, sizeof path, "/proc/self/%s", file);
+    return fopen(path, "r");
+}
+
 /* VmRSS or VmHWM of a process in KiB, or -1. */
 static long proc_kib(int pid, const char *field) {
-    char path[64], line[256];
+    char line[256];
     size_t flen = strlen(field);
-    if (pid > 0)
-        snprintf(path, sizeof path, "/proc/%d/status", pid);
-    else
-        snprintf(path, sizeof path, "/proc/self/status");
-    FILE *f = fopen(path, "r");
+    FILE *f = proc_open(pid, "status");
     if (!f) return -1;
     long kib = -1;
     while (fgets(line, sizeof line, f))
@@ -361,6 +373,35 @@ static long proc_kib(int pid, const char *field) {
         }
     fclose(f);
     return kib;
+}
+
+/* utime + stime of a process (or of this one, pid <= 0) in clock ticks,
+ * from /proc/PID/stat; -1 when unreadable. */
+static long long proc_cpu_ticks(int pid) {
+    char buf[1024];
+    FILE *f = proc_open(pid, "stat");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* The command name may hold spaces: fields count from after its ')'.
+     * utime and stime are fields 14 and 15, the 12th and 13th after it. */
+    char *p = strrchr(buf, ')');
+    if (!p) return -1;
+    p++;
+    for (int field = 3; field < 14 && p; field++)
+        p = strchr(p + 1, ' ');
+    if (!p) return -1;
+    char *end;
+    long long utime = strtoll(p, &end, 10), stime = strtoll(end, NULL, 10);
+    return utime + stime;
+}
+
+static void sample_cpu(int at) {
+    g.f.cpu_a[at] = proc_cpu_ticks(opt.pid_a);
+    g.f.cpu_b[at] = opt.pid_b > 0 ? proc_cpu_ticks(opt.pid_b) : -1;
+    g.f.cpu_self[at] = proc_cpu_ticks(0);
+    g.f.cpu_t[at] = now_us();
 }
 
 static const char *token_for(int idx) {
@@ -888,6 +929,10 @@ static void tick(void) {
         break;
     case P_SEND:
         if (opt.scenario == SC_FANOUT) {
+            if (!g.f.cpu_started && now >= g.f.measure_start && opt.pid_a > 0) {
+                g.f.cpu_started = true;
+                sample_cpu(0);
+            }
             long long due = (long long)((double)(now - g.f.start) * opt.rate / US_PER_SEC) + 1;
             if (due > g.f.total) due = g.f.total;
             while (g.f.sent < due)
@@ -911,7 +956,10 @@ static void tick(void) {
     case P_DRAIN: {
         bool done = now - g.phase_start >= (int64_t)(opt.drain * US_PER_SEC);
         if (opt.scenario == SC_FANOUT) {
-            if (done || fanout_complete()) stop_run();
+            if (done || fanout_complete()) {
+                if (g.f.cpu_started) sample_cpu(1);
+                stop_run();
+            }
         } else if (done || step_complete(&g.e.steps[g.e.step])) {
             finish_step();
             if (++g.e.step >= opt.nrates) {
@@ -1085,9 +1133,37 @@ static json_object *report_fanout(void) {
                g.nconns, (double)join_us / 1e6);
     else
         printf("  joining: %.2f s for all members to be live in the room\n", (double)join_us / 1e6);
+    double tick_us = 1e6 / (double)sysconf(_SC_CLK_TCK);
+    bool cpu_known = f->cpu_started && f->cpu_a[0] >= 0 && f->cpu_a[1] >= 0 && f->cpu_b[0] >= 0 &&
+                     f->cpu_b[1] >= 0 && delivered > 0;
+    double cpu_a = 0, cpu_b = 0, cpu_self = 0, window_s = 0, per_delivery = 0;
+    if (cpu_known) {
+        cpu_a = (double)(f->cpu_a[1] - f->cpu_a[0]) * tick_us / 1e6;
+        cpu_b = (double)(f->cpu_b[1] - f->cpu_b[0]) * tick_us / 1e6;
+        cpu_self = (double)(f->cpu_self[1] - f->cpu_self[0]) * tick_us / 1e6;
+        window_s = (double)(f->cpu_t[1] - f->cpu_t[0]) / 1e6;
+        per_delivery = (cpu_a + cpu_b) * 1e6 / (double)delivered;
+        printf("  CPU over the measured window (%.2f s, until its last delivery): A %.2f s, "
+               "B %.2f s,\n  generator %.2f s; sparkd CPU per delivery (A + B): %.2f us\n",
+               window_s, cpu_a, cpu_b, cpu_self, per_delivery);
+    }
+    long hwm_a = proc_kib(opt.pid_a, "VmHWM"), hwm_b = proc_kib(opt.pid_b, "VmHWM");
+    if (opt.pid_a > 0 && opt.pid_b > 0)
+        printf("  sparkd peak RSS: A %ld KiB, B %ld KiB\n", hwm_a, hwm_b);
     print_common();
 
     json_object *o = json_object_new_object();
+    if (cpu_known) {
+        json_object_object_add(o, "cpu_window_s", json_object_new_double(window_s));
+        json_object_object_add(o, "cpu_a_s", json_object_new_double(cpu_a));
+        json_object_object_add(o, "cpu_b_s", json_object_new_double(cpu_b));
+        json_object_object_add(o, "cpu_generator_s", json_object_new_double(cpu_self));
+        json_object_object_add(o, "cpu_per_delivery_us", json_object_new_double(per_delivery));
+    }
+    if (opt.pid_a > 0 && opt.pid_b > 0) {
+        json_object_object_add(o, "peak_rss_a_kib", json_object_new_int64(hwm_a));
+        json_object_object_add(o, "peak_rss_b_kib", json_object_new_int64(hwm_b));
+    }
     json_object_object_add(o, "members", json_object_new_int(g.nconns));
     json_object_object_add(o, "members_ready", json_object_new_int(g.ready));
     json_object_object_add(o, "senders", json_object_new_int(opt.senders));

@@ -48,10 +48,17 @@
 #define SPARK_LIVE_ROUTE "/spark"
 #define ALL_ROOM         "spark:all"
 
+/* One link of a connection's send queue: references to shared frames
+ * (frame.h), oldest first. A room's message is one frame that every
+ * member's queue points to: a delivery adds a reference, not a copy of the
+ * text, and a link serves QUEUE_LINK deliveries. Every link in a queue
+ * holds at least one frame; an emptied link is freed at once, so an idle
+ * connection keeps none. */
+#define QUEUE_LINK 14
 typedef struct frame {
     struct frame *next;
-    size_t len;
-    unsigned char bytes[]; /* LWS_PRE headroom, then the message */
+    unsigned short first, end; /* refs[first, end) are queued */
+    spark_frame *refs[QUEUE_LINK];
 } frame;
 
 struct spark_conn {
@@ -169,15 +176,14 @@ static void post_failed(void *ud, uint64_t serial) {
 }
 
 static void deliver_to_all(spark_channels *channels, bool enveloped, const char *kind,
-                           const char *text, size_t len);
+                           spark_frame *f);
 
-static void deliver_all_plain(spark_room_peer *p, const char *kind, const char *text, size_t len) {
-    deliver_to_all(lws_container_of(p, spark_channels, all_plain), false, kind, text, len);
+static void deliver_all_plain(spark_room_peer *p, const char *kind, spark_frame *f) {
+    deliver_to_all(lws_container_of(p, spark_channels, all_plain), false, kind, f);
 }
 
-static void deliver_all_enveloped(spark_room_peer *p, const char *kind, const char *text,
-                                  size_t len) {
-    deliver_to_all(lws_container_of(p, spark_channels, all_enveloped), true, kind, text, len);
+static void deliver_all_enveloped(spark_room_peer *p, const char *kind, spark_frame *f) {
+    deliver_to_all(lws_container_of(p, spark_channels, all_enveloped), true, kind, f);
 }
 
 spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms,
@@ -191,9 +197,9 @@ spark_channels *spark_channels_new(const spark_config *cfg, spark_rooms *rooms,
     /* Joined now; a join the database could not take yet is retried when
      * it comes up, like any member's. */
     channels->all_plain = (spark_room_peer){
-        .deliver = deliver_all_plain, .origin = "", .user_id = "", .user_name = ""};
+        .deliver_frame = deliver_all_plain, .origin = "", .user_id = "", .user_name = ""};
     channels->all_enveloped = channels->all_plain;
-    channels->all_enveloped.deliver = deliver_all_enveloped;
+    channels->all_enveloped.deliver_frame = deliver_all_enveloped;
     channels->all_enveloped.enveloped = true;
     spark_rooms_join(rooms, &channels->all_plain, ALL_ROOM, SPARK_LIVE);
     spark_rooms_join(rooms, &channels->all_enveloped, ALL_ROOM, SPARK_LIVE);
@@ -205,13 +211,16 @@ size_t spark_channels_count(const spark_channels *channels) {
     return channels ? (size_t)channels->conns.count : 0;
 }
 
+static int enqueue_frame(spark_conn *c, spark_frame *f);
+
 /* What the rooms deliver to a connection is what it is sent, whatever
  * the kind: a channel's client tells presence from messages by "type".
  * For an enveloped channel (/spark) the rooms module has already wrapped
- * it as {"t":"msg",...}: it is sent as it is too. */
-static void deliver_room_frame(spark_room_peer *p, const char *kind, const char *text, size_t len) {
+ * it as {"t":"msg",...}: it is sent as it is too. Either way the queue
+ * takes a reference to the frame the room built once for all members. */
+static void deliver_shared(spark_room_peer *p, const char *kind, spark_frame *f) {
     (void)kind;
-    spark_conn_send(lws_container_of(p, spark_conn, peer), text, len);
+    enqueue_frame(lws_container_of(p, spark_conn, peer), f);
 }
 
 static int enqueue(spark_conn *c, const char *text, size_t len);
@@ -221,26 +230,46 @@ static int enqueue(spark_conn *c, const char *text, size_t len);
  * others. Connections refused at the handshake (closing with 4401) and
  * those closing get nothing. */
 static void deliver_to_all(spark_channels *channels, bool enveloped, const char *kind,
-                           const char *text, size_t len) {
+                           spark_frame *f) {
     if (strcmp(kind, "message") != 0 && strcmp(kind, "ephemeral") != 0) return;
     EACH_LINK(d, &channels->conns) {
         spark_conn *c = lws_container_of(d, spark_conn, link);
         if (!c->refused && !c->closing && is_enveloped(c->channel) == enveloped)
-            enqueue(c, text, len);
+            enqueue_frame(c, f);
     }
 }
 
 /* ---- sending ------------------------------------------------------------ */
 
+/* The oldest queued frame, or NULL. */
+static spark_frame *queue_head(const spark_conn *c) {
+    return c->head ? c->head->refs[c->head->first] : NULL;
+}
+
+/* The queued frame after the oldest, or NULL. */
+static spark_frame *queue_second(const spark_conn *c) {
+    const frame *l = c->head;
+    if (!l) return NULL;
+    if (l->first + 1 < l->end) return l->refs[l->first + 1];
+    return l->next ? l->next->refs[l->next->first] : NULL;
+}
+
+/* Unqueues the oldest frame and drops the queue's reference to it. */
+static void queue_pop(spark_conn *c) {
+    frame *l = c->head;
+    spark_frame *f = l->refs[l->first++];
+    c->queued -= f->len;
+    spark_metric_add(SPARK_M_WS_QUEUED_BYTES, -(int64_t)f->len);
+    spark_frame_unref(f);
+    if (l->first < l->end) return;
+    c->head = l->next;
+    if (!c->head) c->tail = NULL;
+    free(l);
+}
+
 static void drop_queue(spark_conn *c) {
-    while (c->head) {
-        frame *f = c->head;
-        c->head = f->next;
-        free(f);
-    }
-    c->tail = NULL;
-    spark_metric_add(SPARK_M_WS_QUEUED_BYTES, -(int64_t)c->queued);
-    c->queued = 0;
+    while (c->head)
+        queue_pop(c);
 }
 
 /* Keeps why the connection closes (at most MAX_REASON_BYTES of it). */
@@ -278,37 +307,47 @@ static void close_slow_consumer(spark_conn *c) {
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, SLOW_KILL_SECS);
 }
 
-static int enqueue(spark_conn *c, const char *text, size_t len) {
+/* Queues a reference to `f` (the caller keeps its own). The limit counts
+ * each queued message whole, shared or not: it bounds how far behind a
+ * client may fall, whatever the frames cost the instance. */
+static int enqueue_frame(spark_conn *c, spark_frame *f) {
     if (!c || c->closing || !c->wsi) return -1;
-    if (c->queued + len > (size_t)c->owner->cfg->max_queue_bytes) {
+    if (c->queued + f->len > (size_t)c->owner->cfg->max_queue_bytes) {
         close_slow_consumer(c);
         return -1;
     }
-    frame *f = malloc(sizeof *f + LWS_PRE + len);
-    if (!f) return -1;
-    f->next = NULL;
-    f->len = len;
-    memcpy(f->bytes + LWS_PRE, text, len);
-    if (c->tail)
-        c->tail->next = f;
-    else
-        c->head = f;
-    c->tail = f;
-    c->queued += len;
-    spark_metric_add(SPARK_M_WS_QUEUED_BYTES, (int64_t)len);
+    frame *l = c->tail;
+    if (!l || l->end == QUEUE_LINK) {
+        if (!(l = malloc(sizeof *l))) return -1;
+        l->next = NULL;
+        l->first = l->end = 0;
+        if (c->tail)
+            c->tail->next = l;
+        else
+            c->head = l;
+        c->tail = l;
+    }
+    l->refs[l->end++] = spark_frame_ref(f);
+    c->queued += f->len;
+    spark_metric_add(SPARK_M_WS_QUEUED_BYTES, (int64_t)f->len);
     lws_callback_on_writable(c->wsi);
     return 0;
 }
 
+/* A message of its own for one connection: a frame with one holder. */
+static int enqueue(spark_conn *c, const char *text, size_t len) {
+    if (!c || c->closing || !c->wsi) return -1;
+    spark_frame *f = spark_frame_new(text, len);
+    if (!f) return -1;
+    int r = enqueue_frame(c, f);
+    spark_frame_unref(f);
+    return r;
+}
+
 /* The head frame is out: unqueue it. */
 static void sent(spark_conn *c) {
-    frame *f = c->head;
-    c->head = f->next;
-    if (!c->head) c->tail = NULL;
-    c->queued -= f->len;
-    spark_metric_add(SPARK_M_WS_QUEUED_BYTES, -(int64_t)f->len);
+    queue_pop(c);
     spark_metric_add(SPARK_M_WS_MESSAGES_OUT, 1);
-    free(f);
 }
 
 #define MAX_FRAME_HEADER 10
@@ -340,9 +379,10 @@ static int write_coalesced(spark_conn *c) {
     static unsigned char buf[LWS_PRE + COALESCE_BYTES];
     unsigned char *out = buf + LWS_PRE;
     size_t n = 0;
-    for (frame *f = c->head; f && n + MAX_FRAME_HEADER + f->len <= COALESCE_BYTES; f = c->head) {
+    for (spark_frame *f = queue_head(c); f && n + MAX_FRAME_HEADER + f->len <= COALESCE_BYTES;
+         f = queue_head(c)) {
         n += text_frame_header(out + n, f->len);
-        memcpy(out + n, f->bytes + LWS_PRE, f->len);
+        memcpy(out + n, spark_frame_text(f), f->len);
         n += f->len;
         sent(c);
     }
@@ -356,12 +396,14 @@ static int on_writeable(spark_conn *c) {
                          (unsigned char *)close_reason(c), strlen(close_reason(c)));
         return -1;
     }
-    frame *f = c->head;
+    spark_frame *f = queue_head(c);
     if (!f) return 0;
-    if (f->next && f->len + MAX_FRAME_HEADER <= COALESCE_BYTES) {
+    if (queue_second(c) && f->len + MAX_FRAME_HEADER <= COALESCE_BYTES) {
         if (write_coalesced(c)) return -1;
     } else {
-        if (lws_write(c->wsi, f->bytes + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len) return -1;
+        /* lws writes the header into the headroom in front of the text:
+         * the same bytes for every holder of a shared frame. */
+        if (lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len) return -1;
         spark_metric_add(SPARK_M_WS_WRITES, 1);
         sent(c);
     }
@@ -492,7 +534,7 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
         refuse(wsi, 500, "out of memory", path);
         return NULL;
     }
-    c->peer = (spark_room_peer){.deliver = deliver_room_frame,
+    c->peer = (spark_room_peer){.deliver_frame = deliver_shared,
                                 .origin = c->origin,
                                 .serial = c->serial,
                                 .user_id = c->user_id,

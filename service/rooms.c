@@ -48,6 +48,10 @@
 #define PRUNE_INTERVAL_US (60 * LWS_US_PER_SEC)
 #define MAC_VARIANT       sodium_base64_VARIANT_URLSAFE_NO_PADDING
 #define MAC_TEXT          43 /* crypto_auth_BYTES in unpadded base64url */
+/* A room fetches again at most every PACE_US_PER_MEMBER x its local
+ * members, and at least every PACE_MAX_US (see fetch_room). */
+#define PACE_US_PER_MEMBER 100
+#define PACE_MAX_US        (50 * LWS_US_PER_MS)
 
 typedef enum { M_JOINING, M_CATCHUP, M_LIVE, M_STALLED } member_state;
 
@@ -71,10 +75,14 @@ typedef struct member {
 
 struct room {
     spark_table_entry entry; /* in rooms->table, keyed by name */
+    spark_rooms *rooms;
     char *name;
     lws_dll2_owner_t members;
     long long cursor;
     bool ready, fetching, dirty;
+    bool paced;            /* a fetch waits for `pace` */
+    lws_usec_t fetched_at; /* when the last fetch was sent */
+    lws_sorted_usec_list_t pace;
     int queries; /* in flight; the room is kept while > 0 */
     /* Members who tracked and wait for the presence state: those the query
      * in flight will answer, and those who tracked after it was sent. */
@@ -125,6 +133,7 @@ static room *get_room(spark_rooms *rooms, const char *name) {
         free(r);
         return NULL;
     }
+    r->rooms = rooms;
     spark_table_add(&rooms->table, &r->entry, r->name);
     return r;
 }
@@ -204,14 +213,14 @@ static void log_failure(void *ud, const PGresult *res, const char *error) {
 
 /* ---- delivery ------------------------------------------------------------ */
 
-/* Compact JSON text of `o`, malloc'd; consumes the reference. */
-static char *frame_text(json_object *o, size_t *len) {
+/* Compact JSON text of `o` as a frame with one reference; consumes `o`. */
+static spark_frame *frame_text(json_object *o) {
+    size_t len;
     const char *text = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
-    char *copy = text ? malloc(*len + 1) : NULL;
-    if (copy) memcpy(copy, text, *len + 1);
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    spark_frame *f = text ? spark_frame_new(text, len) : NULL;
     json_object_put(o);
-    return copy;
+    return f;
 }
 
 /* The frame channel clients get for a stored message: the payload object
@@ -220,7 +229,7 @@ static char *frame_text(json_object *o, size_t *len) {
  * "seq" never survives (channels resume by it). It is re-encoded
  * compactly: PostgreSQL's jsonb text has spaces after ':' and ','. Built
  * once per message, however many members get it. */
-static char *message_frame(const char *room_name, long long seq, const char *payload, size_t *len) {
+static spark_frame *message_frame(const char *room_name, long long seq, const char *payload) {
     json_object *p = json_tokener_parse(payload), *out = json_object_new_object();
     if (json_object_is_type(p, json_type_object)) {
         json_object_object_foreach(p, key, value) {
@@ -232,22 +241,22 @@ static char *message_frame(const char *room_name, long long seq, const char *pay
     }
     json_object_object_add(out, "seq", json_object_new_int64(seq));
     json_object_put(p);
-    return frame_text(out, len);
+    return frame_text(out);
 }
 
 /* The frame an enveloped peer (a /spark connection) gets:
  * {"t":"msg","room":R,"kind":K,"seq":N,"data":P}, seq only when N >= 0.
  * Every key is the runtime's; the payload is nested whole under "data",
  * so nothing in it can become a control frame. Takes `data`. */
-static char *envelope_frame(const char *room_name, const char *kind, long long seq,
-                            json_object *data, size_t *len) {
+static spark_frame *envelope_frame(const char *room_name, const char *kind, long long seq,
+                                   json_object *data) {
     json_object *out = json_object_new_object();
     json_object_object_add(out, "t", json_object_new_string("msg"));
     json_object_object_add(out, "room", json_object_new_string(room_name));
     json_object_object_add(out, "kind", json_object_new_string(kind));
     if (seq >= 0) json_object_object_add(out, "seq", json_object_new_int64(seq));
     json_object_object_add(out, "data", data);
-    return frame_text(out, len);
+    return frame_text(out);
 }
 
 static bool is_presence(const char *kind) { return kind && strcmp(kind, "presence") == 0; }
@@ -257,30 +266,45 @@ static bool is_shown(const char *kind) {
     return kind && (strcmp(kind, "message") == 0 || is_presence(kind));
 }
 
+/* One delivery to a peer: by reference where it takes shared frames. */
+static void give(spark_room_peer *p, const char *kind, spark_frame *f) {
+    if (p->deliver_frame)
+        p->deliver_frame(p, kind, f);
+    else
+        p->deliver(p, kind, spark_frame_text(f), f->len);
+}
+
 /* Frames in a channel's own shape. An enveloped peer is given none of
  * them: it gets messages through send_enveloped() only. */
-static void send_to(member *m, const char *kind, const char *frame, size_t len) {
-    if (!m->quiet && !m->peer->enveloped) m->peer->deliver(m->peer, kind, frame, len);
+static void send_to(member *m, const char *kind, spark_frame *f) {
+    if (f && !m->quiet && !m->peer->enveloped) give(m->peer, kind, f);
+}
+
+/* The same, for text not yet in a frame. */
+static void send_text_to(member *m, const char *kind, const char *text, size_t len) {
+    if (m->quiet || m->peer->enveloped) return;
+    spark_frame *f = spark_frame_new(text, len);
+    send_to(m, kind, f);
+    spark_frame_unref(f);
 }
 
 /* Gives an enveloped member a "message" or "ephemeral"; the envelope is
- * built on first use into *text and shared by the members that follow. */
+ * built on first use into *env and shared by the members that follow. */
 static bool send_enveloped(member *m, const char *kind, long long seq, const char *payload,
-                           char **text, size_t *len) {
-    if (!*text) {
+                           spark_frame **env) {
+    if (!*env) {
         json_object *data = json_tokener_parse(payload);
         if (!data && strcmp(payload, "null") != 0) return false;
-        if (!(*text = envelope_frame(m->room->name, kind, seq, data, len))) return false;
+        if (!(*env = envelope_frame(m->room->name, kind, seq, data))) return false;
     }
-    m->peer->deliver(m->peer, kind, *text, *len);
+    give(m->peer, kind, *env);
     return true;
 }
 
 /* Gives one fetched message to every live member that has not had it. */
 static void deliver(room *r, long long seq, const char *payload, const char *origin,
                     const char *kind) {
-    size_t len = 0, env_len = 0;
-    char *text = NULL, *env = NULL;
+    spark_frame *text = NULL, *env = NULL;
     EACH_LINK(d, &r->members) {
         member *m = lws_container_of(d, member, in_room);
         if (m->state != M_LIVE || seq <= m->cursor) continue;
@@ -290,46 +314,36 @@ static void deliver(room *r, long long seq, const char *payload, const char *ori
         if (m->peer->enveloped) {
             /* Presence is for channels and components; a /spark socket
              * is only told what was sent to it. */
-            if (is_presence(kind) || !send_enveloped(m, kind, seq, payload, &env, &env_len))
-                continue;
+            if (is_presence(kind) || !send_enveloped(m, kind, seq, payload, &env)) continue;
         } else {
             if (is_presence(kind) && seq <= m->presence_after) continue;
-            if (!text && !(text = message_frame(r->name, seq, payload, &len))) continue;
-            send_to(m, kind, text, len);
+            if (!text && !(text = message_frame(r->name, seq, payload))) continue;
+            send_to(m, kind, text);
         }
         spark_metric_add(SPARK_M_ROOM_DELIVERIES, 1);
     }
-    free(text);
-    free(env);
+    spark_frame_unref(text);
+    spark_frame_unref(env);
 }
 
 /* {"type":"presence_state","room":R,"state":S}, built once for many. */
-static char *presence_frame(const char *room_name, const char *state, size_t *len) {
+static spark_frame *presence_frame(const char *room_name, const char *state) {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "type", json_object_new_string("presence_state"));
     json_object_object_add(o, "room", json_object_new_string(room_name));
     json_object_object_add(o, "state", json_tokener_parse(state));
-    const char *text = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
-    char *copy = malloc(*len + 1);
-    if (copy) memcpy(copy, text, *len + 1);
-    json_object_put(o);
-    return copy;
+    return frame_text(o);
 }
 
 static void send_resume(member *m) {
-    char *text = NULL;
     json_object *o = json_object_new_object();
     json_object_object_add(o, "type", json_object_new_string("resume"));
     json_object_object_add(o, "room", json_object_new_string(m->room->name));
     json_object_object_add(o, "since", json_object_new_int64(m->since));
     json_object_object_add(o, "recovered", json_object_new_boolean(m->recovered));
-    size_t len;
-    const char *s = json_object_to_json_string_length(
-        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    send_to(m, "resume", s, len);
-    json_object_put(o);
-    free(text);
+    spark_frame *f = frame_text(o);
+    send_to(m, "resume", f);
+    spark_frame_unref(f);
 }
 
 /* ---- fetching a room ------------------------------------------------------ */
@@ -363,15 +377,38 @@ static void on_room_rows(void *ud, const PGresult *res, const char *error) {
         release_room(rooms, r);
 }
 
+static void on_pace(lws_sorted_usec_list_t *sul) {
+    room *r = lws_container_of(sul, room, pace);
+    r->paced = false;
+    r->queries--;
+    if (r->dirty && r->members.count) fetch_room(r->rooms, r);
+    release_room(r->rooms, r);
+}
+
+/* Fetches run one at a time per room, and no sooner than the pace after
+ * the last: notifications in between only mark the room dirty, and the
+ * next fetch brings all of their messages at once. Every member then gets
+ * them in one write instead of one write each: a fan-out round costs one
+ * send per member, so the pace grows with the members (100 us each, up
+ * to 50 ms). A room whose messages come further apart than its pace is
+ * fetched at once, as before; a busier one trades up to a pace of latency
+ * for rounds that carry several messages. */
 static void fetch_room(spark_rooms *rooms, room *r) {
-    if (!r->ready) {
-        r->dirty = true; /* its first join query will look */
+    if (!r->ready || r->fetching || r->paced) {
+        r->dirty = true; /* the first join query, the fetch or the pace will look */
         return;
     }
-    if (r->fetching) {
+    lws_usec_t pace = (lws_usec_t)r->members.count * PACE_US_PER_MEMBER;
+    if (pace > PACE_MAX_US) pace = PACE_MAX_US;
+    lws_usec_t now = lws_now_usecs();
+    if (now < r->fetched_at + pace) {
         r->dirty = true;
+        r->paced = true;
+        r->queries++; /* kept until the pace ends */
+        lws_sul_schedule(rooms->ctx, 0, &r->pace, on_pace, r->fetched_at + pace - now);
         return;
     }
+    r->fetched_at = now;
     char cursor[24];
     snprintf(cursor, sizeof cursor, "%lld", r->cursor);
     const char *params[] = {r->name, cursor};
@@ -407,16 +444,14 @@ static void on_catch_up_rows(void *ud, const PGresult *res, const char *error) {
         return;
     }
     int rows = PQntuples(res);
-    size_t len;
     for (int i = 0; i < rows; i++) {
         long long seq = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        char *text = NULL;
-        if (m->peer->enveloped) {
-            send_enveloped(m, "message", seq, PQgetvalue(res, i, 1), &text, &len);
-        } else if ((text = message_frame(m->room->name, seq, PQgetvalue(res, i, 1), &len))) {
-            send_to(m, "message", text, len);
-        }
-        free(text);
+        spark_frame *text = NULL;
+        if (m->peer->enveloped)
+            send_enveloped(m, "message", seq, PQgetvalue(res, i, 1), &text);
+        else
+            send_to(m, "message", text = message_frame(m->room->name, seq, PQgetvalue(res, i, 1)));
+        spark_frame_unref(text);
         m->cursor = seq;
     }
     if (rows == FETCH_LIMIT)
@@ -459,11 +494,10 @@ static void start_streaming(spark_rooms *rooms, member *m, const PGresult *res, 
  * together with `last`, and goes live there. */
 static void start_watching(member *m, const PGresult *res, long long last) {
     const char *history = PQgetvalue(res, 0, 0);
-    send_to(m, "history", history, strlen(history));
-    size_t len;
-    char *state = presence_frame(m->room->name, PQgetvalue(res, 0, 1), &len);
-    if (state) send_to(m, "presence_state", state, len);
-    free(state);
+    send_text_to(m, "history", history, strlen(history));
+    spark_frame *state = presence_frame(m->room->name, PQgetvalue(res, 0, 1));
+    send_to(m, "presence_state", state);
+    spark_frame_unref(state);
     m->cursor = m->presence_after = last;
     m->state = M_LIVE;
 }
@@ -608,7 +642,6 @@ static void on_history_page(void *ud, const PGresult *res, const char *error) {
         if (p->history_failed) p->history_failed(p);
         return;
     }
-    size_t len;
     json_object *page = json_tokener_parse(PQgetvalue(res, 0, 0)), *messages = NULL;
     /* "seq" goes last, where live frames have it (jsonb sorts keys). */
     json_object_object_get_ex(page, "messages", &messages);
@@ -619,12 +652,12 @@ static void on_history_page(void *ud, const PGresult *res, const char *error) {
         json_object_object_del(m, "seq");
         json_object_object_add(m, "seq", seq);
     }
-    char *text = page ? frame_text(page, &len) : NULL;
+    spark_frame *text = page ? frame_text(page) : NULL;
     if (text)
-        p->deliver(p, "history_page", text, len);
+        give(p, "history_page", text);
     else if (p->history_failed)
         p->history_failed(p);
-    free(text);
+    spark_frame_unref(text);
 }
 
 int spark_rooms_history(spark_rooms *rooms, spark_room_peer *p, const char *name, long long before,
@@ -719,21 +752,20 @@ static void on_presence_state(void *ud, const PGresult *res, const char *error) 
     r->queries++; /* hold the room through end_ticket */
     end_ticket(t);
     r->presence_querying = false;
-    char *text = NULL;
-    size_t len = 0;
+    spark_frame *text = NULL;
     long long after = 0;
     if (!error) {
         after = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-        text = presence_frame(r->name, PQgetvalue(res, 0, 0), &len);
+        text = presence_frame(r->name, PQgetvalue(res, 0, 0));
     }
     EACH_LINK(d, &r->presence_batch) {
         member *m = lws_container_of(d, member, in_presence);
         lws_dll2_remove(&m->in_presence);
         if (!text) continue;
         m->presence_after = after;
-        send_to(m, "presence_state", text, len);
+        send_to(m, "presence_state", text);
     }
-    free(text);
+    spark_frame_unref(text);
     if (r->presence_waiting.count) query_presence(rooms, r);
     r->queries--;
     release_room(rooms, r);
@@ -961,8 +993,7 @@ static bool on_ephemeral(spark_rooms *rooms, const char *rest) {
         room *r = find_room(rooms, json_object_get_string(name));
         const char *text = json_object_to_json_string_ext(
             payload, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        size_t len = strlen(text), env_len = 0;
-        char *env = NULL;
+        spark_frame *plain = r ? spark_frame_new(text, strlen(text)) : NULL, *env = NULL;
         if (r) EACH_LINK(d, &r->members) {
                 member *m = lws_container_of(d, member, in_room);
                 const char *own = m->peer->origin;
@@ -970,11 +1001,12 @@ static bool on_ephemeral(spark_rooms *rooms, const char *rest) {
                     (origin_len && strlen(own) == origin_len && memcmp(own, rest, origin_len) == 0))
                     continue;
                 if (m->peer->enveloped)
-                    send_enveloped(m, "ephemeral", -1, text, &env, &env_len);
+                    send_enveloped(m, "ephemeral", -1, text, &env);
                 else
-                    send_to(m, "ephemeral", text, len);
+                    send_to(m, "ephemeral", plain);
             }
-        free(env);
+        spark_frame_unref(plain);
+        spark_frame_unref(env);
     }
     json_object_put(o);
     return ok;
@@ -1199,6 +1231,7 @@ void spark_rooms_free(spark_rooms *rooms) {
     /* Connections are gone by now; rooms kept only by lost queries remain. */
     SPARK_TABLE_EACH(&rooms->table, e) {
         room *r = lws_container_of(e, room, entry);
+        lws_sul_cancel(&r->pace);
         free(r->name);
         free(r);
     }

@@ -38,6 +38,7 @@
 
 #include "bus.h"
 #include "config.h"
+#include "frame.h"
 #include "pg.h"
 
 #include <libwebsockets.h>
@@ -52,8 +53,13 @@ typedef struct spark_rooms spark_rooms;
  * before freeing it. */
 typedef struct spark_room_peer spark_room_peer;
 struct spark_room_peer {
-    /* Takes one delivery: its kind (above) and the JSON a client is sent. */
+    /* Takes one delivery: its kind (above) and the JSON a client is sent.
+     * Not called when deliver_frame is set. */
     void (*deliver)(spark_room_peer *p, const char *kind, const char *frame, size_t len);
+    /* Optional, used instead of deliver: the same delivery as a shared
+     * frame (frame.h), built once for every member. The peer takes its
+     * own reference if it keeps the frame past the call. */
+    void (*deliver_frame)(spark_room_peer *p, const char *kind, spark_frame *frame);
     /* Optional: a page it asked for (spark_rooms_history) will not come. */
     void (*history_failed)(spark_room_peer *p);
     const char *origin; /* "instance/serial": SPARK_EXCLUDE_SELF posts skip it */

@@ -252,6 +252,70 @@ START_TEST(a_burst_shares_writes_and_arrives_whole) {
 }
 END_TEST
 
+/* Reads `ws` until the chat message `last`; returns how many chat messages
+ * whose text starts with `prefix` came before it, failing on one out of
+ * order (each is "<prefix><index>"). */
+static int count_until(it_ws *ws, const char *prefix, const char *last) {
+    char want[64], end[64];
+    snprintf(end, sizeof end, "\"message\":\"%s\"", last);
+    int n = 0;
+    for (;;) {
+        char *m = it_ws_recv(ws, RECV_MS);
+        ck_assert_msg(m, "no %s after %d messages", last, n);
+        bool done = strstr(m, end) != NULL;
+        snprintf(want, sizeof want, "\"message\":\"%s%d\"", prefix, n);
+        if (strstr(m, want)) n++;
+        free(m);
+        if (done) return n;
+    }
+}
+
+/* Messages that come faster than a busy room's pace (100 us per member
+ * here, so 30 ms for 300) are delivered in rounds: each member gets the
+ * messages of a round in one write, exactly once and in order. Without the
+ * pace, each message would be fetched and written on its own (about one
+ * write per message: measured with the pace set to 0). */
+START_TEST(a_busy_room_is_delivered_in_rounds) {
+    start_two();
+    enum { N = 300, K = 30 };
+    it_ws *ws[N];
+    for (int i = 0; i < N; i++)
+        ws[i] = join_chat(port_b, "/chat/rounds"); /* live in the room */
+    PGconn *pg = it_connect(db);
+    PQclear(it_exec(pg, "SELECT spark.broadcast('chat:rounds',"
+                        " jsonb_build_object('type', 'chat', 'message', 'settled'))"));
+    for (int i = 0; i < N; i++)
+        count_until(ws[i], "-", "settled"); /* past every join announcement */
+    double messages0 = it_metric(port_b, "spark_ws_messages_out_total");
+    double writes0 = it_metric(port_b, "spark_ws_writes_total");
+    /* One statement, so one commit and one notification, each, 5 ms
+     * apart: further apart than a round takes, closer than the pace. */
+    for (int k = 0; k <= K; k++) {
+        char text[16], sql[200];
+        if (k < K)
+            snprintf(text, sizeof text, "r%d", k);
+        else
+            strcpy(text, "done");
+        snprintf(sql, sizeof sql,
+                 "SELECT spark.broadcast('chat:rounds', jsonb_build_object("
+                 "'type', 'chat', 'message', '%s'))",
+                 text);
+        PQclear(it_exec(pg, sql));
+        usleep(5000);
+    }
+    PQfinish(pg);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(count_until(ws[i], "r", "done"), K);
+    double messages = it_metric(port_b, "spark_ws_messages_out_total") - messages0;
+    double writes = it_metric(port_b, "spark_ws_writes_total") - writes0;
+    ck_assert_msg(messages >= N * (K + 1) && writes * 2 < messages, "%.0f messages in %.0f writes",
+                  messages, writes);
+    for (int i = 0; i < N; i++)
+        it_ws_close(ws[i]);
+    stop_two();
+}
+END_TEST
+
 START_TEST(resume_gives_exactly_what_was_missed) {
     start_two();
     it_ws *a = join_chat(port_a, "/chat/resume");
@@ -543,6 +607,7 @@ int main(void) {
     tcase_add_test(tc, large_payloads_cross_instances);
     tcase_add_test(tc, resume_gives_exactly_what_was_missed);
     tcase_add_test(tc, a_burst_shares_writes_and_arrives_whole);
+    tcase_add_test(tc, a_busy_room_is_delivered_in_rounds);
     tcase_add_test(tc, resume_past_retention_says_not_recovered);
     tcase_add_test(tc, seed_errors_keep_the_connection_open);
     tcase_add_test(tc, notifications_reach_every_tab_on_every_instance);
