@@ -210,6 +210,26 @@ static long long db_count(PGconn *pg, const char *sql) {
     return atoll(it_query_value(pg, sql, v, sizeof v));
 }
 
+/* What PostgreSQL holds of the counters' events: their ids, the counts'
+ * sum, the versions' sum and the history rows. Applied once each, all four
+ * are equal. */
+typedef struct {
+    long long ids, count, version, events;
+} stored_events;
+
+static stored_events stored_counts(PGconn *pg) {
+    return (stored_events){
+        .ids = db_count(
+            pg, "SELECT count(*) FROM spark.event_ids WHERE component_id LIKE 'counter:load%'"),
+        .count = db_count(pg, "SELECT sum((state->>'count')::int) FROM spark.components"
+                              " WHERE id LIKE 'counter:load%'"),
+        .version =
+            db_count(pg, "SELECT sum(version) FROM spark.components WHERE id LIKE 'counter:load%'"),
+        .events = db_count(
+            pg, "SELECT count(*) FROM spark.events WHERE component_id LIKE 'counter:load%'"),
+    };
+}
+
 /* Every client has seen every stored message, and every message it saw is
  * stored; every client shows the component's last version. */
 static void check_no_gap(PGconn *pg) {
@@ -311,15 +331,8 @@ static void kill_9_under_load(bool shared) {
     ck_assert_int_eq(ok, sent);
 
     PGconn *pg = it_connect(pair.db);
-    long long ids = db_count(
-        pg, "SELECT count(*) FROM spark.event_ids WHERE component_id LIKE 'counter:load%'");
-    long long count = db_count(
-        pg,
-        "SELECT sum((state->>'count')::int) FROM spark.components WHERE id LIKE 'counter:load%'");
-    long long version =
-        db_count(pg, "SELECT sum(version) FROM spark.components WHERE id LIKE 'counter:load%'");
-    long long events =
-        db_count(pg, "SELECT count(*) FROM spark.events WHERE component_id LIKE 'counter:load%'");
+    stored_events st = stored_counts(pg);
+    long long ids = st.ids, count = st.count, version = st.version, events = st.events;
     /* Applied once each: nothing lost, nothing twice. */
     ck_assert_int_eq(ids, sent);
     ck_assert_int_eq(count, sent);
@@ -421,15 +434,8 @@ static void postgres_stop_and_start(bool shared) {
             acked_missing += db_count(pg, sql) != 1;
         }
     ck_assert_int_eq(acked_missing, 0);
-    long long ids = db_count(
-        pg, "SELECT count(*) FROM spark.event_ids WHERE component_id LIKE 'counter:load%'");
-    long long count = db_count(
-        pg,
-        "SELECT sum((state->>'count')::int) FROM spark.components WHERE id LIKE 'counter:load%'");
-    long long version =
-        db_count(pg, "SELECT sum(version) FROM spark.components WHERE id LIKE 'counter:load%'");
-    long long events =
-        db_count(pg, "SELECT count(*) FROM spark.events WHERE component_id LIKE 'counter:load%'");
+    stored_events st = stored_counts(pg);
+    long long ids = st.ids, count = st.count, version = st.version, events = st.events;
     ck_assert_int_ge(ids, ok);
     ck_assert_int_le(ids, sent);
     ck_assert_msg(count == ids && version == ids && events == ids,
