@@ -188,12 +188,18 @@ START_TEST(large_payloads_cross_instances) {
     start_two();
     it_ws *a = join_chat(port_a, "/chat/big");
     it_ws *b = join_chat(port_b, "/chat/big");
-    /* 20 KB, far over NOTIFY's 8000-byte limit. */
-    enum { BIG = 20000 };
+    chat(a, "before-big"); /* both have had all else */
+    free(expect(a, "before-big"));
+    free(expect(b, "before-big"));
+    /* 32 KB, far over NOTIFY's 8000-byte limit, and over one write: it
+     * leaves as fragments of at most 16 KiB, so that lws never keeps a
+     * copy of more than that for a socket that is full. */
+    enum { BIG = 32000 };
     char *frame = malloc(BIG + 64);
     int n = sprintf(frame, "{\"action\":\"chat\",\"message\":\"");
     memset(frame + n, 'x', BIG);
     strcpy(frame + n + BIG, "\"}");
+    double writes0 = it_metric(port_b, "spark_ws_writes_total");
     ck_assert_int_eq(it_ws_send_text(a, frame), 0);
     for (int k = 0; k < 2; k++) {
         char *m = expect(k ? b : a, "\"type\":\"chat\"");
@@ -201,6 +207,10 @@ START_TEST(large_payloads_cross_instances) {
         ck_assert(strstr(m, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\""));
         free(m);
     }
+    ck_assert_double_ge(it_metric(port_b, "spark_ws_writes_total") - writes0, 2);
+    /* and the connection goes on after the fragments */
+    chat(a, "after-big");
+    free(expect(b, "after-big"));
     free(frame);
     it_ws_close(a);
     it_ws_close(b);
