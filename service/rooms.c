@@ -889,13 +889,12 @@ static void post_failed(spark_rooms *rooms, uint64_t sender) {
 
 static void on_posted(void *ud, const PGresult *res, const char *error) {
     post *p = ud;
-    (void)res;
     if (error) {
         char q[600];
         spark_log(SPARK_LOG_WARN, "rooms.post_failed", error, "room=%s",
                   spark_log_value(q, sizeof q, p->room));
         post_failed(p->rooms, p->sender);
-    } else {
+    } else if (strcmp(PQcmdTuples((PGresult *)res), "1") == 0) { /* not skipped as crowded */
         spark_metric_add(SPARK_M_ROOM_POSTS, 1);
     }
     free(p);
@@ -937,19 +936,29 @@ static int post_ephemeral(spark_rooms *rooms, const char *origin, const char *na
     return r;
 }
 
-/* Inserts the message; its sender hears if that fails. */
+/* Inserts the message; its sender hears if that fails. Unless crowded:
+ * only while the room has at most cfg->crowded_room presences, counted by
+ * the insert itself (spark.room_crowded), so that every instance judges a
+ * room by the same rows. */
 static int store_post(spark_rooms *rooms, const spark_room_peer *from, const char *name,
-                      const char *kind, const char *json, const char *origin) {
+                      const char *kind, const char *json, const char *origin, bool unless_crowded) {
     post *p = malloc(sizeof *p + strlen(name) + 1);
     if (!p) return -1;
     p->rooms = rooms;
     p->sender = from ? from->serial : 0;
     strcpy(p->room, name);
-    const char *params[] = {name, kind, json, from ? from->user_id : NULL, origin};
-    int r = query_untracked(rooms,
-                            "INSERT INTO spark.messages (room, kind, payload, actor, origin)"
-                            " VALUES ($1, $2, $3::jsonb, $4, $5)",
-                            5, params, on_posted, p);
+    char most[16];
+    snprintf(most, sizeof most, "%d", rooms->cfg->crowded_room);
+    const char *params[] = {name, kind, json, from ? from->user_id : NULL, origin, most};
+    bool check = unless_crowded && rooms->cfg->crowded_room > 0;
+    int r =
+        query_untracked(rooms,
+                        check ? "INSERT INTO spark.messages (room, kind, payload, actor, origin)"
+                                " SELECT $1, $2, $3::jsonb, $4, $5"
+                                " WHERE NOT spark.room_crowded($1, $6::int)"
+                              : "INSERT INTO spark.messages (room, kind, payload, actor, origin)"
+                                " VALUES ($1, $2, $3::jsonb, $4, $5)",
+                        check ? 6 : 5, params, on_posted, p);
     if (r) {
         post_failed(rooms, p->sender); /* no database now, or a full queue */
         free(p);
@@ -966,10 +975,12 @@ int spark_rooms_post(spark_rooms *rooms, const spark_room_peer *from, const char
     if (!spark_json_read(json, len, &payload)) return -1;
     const char *origin = from && (flags & SPARK_EXCLUDE_SELF) ? from->origin : NULL;
     int r;
-    if (flags & SPARK_EPHEMERAL) {
+    if ((flags & SPARK_EPHEMERAL) && (flags & SPARK_UNLESS_CROWDED)) {
+        r = -1; /* nothing stored to count presences against */
+    } else if (flags & SPARK_EPHEMERAL) {
         r = post_ephemeral(rooms, origin ? origin : "", name, kind, payload);
     } else {
-        r = store_post(rooms, from, name, kind, json, origin);
+        r = store_post(rooms, from, name, kind, json, origin, flags & SPARK_UNLESS_CROWDED);
     }
     json_object_put(payload);
     return r;

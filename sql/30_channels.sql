@@ -155,6 +155,23 @@ $$;
 COMMENT ON FUNCTION spark.presence_state(text) IS
     'Presence in a room: an object keyed by user id, each with name and metas (one per connection).';
 
+-- Whether more than p_most connections are present in a room. It reads at
+-- most p_most + 1 rows of the index, so a room of thousands costs what one
+-- of p_most does: the chat channel asks it for every join and leave
+-- (SPARK_UNLESS_CROWDED), and a join storm is thousands of them.
+CREATE OR REPLACE FUNCTION spark.room_crowded(p_room text, p_most integer)
+RETURNS boolean
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+    SELECT count(*) > p_most
+      FROM (SELECT 1 FROM spark.presence p WHERE p.room = p_room LIMIT p_most + 1) x;
+$$;
+
+COMMENT ON FUNCTION spark.room_crowded(text, integer) IS
+    'True when more than p_most connections are present in the room (SPARK_CROWDED_ROOM).';
+
 -- ---------------------------------------------------------------------------
 -- Instance liveness
 -- ---------------------------------------------------------------------------
