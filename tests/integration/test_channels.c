@@ -489,6 +489,47 @@ START_TEST(a_crowd_joining_together_each_gets_a_state) {
 }
 END_TEST
 
+/* How many users of instance a a presence diff's leaves hold: its keys
+ * ("anon-a-N":{...}; a name is followed by no brace). */
+static int leaving_users(const char *m) {
+    int n = 0;
+    const char *p = strstr(m, "\"leaves\":");
+    while (p && (p = strstr(p, "\"anon-a-"))) {
+        const char *end = strchr(p + 1, '"');
+        if (!end) break;
+        n += strncmp(end, "\":{", 3) == 0;
+        p = end + 1;
+    }
+    return n;
+}
+
+/* Members who leave together (their sockets dropped at once, so the
+ * instance sees the closes in few turns of its loop, untracked together):
+ * a member on the other instance is told every one of them, once. */
+START_TEST(a_crowd_leaving_together_is_told_each_leave) {
+    start_two();
+    enum { N = 30 };
+    it_ws *ws[N];
+    for (int i = 0; i < N; i++)
+        ws[i] = enter_chat(port_a, "/chat/exodus");
+    it_ws *watcher = enter_chat(port_b, "/chat/exodus"); /* its state has all of them */
+    for (int i = 0; i < N; i++)
+        it_ws_drop(ws[i]);
+    int left = 0, diffs = 0;
+    while (left < N) {
+        char *m = it_ws_recv_match(watcher, "\"leaves\":{\"anon-a-", RECV_MS);
+        ck_assert_msg(m, "only %d of %d leaves told", left, N);
+        diffs++;
+        left += leaving_users(m);
+        free(m);
+    }
+    ck_assert_int_eq(left, N);
+    ck_assert_int_le(diffs, N);
+    it_ws_close(watcher);
+    stop_two();
+}
+END_TEST
+
 /* The "user_id" of a frame, into `out`. */
 static void user_id_of(const char *m, char out[64]) {
     const char *p = strstr(m, "\"user_id\":\"");
@@ -700,6 +741,7 @@ int main(void) {
     tcase_add_test(tc, seed_errors_keep_the_connection_open);
     tcase_add_test(tc, notifications_reach_every_tab_on_every_instance);
     tcase_add_test(tc, a_crowd_joining_together_each_gets_a_state);
+    tcase_add_test(tc, a_crowd_leaving_together_is_told_each_leave);
     tcase_add_test(tc, a_crowded_room_tells_joins_and_leaves_by_presence_only);
     tcase_add_test(tc, presence_leaves_when_an_instance_is_killed);
     tcase_add_test(tc, oversized_binary_and_rate_limits);
