@@ -6,7 +6,9 @@
  * "before":N,"limit":M} (older messages, a page at a time);
  * {"action":"topic","topic":"..."} (changes the chat component's topic).
  * Out: user_joined, user_left, chat, typing, topic, history and error,
- * each with type, user and timestamp. Messages live in the room
+ * each with type, user and timestamp; user_joined and user_left only while
+ * the room is not crowded (SPARK_CROWDED_ROOM presences, 100 by default),
+ * past which presence alone tells joins and leaves. Messages live in the room
  * "chat:<room_id>", which the chat component of the same room reads too.
  */
 #include <spark/channel.h>
@@ -49,7 +51,9 @@ static void on_connect(spark_conn *c) {
     room_of(c, room, sizeof room);
     spark_conn_join(c, room, spark_conn_since(c));
     spark_conn_track(c, room, NULL);
-    announce(c, "user_joined", NULL, NULL, 0);
+    /* In a crowded room every join would reach every member: the room's
+     * presence diffs (one per room per loop turn) tell them instead. */
+    announce(c, "user_joined", NULL, NULL, SPARK_UNLESS_CROWDED);
 }
 
 /* The seed's load_history: a page of older messages, newest page first. */
@@ -121,7 +125,7 @@ static void on_close(spark_conn *c, int code, const char *reason) {
     (void)code, (void)reason;
     char scope[300];
     snprintf(scope, sizeof scope, "room:%s", spark_conn_param(c, "room_id"));
-    if (spark_conn_can(c, scope)) announce(c, "user_left", NULL, NULL, 0);
+    if (spark_conn_can(c, scope)) announce(c, "user_left", NULL, NULL, SPARK_UNLESS_CROWDED);
 }
 
 SPARK_CHANNEL(chat, .route = "/chat/:room_id", .on_connect = on_connect, .on_message = on_message,

@@ -18,8 +18,11 @@
  * Sending follows lws's rule: enqueue, ask for WRITEABLE, write once per
  * WRITEABLE. When several messages wait, that one write carries them all
  * (up to COALESCE_BYTES), framed here: a room of thousands would otherwise
- * cost one poll round and one syscall per message per member. Closing from outside the connection's
- * callback works the same way: mark, ask for WRITEABLE, return -1 there.
+ * cost one poll round and one syscall per message per member. A message
+ * larger than that leaves as fragments, one a write, so that lws never
+ * holds more than one write's unsent rest. Closing from outside the
+ * connection's callback works the same way: mark, ask for WRITEABLE,
+ * return -1 there.
  */
 #include "channel_internal.h"
 
@@ -44,7 +47,10 @@
 #define CLOSE_AUTH       4401
 #define RX_KEEP_BYTES    4096
 #define MAX_TOKEN_WAIT_S (400LL * 86400)
-#define COALESCE_BYTES   65536
+/* What one write hands lws at most, and so what lws may have to keep of a
+ * write that a full socket took only part of: per connection, when
+ * thousands fall behind at once (a join storm). */
+#define COALESCE_BYTES   16384
 #define SPARK_LIVE_ROUTE "/spark"
 #define ALL_ROOM         "spark:all"
 
@@ -89,6 +95,7 @@ struct spark_conn {
     /* sending */
     frame *head, *tail;
     size_t queued;
+    size_t head_sent; /* bytes of the head frame out already, as fragments */
 
     /* rate limit */
     double tokens;
@@ -270,6 +277,7 @@ static void queue_pop(spark_conn *c) {
 static void drop_queue(spark_conn *c) {
     while (c->head)
         queue_pop(c);
+    c->head_sent = 0;
 }
 
 /* Keeps why the connection closes (at most MAX_REASON_BYTES of it). */
@@ -347,15 +355,20 @@ static int enqueue(spark_conn *c, const char *text, size_t len) {
 /* The head frame is out: unqueue it. */
 static void sent(spark_conn *c) {
     queue_pop(c);
+    c->head_sent = 0;
     spark_metric_add(SPARK_M_WS_MESSAGES_OUT, 1);
 }
 
 #define MAX_FRAME_HEADER 10
+#define WS_FIN           0x80
+#define WS_TEXT          0x1
+#define WS_CONTINUATION  0x0
 
-/* A final, unmasked text frame's header (RFC 6455, 5.2), as lws would
- * write it for LWS_WRITE_TEXT without extensions. Returns its length. */
-static size_t text_frame_header(unsigned char *h, size_t len) {
-    h[0] = 0x81;
+/* An unmasked frame's header (RFC 6455, 5.2) with first byte `b0` (FIN
+ * and opcode), as lws would write it without extensions. Returns its
+ * length. */
+static size_t frame_header(unsigned char *h, unsigned char b0, size_t len) {
+    h[0] = b0;
     if (len < 126) {
         h[1] = (unsigned char)len;
         return 2;
@@ -372,19 +385,37 @@ static size_t text_frame_header(unsigned char *h, size_t len) {
     return MAX_FRAME_HEADER;
 }
 
-/* Several queued messages, each framed, in one raw write. lws passes raw
- * writes on a ws connection through as they are, and buffers what the
- * socket did not take, as for any write. */
+/* Queued messages, each framed, in one raw write of at most COALESCE_BYTES.
+ * lws passes raw writes on a ws connection through as they are, and keeps
+ * a copy of what the socket did not take. A message larger than one write
+ * (a big room's presence state) goes out as fragments, one a write, so
+ * that copy stays under COALESCE_BYTES a connection: handed to lws whole,
+ * a 200 KiB presence state for each of thousands of joining members was
+ * most of an instance's memory. Fragments are whole frames, so lws's own
+ * control frames (a pong, a close) may come between them. */
 static int write_coalesced(spark_conn *c) {
     static unsigned char buf[LWS_PRE + COALESCE_BYTES];
     unsigned char *out = buf + LWS_PRE;
     size_t n = 0;
-    for (spark_frame *f = queue_head(c); f && n + MAX_FRAME_HEADER + f->len <= COALESCE_BYTES;
-         f = queue_head(c)) {
-        n += text_frame_header(out + n, f->len);
-        memcpy(out + n, spark_frame_text(f), f->len);
-        n += f->len;
-        sent(c);
+    for (spark_frame *f = queue_head(c); f; f = queue_head(c)) {
+        const char *rest = spark_frame_text(f) + c->head_sent;
+        size_t left = f->len - c->head_sent;
+        unsigned char op = c->head_sent ? WS_CONTINUATION : WS_TEXT;
+        if (n + MAX_FRAME_HEADER + left <= COALESCE_BYTES) {
+            n += frame_header(out + n, WS_FIN | op, left);
+            memcpy(out + n, rest, left);
+            n += left;
+            sent(c);
+            continue;
+        }
+        if (n == 0) { /* larger than a write: its next fragment */
+            size_t part = COALESCE_BYTES - MAX_FRAME_HEADER;
+            n += frame_header(out, op, part);
+            memcpy(out + n, rest, part);
+            n += part;
+            c->head_sent += part;
+        }
+        break; /* the rest goes in the next write */
     }
     spark_metric_add(SPARK_M_WS_WRITES, 1);
     return lws_write(c->wsi, out, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
@@ -398,14 +429,15 @@ static int on_writeable(spark_conn *c) {
     }
     spark_frame *f = queue_head(c);
     if (!f) return 0;
-    if (queue_second(c) && f->len + MAX_FRAME_HEADER <= COALESCE_BYTES) {
-        if (write_coalesced(c)) return -1;
-    } else {
-        /* lws writes the header into the headroom in front of the text:
-         * the same bytes for every holder of a shared frame. */
+    if (!queue_second(c) && !c->head_sent && f->len + MAX_FRAME_HEADER <= COALESCE_BYTES) {
+        /* One message alone: lws writes the header into the headroom in
+         * front of the text, the same bytes for every holder of a shared
+         * frame, and nothing is copied. */
         if (lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len) return -1;
         spark_metric_add(SPARK_M_WS_WRITES, 1);
         sent(c);
+    } else if (write_coalesced(c)) {
+        return -1;
     }
     if (c->head || c->closing) lws_callback_on_writable(c->wsi);
     return 0;

@@ -97,6 +97,10 @@ static const setting settings[] = {
      "messages kept per room, 0 for all (default: 1000)"},
     {"SPARK_ROOM_HISTORY_AGE", "--room-history-age", K_COUNT, AT(room_history_age),
      "seconds a room message is kept, 0 for ever (default: 86400)"},
+    {"SPARK_CROWDED_ROOM", "--crowded-room", K_COUNT, AT(crowded_room),
+     "present connections above which a room is crowded: the chat channel's user_joined "
+     "and user_left are skipped there, joins and leaves told by presence only; 0 for none "
+     "(default: 100)"},
     {"SPARK_PRESENCE_TIMEOUT", "--presence-timeout", K_SECONDS, AT(presence_timeout_ms),
      "seconds before a silent instance's presences expire (default: 30)"},
     {"SPARK_TOKEN_GRACE", "--token-grace", K_SECONDS, AT(token_grace_ms),
@@ -432,6 +436,7 @@ int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **arg
     cfg->max_connections = 10000;
     cfg->room_history = 1000;
     cfg->room_history_age = 86400;
+    cfg->crowded_room = 100;
     cfg->presence_timeout_ms = 30000;
     cfg->auth = true;
     cfg->db_timeout_s = 5;

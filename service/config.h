@@ -44,6 +44,8 @@ typedef struct spark_config {
     int max_connections;     /* WebSocket connections per instance */
     int room_history;        /* messages kept per room; 0 = no bound */
     int room_history_age;    /* seconds a room message is kept; 0 = no bound */
+    int crowded_room;        /* present connections a room may have before
+                                SPARK_UNLESS_CROWDED posts are skipped; 0 = none */
     int presence_timeout_ms; /* a silent instance's presences expire after */
     int token_grace_ms;      /* an expired token's connection lives this long */
 

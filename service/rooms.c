@@ -111,7 +111,11 @@ struct spark_rooms {
     spark_table table; /* rooms with members or queries */
     bool started;
     lws_dll2_owner_t to_track; /* members whose track goes in the next batch */
-    lws_sorted_usec_list_t heartbeat_timer, prune_timer, track_timer;
+    /* Connections gone whose presences go in the next untrack, as text:
+     * "{serial,serial,...}" without its closing brace. */
+    char *untracks;
+    size_t untracks_len, untracks_cap;
+    lws_sorted_usec_list_t heartbeat_timer, prune_timer, track_timer, untrack_timer;
     spark_rooms_post_failed_fn post_failed;
     void *post_failed_ud;
     notify_mode notify;
@@ -725,6 +729,45 @@ int spark_rooms_leave(spark_rooms *rooms, spark_room_peer *p, const char *name) 
     return 0;
 }
 
+/* Sends the untracks of the connections that closed since the loop's last
+ * turn in one statement: one commit and one leave diff per room, however
+ * many left together (an instance's clients all going at once would
+ * otherwise be a diff each to every member left). */
+static void send_untracks(lws_sorted_usec_list_t *sul) {
+    spark_rooms *rooms = lws_container_of(sul, spark_rooms, untrack_timer);
+    if (!rooms->untracks_len) return;
+    rooms->untracks[rooms->untracks_len - 1] = '}'; /* the last ',' */
+    const char *params[] = {rooms->cfg->instance, rooms->untracks};
+    query_untracked(rooms, "SELECT spark.presence_untrack_many($1, $2::bigint[])", 2, params,
+                    log_failure, (void *)"presence_untrack");
+    rooms->untracks_len = 0;
+}
+
+/* Closes from the same turn of the loop go together. Without the memory
+ * to batch it, the untrack goes alone. */
+static void schedule_untrack(spark_rooms *rooms, spark_room_peer *p) {
+    char serial[24];
+    int n = snprintf(serial, sizeof serial, "%" PRIu64 ",", p->serial);
+    size_t need = rooms->untracks_len + (size_t)n + (rooms->untracks_len ? 0 : 1) + 1;
+    if (need > rooms->untracks_cap) {
+        size_t cap = rooms->untracks_cap ? rooms->untracks_cap * 2 : 1024;
+        while (cap < need)
+            cap *= 2;
+        char *grown = realloc(rooms->untracks, cap);
+        if (!grown) {
+            untrack(rooms, p, NULL);
+            return;
+        }
+        rooms->untracks = grown;
+        rooms->untracks_cap = cap;
+    }
+    if (!rooms->untracks_len) rooms->untracks[rooms->untracks_len++] = '{';
+    memcpy(rooms->untracks + rooms->untracks_len, serial, (size_t)n + 1);
+    rooms->untracks_len += (size_t)n;
+    if (lws_dll2_is_detached(&rooms->untrack_timer.list))
+        lws_sul_schedule(rooms->ctx, 0, &rooms->untrack_timer, send_untracks, 0);
+}
+
 void spark_rooms_peer_gone(spark_rooms *rooms, spark_room_peer *p) {
     bool tracked = false;
     EACH_LINK(d, &p->requests) {
@@ -738,7 +781,7 @@ void spark_rooms_peer_gone(spark_rooms *rooms, spark_room_peer *p) {
         free_member(m);
         release_room(rooms, r);
     }
-    if (tracked) untrack(rooms, p, NULL);
+    if (tracked) schedule_untrack(rooms, p);
 }
 
 static void query_presence(spark_rooms *rooms, room *r);
@@ -889,13 +932,12 @@ static void post_failed(spark_rooms *rooms, uint64_t sender) {
 
 static void on_posted(void *ud, const PGresult *res, const char *error) {
     post *p = ud;
-    (void)res;
     if (error) {
         char q[600];
         spark_log(SPARK_LOG_WARN, "rooms.post_failed", error, "room=%s",
                   spark_log_value(q, sizeof q, p->room));
         post_failed(p->rooms, p->sender);
-    } else {
+    } else if (strcmp(PQcmdTuples((PGresult *)res), "1") == 0) { /* not skipped as crowded */
         spark_metric_add(SPARK_M_ROOM_POSTS, 1);
     }
     free(p);
@@ -937,19 +979,29 @@ static int post_ephemeral(spark_rooms *rooms, const char *origin, const char *na
     return r;
 }
 
-/* Inserts the message; its sender hears if that fails. */
+/* Inserts the message; its sender hears if that fails. Unless crowded:
+ * only while the room has at most cfg->crowded_room presences, counted by
+ * the insert itself (spark.room_crowded), so that every instance judges a
+ * room by the same rows. */
 static int store_post(spark_rooms *rooms, const spark_room_peer *from, const char *name,
-                      const char *kind, const char *json, const char *origin) {
+                      const char *kind, const char *json, const char *origin, bool unless_crowded) {
     post *p = malloc(sizeof *p + strlen(name) + 1);
     if (!p) return -1;
     p->rooms = rooms;
     p->sender = from ? from->serial : 0;
     strcpy(p->room, name);
-    const char *params[] = {name, kind, json, from ? from->user_id : NULL, origin};
-    int r = query_untracked(rooms,
-                            "INSERT INTO spark.messages (room, kind, payload, actor, origin)"
-                            " VALUES ($1, $2, $3::jsonb, $4, $5)",
-                            5, params, on_posted, p);
+    char most[16];
+    snprintf(most, sizeof most, "%d", rooms->cfg->crowded_room);
+    const char *params[] = {name, kind, json, from ? from->user_id : NULL, origin, most};
+    bool check = unless_crowded && rooms->cfg->crowded_room > 0;
+    int r =
+        query_untracked(rooms,
+                        check ? "INSERT INTO spark.messages (room, kind, payload, actor, origin)"
+                                " SELECT $1, $2, $3::jsonb, $4, $5"
+                                " WHERE NOT spark.room_crowded($1, $6::int)"
+                              : "INSERT INTO spark.messages (room, kind, payload, actor, origin)"
+                                " VALUES ($1, $2, $3::jsonb, $4, $5)",
+                        check ? 6 : 5, params, on_posted, p);
     if (r) {
         post_failed(rooms, p->sender); /* no database now, or a full queue */
         free(p);
@@ -966,10 +1018,12 @@ int spark_rooms_post(spark_rooms *rooms, const spark_room_peer *from, const char
     if (!spark_json_read(json, len, &payload)) return -1;
     const char *origin = from && (flags & SPARK_EXCLUDE_SELF) ? from->origin : NULL;
     int r;
-    if (flags & SPARK_EPHEMERAL) {
+    if ((flags & SPARK_EPHEMERAL) && (flags & SPARK_UNLESS_CROWDED)) {
+        r = -1; /* nothing stored to count presences against */
+    } else if (flags & SPARK_EPHEMERAL) {
         r = post_ephemeral(rooms, origin ? origin : "", name, kind, payload);
     } else {
-        r = store_post(rooms, from, name, kind, json, origin);
+        r = store_post(rooms, from, name, kind, json, origin, flags & SPARK_UNLESS_CROWDED);
     }
     json_object_put(payload);
     return r;
@@ -1155,6 +1209,8 @@ void spark_rooms_stop(spark_rooms *rooms) {
     lws_sul_cancel(&rooms->heartbeat_timer);
     lws_sul_cancel(&rooms->prune_timer);
     lws_sul_cancel(&rooms->track_timer); /* instance_stop removes every presence */
+    lws_sul_cancel(&rooms->untrack_timer);
+    rooms->untracks_len = 0;
     const char *id[] = {rooms->cfg->instance};
     spark_pg_query(rooms->db, "SELECT spark.instance_stop($1)", 1, id, log_failure,
                    (void *)"instance_stop");
@@ -1164,6 +1220,7 @@ void spark_rooms_detach(spark_rooms *rooms) {
     lws_sul_cancel(&rooms->heartbeat_timer);
     lws_sul_cancel(&rooms->prune_timer);
     lws_sul_cancel(&rooms->track_timer);
+    lws_sul_cancel(&rooms->untrack_timer);
     rooms->db = NULL;
 }
 
@@ -1228,6 +1285,8 @@ void spark_rooms_free(spark_rooms *rooms) {
     lws_sul_cancel(&rooms->heartbeat_timer);
     lws_sul_cancel(&rooms->prune_timer);
     lws_sul_cancel(&rooms->track_timer);
+    lws_sul_cancel(&rooms->untrack_timer);
+    free(rooms->untracks);
     /* Connections are gone by now; rooms kept only by lost queries remain. */
     SPARK_TABLE_EACH(&rooms->table, e) {
         room *r = lws_container_of(e, room, entry);

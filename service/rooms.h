@@ -109,8 +109,9 @@ int spark_rooms_history(spark_rooms *rooms, spark_room_peer *p, const char *room
 int spark_rooms_track_quietly(spark_rooms *rooms, spark_room_peer *p, const char *room);
 
 /* Stores (or, with SPARK_EPHEMERAL, only notifies) a message from `from`
- * (may be NULL). Returns 0, or -1 when it is not JSON, too large, or the
- * database cannot take it now. */
+ * (may be NULL); with SPARK_UNLESS_CROWDED, stores it only if the room has
+ * at most SPARK_CROWDED_ROOM presences. Returns 0, or -1 when it is not
+ * JSON, too large, the flags conflict, or the database cannot take it now. */
 int spark_rooms_post(spark_rooms *rooms, const spark_room_peer *from, const char *room,
                      const char *kind, const char *json, unsigned flags);
 

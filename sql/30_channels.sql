@@ -104,10 +104,13 @@ COMMENT ON FUNCTION spark.presence_track(text, bigint, text, text, text, jsonb) 
     'Records that connection p_conn of instance p_instance is in p_room as p_user, and posts the join '
     'to the room; returns the seq of that presence message.';
 
--- Removes presences and posts one leave diff per room. NULL conn means every
--- connection of the instance, NULL room every room.
-CREATE OR REPLACE FUNCTION spark.presence_untrack(p_instance text, p_conn bigint DEFAULT NULL,
-                                                  p_room text DEFAULT NULL)
+-- Removes the presences of many connections of an instance (NULL: all of
+-- them; p_room: in that room only) and posts one leave diff per room.
+-- Connections that closed together go in one call, as presence_track_many
+-- writes joins: an instance whose clients all go at once would otherwise
+-- post a diff per connection to every member left.
+CREATE OR REPLACE FUNCTION spark.presence_untrack_many(p_instance text, p_conns bigint[],
+                                                       p_room text DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
 VOLATILE
@@ -119,7 +122,7 @@ BEGIN
     WITH gone AS (
         DELETE FROM spark.presence p
          WHERE p.instance = p_instance
-           AND (p_conn IS NULL OR p.conn = p_conn)
+           AND (p_conns IS NULL OR p.conn = ANY (p_conns))
            AND (p_room IS NULL OR p.room = p_room)
         RETURNING p.*)
     SELECT spark._post_presence_diffs(coalesce(array_agg(g::spark.presence), '{}'), false)
@@ -127,6 +130,24 @@ BEGIN
       FROM gone g;
     RETURN n;
 END;
+$$;
+
+COMMENT ON FUNCTION spark.presence_untrack_many(text, bigint[], text) IS
+    'Removes the presences of the given connections of an instance (all when NULL; in one room when '
+    'p_room is given) and posts one leave diff per room; returns the number of rooms told.';
+
+-- Removes presences and posts one leave diff per room. NULL conn means every
+-- connection of the instance, NULL room every room.
+CREATE OR REPLACE FUNCTION spark.presence_untrack(p_instance text, p_conn bigint DEFAULT NULL,
+                                                  p_room text DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+    SELECT spark.presence_untrack_many(p_instance,
+                                       CASE WHEN p_conn IS NULL THEN NULL ELSE ARRAY[p_conn] END,
+                                       p_room);
 $$;
 
 COMMENT ON FUNCTION spark.presence_untrack(text, bigint, text) IS
@@ -154,6 +175,23 @@ $$;
 
 COMMENT ON FUNCTION spark.presence_state(text) IS
     'Presence in a room: an object keyed by user id, each with name and metas (one per connection).';
+
+-- Whether more than p_most connections are present in a room. It reads at
+-- most p_most + 1 rows of the index, so a room of thousands costs what one
+-- of p_most does: the chat channel asks it for every join and leave
+-- (SPARK_UNLESS_CROWDED), and a join storm is thousands of them.
+CREATE OR REPLACE FUNCTION spark.room_crowded(p_room text, p_most integer)
+RETURNS boolean
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, spark, pg_temp
+AS $$
+    SELECT count(*) > p_most
+      FROM (SELECT 1 FROM spark.presence p WHERE p.room = p_room LIMIT p_most + 1) x;
+$$;
+
+COMMENT ON FUNCTION spark.room_crowded(text, integer) IS
+    'True when more than p_most connections are present in the room (SPARK_CROWDED_ROOM).';
 
 -- ---------------------------------------------------------------------------
 -- Instance liveness

@@ -34,13 +34,25 @@ static it_ws *open_ok(int port, const char *target) {
     return ws;
 }
 
-/* Opens a chat client and waits until it is in the room (its own join). */
-static it_ws *join_chat(int port, const char *target) {
+/* Opens a chat client and waits for the message that has `needle`. */
+static it_ws *open_until(int port, const char *target, const char *needle) {
     it_ws *ws = open_ok(port, target);
-    char *m = it_ws_recv_match(ws, "\"user_joined\"", RECV_MS);
-    ck_assert_msg(m, "no user_joined on %s", target);
+    char *m = it_ws_recv_match(ws, needle, RECV_MS);
+    ck_assert_msg(m, "no %s on %s", needle, target);
     free(m);
     return ws;
+}
+
+/* A chat client in the room: its own join announced. */
+static it_ws *join_chat(int port, const char *target) {
+    return open_until(port, target, "\"user_joined\"");
+}
+
+/* The same in a room of any size: its presence state, which comes after
+ * its join went live (the instance asks in that order), where a crowded
+ * room announces no join. */
+static it_ws *enter_chat(int port, const char *target) {
+    return open_until(port, target, "\"type\":\"presence_state\"");
 }
 
 static long long seq_of(const char *msg) {
@@ -188,12 +200,18 @@ START_TEST(large_payloads_cross_instances) {
     start_two();
     it_ws *a = join_chat(port_a, "/chat/big");
     it_ws *b = join_chat(port_b, "/chat/big");
-    /* 20 KB, far over NOTIFY's 8000-byte limit. */
-    enum { BIG = 20000 };
+    chat(a, "before-big"); /* both have had all else */
+    free(expect(a, "before-big"));
+    free(expect(b, "before-big"));
+    /* 32 KB, far over NOTIFY's 8000-byte limit, and over one write: it
+     * leaves as fragments of at most 16 KiB, so that lws never keeps a
+     * copy of more than that for a socket that is full. */
+    enum { BIG = 32000 };
     char *frame = malloc(BIG + 64);
     int n = sprintf(frame, "{\"action\":\"chat\",\"message\":\"");
     memset(frame + n, 'x', BIG);
     strcpy(frame + n + BIG, "\"}");
+    double writes0 = it_metric(port_b, "spark_ws_writes_total");
     ck_assert_int_eq(it_ws_send_text(a, frame), 0);
     for (int k = 0; k < 2; k++) {
         char *m = expect(k ? b : a, "\"type\":\"chat\"");
@@ -201,6 +219,10 @@ START_TEST(large_payloads_cross_instances) {
         ck_assert(strstr(m, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\""));
         free(m);
     }
+    ck_assert_double_ge(it_metric(port_b, "spark_ws_writes_total") - writes0, 2);
+    /* and the connection goes on after the fragments */
+    chat(a, "after-big");
+    free(expect(b, "after-big"));
     free(frame);
     it_ws_close(a);
     it_ws_close(b);
@@ -280,12 +302,12 @@ START_TEST(a_busy_room_is_delivered_in_rounds) {
     enum { N = 300, K = 30 };
     it_ws *ws[N];
     for (int i = 0; i < N; i++)
-        ws[i] = join_chat(port_b, "/chat/rounds"); /* live in the room */
+        ws[i] = enter_chat(port_b, "/chat/rounds"); /* live in the room */
     PGconn *pg = it_connect(db);
     PQclear(it_exec(pg, "SELECT spark.broadcast('chat:rounds',"
                         " jsonb_build_object('type', 'chat', 'message', 'settled'))"));
     for (int i = 0; i < N; i++)
-        count_until(ws[i], "-", "settled"); /* past every join announcement */
+        count_until(ws[i], "-", "settled"); /* past every join announcement and diff */
     double messages0 = it_metric(port_b, "spark_ws_messages_out_total");
     double writes0 = it_metric(port_b, "spark_ws_writes_total");
     /* One statement, so one commit and one notification, each, 5 ms
@@ -467,6 +489,113 @@ START_TEST(a_crowd_joining_together_each_gets_a_state) {
 }
 END_TEST
 
+/* How many users of instance a a presence diff's leaves hold: its keys
+ * ("anon-a-N":{...}; a name is followed by no brace). */
+static int leaving_users(const char *m) {
+    int n = 0;
+    const char *p = strstr(m, "\"leaves\":");
+    while (p && (p = strstr(p, "\"anon-a-"))) {
+        const char *end = strchr(p + 1, '"');
+        if (!end) break;
+        n += strncmp(end, "\":{", 3) == 0;
+        p = end + 1;
+    }
+    return n;
+}
+
+/* Members who leave together (their sockets dropped at once, so the
+ * instance sees the closes in few turns of its loop, untracked together):
+ * a member on the other instance is told every one of them, once. */
+START_TEST(a_crowd_leaving_together_is_told_each_leave) {
+    start_two();
+    enum { N = 30 };
+    it_ws *ws[N];
+    for (int i = 0; i < N; i++)
+        ws[i] = enter_chat(port_a, "/chat/exodus");
+    it_ws *watcher = enter_chat(port_b, "/chat/exodus"); /* its state has all of them */
+    for (int i = 0; i < N; i++)
+        it_ws_drop(ws[i]);
+    int left = 0, diffs = 0;
+    while (left < N) {
+        char *m = it_ws_recv_match(watcher, "\"leaves\":{\"anon-a-", RECV_MS);
+        ck_assert_msg(m, "only %d of %d leaves told", left, N);
+        diffs++;
+        left += leaving_users(m);
+        free(m);
+    }
+    ck_assert_int_eq(left, N);
+    ck_assert_int_le(diffs, N);
+    it_ws_close(watcher);
+    stop_two();
+}
+END_TEST
+
+/* The "user_id" of a frame, into `out`. */
+static void user_id_of(const char *m, char out[64]) {
+    const char *p = strstr(m, "\"user_id\":\"");
+    ck_assert_msg(p, "no user_id in %s", m);
+    p += strlen("\"user_id\":\"");
+    size_t n = strcspn(p, "\"");
+    ck_assert_uint_lt(n, 64);
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+/* Reads `ws` up to the frame that has `until`; returns how many frames
+ * before it had `type` (a "type" value) for `user`. */
+static int typed_before(it_ws *ws, const char *until, const char *type, const char *user) {
+    char want_type[64], want_user[96];
+    snprintf(want_type, sizeof want_type, "\"type\":\"%s\"", type);
+    snprintf(want_user, sizeof want_user, "\"user_id\":\"%s\"", user);
+    int n = 0;
+    for (;;) {
+        char *m = it_ws_recv(ws, RECV_MS);
+        ck_assert_msg(m, "never received %s", until);
+        bool last = strstr(m, until) != NULL;
+        n += !last && strstr(m, want_type) && strstr(m, want_user);
+        free(m);
+        if (last) return n;
+    }
+}
+
+/* With SPARK_CROWDED_ROOM=2, joins and leaves are announced while at most
+ * two others are present (on either instance); past that, presence diffs
+ * alone tell them. */
+START_TEST(a_crowded_room_tells_joins_and_leaves_by_presence_only) {
+    setenv("SPARK_CROWDED_ROOM", "2", 1);
+    start_two();
+    enum { N = 4 };
+    it_ws *ws[N];
+    char id[N][64], hello[N][16], joined[N][96], left[N][96];
+    for (int i = 0; i < N; i++) {
+        ws[i] = open_ok(i % 2 ? port_b : port_a, "/chat/crowded");
+        /* Its state is read after its track: it is present before the next joins. */
+        free(expect(ws[i], "\"type\":\"presence_state\""));
+        snprintf(hello[i], sizeof hello[i], "hello-%d", i);
+        chat(ws[i], hello[i]);
+        char *m = expect(ws[i], hello[i]);
+        user_id_of(m, id[i]);
+        free(m);
+        snprintf(joined[i], sizeof joined[i], "\"joins\":{\"%s\"", id[i]);
+        snprintf(left[i], sizeof left[i], "\"leaves\":{\"%s\"", id[i]);
+    }
+    /* ws[0] saw the joins of 1 and 2 announced (0 and 1 others present),
+     * not that of 3 (3 others): only its presence diff. */
+    for (int i = 1; i < N; i++) {
+        ck_assert_int_eq(typed_before(ws[0], joined[i], "user_joined", id[i]), i < 3);
+        ck_assert_int_eq(typed_before(ws[0], hello[i], "user_joined", id[i]), 0);
+    }
+    /* Leaving, each is counted with the others still present: 3 and 2
+     * leave a crowded room, 1 leaves a room of two. */
+    for (int i = N - 1; i >= 1; i--) {
+        it_ws_close(ws[i]);
+        ck_assert_int_eq(typed_before(ws[0], left[i], "user_left", id[i]), i == 1);
+    }
+    it_ws_close(ws[0]);
+    stop_two();
+}
+END_TEST
+
 START_TEST(presence_leaves_when_an_instance_is_killed) {
     setenv("SPARK_PRESENCE_TIMEOUT", "3", 1);
     start_two();
@@ -612,6 +741,8 @@ int main(void) {
     tcase_add_test(tc, seed_errors_keep_the_connection_open);
     tcase_add_test(tc, notifications_reach_every_tab_on_every_instance);
     tcase_add_test(tc, a_crowd_joining_together_each_gets_a_state);
+    tcase_add_test(tc, a_crowd_leaving_together_is_told_each_leave);
+    tcase_add_test(tc, a_crowded_room_tells_joins_and_leaves_by_presence_only);
     tcase_add_test(tc, presence_leaves_when_an_instance_is_killed);
     tcase_add_test(tc, oversized_binary_and_rate_limits);
     tcase_add_test(tc, connection_limit_refuses_cleanly);

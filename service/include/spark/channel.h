@@ -142,6 +142,13 @@ SPARK_API int spark_conn_leave(spark_conn *c, const char *room);
 enum {
     SPARK_EXCLUDE_SELF = 1, /* not delivered to the sending connection */
     SPARK_EPHEMERAL = 2,    /* not stored, no seq, not resumable (typing...) */
+    /* Not posted at all when the room is crowded: more connections present
+     * in it (spark_conn_track, every instance) than SPARK_CROWDED_ROOM, as
+     * the database counts them when the message would be stored. For
+     * announcements that every member would get from every other (joins
+     * and leaves), which presence tells a large room anyway. Stored
+     * messages only: with SPARK_EPHEMERAL the post is refused (-1). */
+    SPARK_UNLESS_CROWDED = 4,
 };
 
 /* Posts `json` (a JSON value, at most SPARK_MAX_MESSAGE bytes; ephemeral
