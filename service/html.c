@@ -882,6 +882,29 @@ typedef struct {
     bool entered;     /* the block macro ran its body once */
 } frame;
 
+/* One row of a list given through spark_each: the kids [at, at + count)
+ * of the list's parent element, the markup of `item`. */
+typedef struct {
+    const void *item;
+    size_t at, count;
+    bool counted;  /* what the row function returned */
+    bool reusable; /* its kids are elements that no text beside it joins */
+} memo_row;
+
+/* One spark_each call of a render: the state list it gave, what a row was
+ * a function of (the row function and argument, with the item), the element its rows went
+ * into, and a hold on the items (the state's list) that keeps them alive
+ * and unchanged while a later render may compare with them. */
+typedef struct {
+    void *hold;
+    void (*release)(void *);
+    void (*fn)(void);
+    const char *name, *arg;   /* in the arena; arg may be NULL */
+    const spark_node *parent; /* NULL until the parent closes (or it was rejected) */
+    size_t depth;             /* open elements when it began */
+    size_t first, nrows;      /* its rows in `rows` */
+} memo_list;
+
 struct spark_html {
     spark_tree tree;
     frame root;   /* the root fragment's */
@@ -896,6 +919,23 @@ struct spark_html {
     /* kid index + 1 by key, of one element of the base (open addressing) */
     const spark_node *keyed;
     size_t *slots, nslots;
+    /* lists given by spark_each, for the next render (see "Rows") */
+    memo_list *lists;
+    size_t nlists, lists_cap;
+    memo_row *rows;
+    size_t nrows, rows_cap;
+    size_t *open_lists; /* lists whose parent is still open, innermost last */
+    size_t nopen, open_cap;
+    /* the list being given: its base counterpart and where a row began */
+    bool in_list;
+    const memo_list *from; /* in base, or NULL */
+    size_t from_cursor;    /* the base row to compare the next item with */
+    size_t lists_seen;     /* base lists already matched by this render */
+    size_t row_at;
+    const spark_node *row_before; /* the kid before the row */
+    /* base row index + 1 by item, of `from` (open addressing) */
+    const memo_list *indexed;
+    size_t *islots, nislots;
     char err[200];
 };
 
@@ -934,13 +974,27 @@ spark_html *spark_html_new(void) { return builder_new(NULL); }
 
 spark_html *spark_html_new_reusing(spark_html *base) { return builder_new(base); }
 
+/* Lets the items of h's lists go: no render will compare with them. */
+static void release_lists(spark_html *h) {
+    for (size_t i = 0; i < h->nlists; i++)
+        if (h->lists[i].release) h->lists[i].release(h->lists[i].hold);
+    free(h->lists);
+    free(h->rows);
+    h->lists = NULL;
+    h->rows = NULL;
+    h->nlists = h->lists_cap = h->nrows = h->rows_cap = 0;
+}
+
 void spark_html_free(spark_html *h) {
     while (h && --h->refs == 0) {
         spark_html *base = h->base;
+        release_lists(h);
         arena_free(&h->tree.mem);
         free(h->stack);
         free(h->trusted);
         free(h->slots);
+        free(h->open_lists);
+        free(h->islots);
         free(h);
         h = base;
     }
@@ -993,19 +1047,26 @@ static spark_node *copy_shell(spark_html *h, const spark_node *n, size_t kids_ca
     return c;
 }
 
-/* A deep copy of `n` in h's arena, or NULL when out of memory. */
-static spark_node *copy_node(spark_html *h, const spark_node *n) {
+/* A deep copy of `n` in h's arena, or NULL when out of memory. The lists
+ * whose parent it copies get the copy as their parent. */
+static spark_node *copy_node(spark_html *h, const spark_node *n, memo_list *lists, size_t nlists) {
     spark_node *c = copy_shell(h, n, n->nkids);
     if (!c) return NULL;
     c->opaque = n->opaque;
     for (; c->nkids < n->nkids; c->nkids++)
-        if (!(c->kids[c->nkids] = copy_node(h, n->kids[c->nkids]))) return NULL;
+        if (!(c->kids[c->nkids] = copy_node(h, n->kids[c->nkids], lists, nlists))) return NULL;
+    for (size_t i = 0; n->nkids && i < nlists; i++)
+        if (lists[i].parent == n) lists[i].parent = c;
     return c;
 }
 
 void spark_html_compact(spark_html **hp) {
     spark_html *h = *hp;
     if (!h || !h->base || spark_html_error(h)) return;
+    /* A builder behind h that only its successor holds is no viewer's
+     * tree: no render will compare with its lists. */
+    for (spark_html *b = h->base; b; b = b->base)
+        if (b->refs == 1) release_lists(b);
     if (!h->shares) {
         /* Nothing of base is in the tree (it all changed): let it go. */
         spark_html_free(h->base);
@@ -1023,12 +1084,37 @@ void spark_html_compact(spark_html **hp) {
     }
     if (h->chain < SPARK_HTML_MAX_CHAIN && held <= 3 * first) return;
     spark_html *c = builder_new(NULL);
-    spark_node *root = c ? copy_node(c, h->tree.root) : NULL;
+    const spark_node **parents = malloc((h->nlists + 1) * sizeof *parents);
+    if (parents)
+        for (size_t i = 0; i < h->nlists; i++)
+            parents[i] = h->lists[i].parent;
+    spark_node *root = c && parents ? copy_node(c, h->tree.root, h->lists, h->nlists) : NULL;
     if (!root) {
-        spark_html_free(c); /* out of memory: the chain stays, a little longer */
+        /* out of memory: the chain stays, a little longer, as it was */
+        for (size_t i = 0; parents && i < h->nlists; i++)
+            h->lists[i].parent = parents[i];
+        free(parents);
+        spark_html_free(c);
         return;
     }
+    free(parents);
     c->tree.root = c->root.node = root;
+    /* The lists go with the tree, their parents now the copies. */
+    c->lists = h->lists;
+    c->nlists = h->nlists;
+    c->lists_cap = h->lists_cap;
+    c->rows = h->rows;
+    c->nrows = h->nrows;
+    c->rows_cap = h->rows_cap;
+    for (size_t i = 0; i < c->nlists; i++) {
+        memo_list *l = &c->lists[i];
+        if (!(l->name = spark_tree_strdup(&c->tree, l->name, strlen(l->name))) ||
+            (l->arg && !(l->arg = spark_tree_strdup(&c->tree, l->arg, strlen(l->arg)))))
+            l->parent = NULL; /* out of memory: a list no render will match */
+    }
+    h->lists = NULL;
+    h->rows = NULL;
+    h->nlists = h->nrows = 0;
     spark_html_free(h);
     *hp = c;
 }
@@ -1443,6 +1529,9 @@ void spark_close(spark_html *h) {
     }
     frame *f = &h->stack[--h->depth]; /* stays valid: nothing is pushed below */
     spark_node *done = f->attach ? frame_result(h, f) : NULL;
+    /* The lists given in this element now know the node they went into. */
+    while (h->nopen && h->lists[h->open_lists[h->nopen - 1]].depth == h->depth + 1)
+        h->lists[h->open_lists[--h->nopen]].parent = done;
     if (done) frame_add(h, top(h), done);
 }
 
@@ -1596,6 +1685,192 @@ void spark_raw(spark_html *h, const char *trusted_html) {
         return;
     }
     frame_add(h, pf, r);
+}
+
+/* ---- the builder: rows of a list ----
+ *
+ * Rows. spark_each (component.c) gives a list's rows through the calls
+ * below. A row's markup is a function of its item, the row function and
+ * one argument, nothing else (the row function is given nothing else).
+ * The builder records each row as a span of its parent's kids; a render
+ * built on this one matches its lists to these in order (same parent
+ * node, row function and argument), and for an item that is a recorded
+ * row's (the same object, or one the caller finds equal) gives that row's
+ * nodes again without running its code. That is exact because:
+ *   - the items compared with are as they were rendered: the list's hold
+ *     keeps them alive, and the runtime never changes an object of a state
+ *     it rendered (a handler writes copies; component.c);
+ *   - the row function, given the same item and argument, would make the
+ *     same calls, so build the same nodes; the parent is the same base
+ *     node, so the nesting rules see the same ancestors (as for any reused
+ *     node, "Reuse" above);
+ *   - the span is the row's alone: a row is reused only if all it gave are
+ *     elements (text beside text would join across rows) and the kid
+ *     before it stayed as it was. */
+
+static size_t frame_count(const frame *f) { return f->node ? f->node->nkids : f->same; }
+
+static const spark_node *frame_kid(const frame *f, size_t i) {
+    return f->node ? f->node->kids[i] : f->old->kids[i];
+}
+
+static bool grow(void **p, size_t *cap, size_t n, size_t size) {
+    if (n < *cap) return true;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *q = realloc(*p, c * size);
+    if (!q) return false;
+    *p = q;
+    *cap = c;
+    return true;
+}
+
+bool spark_html_rows_begin(spark_html *h, void *hold, void (*release)(void *), void (*fn)(void),
+                           const char *name, const char *arg) {
+    char *a = NULL, *nm = NULL;
+    if (!h || !name || h->in_list || h->err[0] ||
+        !grow((void **)&h->lists, &h->lists_cap, h->nlists, sizeof *h->lists) ||
+        !grow((void **)&h->open_lists, &h->open_cap, h->nopen, sizeof *h->open_lists) ||
+        !(nm = spark_tree_strdup(&h->tree, name, strlen(name))) ||
+        (arg && !(a = spark_tree_strdup(&h->tree, arg, strlen(arg))))) {
+        if (release) release(hold);
+        return false;
+    }
+    memo_list *l = &h->lists[h->nlists++];
+    *l = (memo_list){.hold = hold,
+                     .release = release,
+                     .fn = fn,
+                     .name = nm,
+                     .arg = a,
+                     .parent = h->depth ? NULL : h->tree.root,
+                     .depth = h->depth,
+                     .first = h->nrows};
+    if (h->depth) h->open_lists[h->nopen++] = h->nlists - 1;
+    /* Its counterpart: base's next list in the same node, of the same
+     * list, function and argument. */
+    const frame *f = top(h);
+    h->from = NULL;
+    h->from_cursor = 0;
+    for (size_t i = h->lists_seen; f->old && h->base && i < h->base->nlists; i++) {
+        const memo_list *b = &h->base->lists[i];
+        if (b->parent == f->old && b->fn == fn && strcmp(b->name, name) == 0 &&
+            same_key(b->arg, arg)) {
+            h->from = b;
+            h->lists_seen = i + 1;
+            break;
+        }
+    }
+    h->in_list = true;
+    return true;
+}
+
+/* The row of `from` whose item is `item` (the same object), or -1. An
+ * index by item is built on the first search that needs it. */
+static long indexed_row(spark_html *h, const void *item) {
+    const memo_list *l = h->from;
+    const memo_row *r = h->base->rows + l->first;
+    if (h->indexed != l) {
+        size_t n = 16;
+        while (n < 2 * l->nrows)
+            n *= 2;
+        size_t *slots = n <= h->nislots ? h->islots : malloc(n * sizeof *slots);
+        if (!slots) return -1;
+        if (slots != h->islots) {
+            free(h->islots);
+            h->islots = slots;
+            h->nislots = n;
+        }
+        memset(slots, 0, h->nislots * sizeof *slots);
+        for (size_t i = 0; i < l->nrows; i++) {
+            size_t s =
+                (size_t)(((uintptr_t)r[i].item >> 4) * 0x9E3779B97F4A7C15ull) & (h->nislots - 1);
+            while (slots[s] && r[slots[s] - 1].item != r[i].item)
+                s = (s + 1) & (h->nislots - 1);
+            if (!slots[s]) slots[s] = i + 1;
+        }
+        h->indexed = l;
+    }
+    size_t s = (size_t)(((uintptr_t)item >> 4) * 0x9E3779B97F4A7C15ull) & (h->nislots - 1);
+    for (; h->islots[s]; s = (s + 1) & (h->nislots - 1))
+        if (r[h->islots[s] - 1].item == item) return (long)h->islots[s] - 1;
+    return -1;
+}
+
+long spark_html_rows_find(spark_html *h, const void *item,
+                          bool (*same)(const void *a, const void *b)) {
+    const memo_list *l = h ? h->from : NULL;
+    if (!l || !h->in_list) return -1;
+    const memo_row *r = h->base->rows + l->first;
+    size_t c = h->from_cursor;
+    long k = c < l->nrows && r[c].item == item           ? (long)c
+             : c + 1 < l->nrows && r[c + 1].item == item ? (long)c + 1
+                                                         : indexed_row(h, item);
+    /* Not the same object (a state read from text): an equal item in
+     * order, or just after a row that changed. */
+    for (size_t j = c; k < 0 && same && j < l->nrows && j <= c + 1; j++)
+        if (same(r[j].item, item)) k = (long)j;
+    if (k >= 0 && !r[k].reusable) {
+        h->from_cursor = (size_t)k + 1;
+        return -1;
+    }
+    return k;
+}
+
+static void add_row(spark_html *h, const void *item, size_t at, size_t count, bool counted,
+                    bool reusable) {
+    if (!grow((void **)&h->rows, &h->rows_cap, h->nrows, sizeof *h->rows)) {
+        fail(h, "out of memory");
+        return;
+    }
+    h->rows[h->nrows++] = (memo_row){item, at, count, counted, reusable};
+}
+
+/* Whether the open element is still the one the list began in. */
+static bool in_list_element(spark_html *h) {
+    if (h->depth == h->lists[h->nlists - 1].depth) return true;
+    fail(h, "a row of spark_each left an element open (a return or break inside its block?)");
+    return false;
+}
+
+bool spark_html_row_reuse(spark_html *h, long k, const void *item) {
+    if (!in_list_element(h)) return false;
+    const memo_list *l = h->from;
+    const memo_row *r = &h->base->rows[l->first + (size_t)k];
+    frame *f = top(h);
+    size_t at = frame_count(f);
+    for (size_t j = 0; j < r->count; j++)
+        frame_add(h, f, l->parent->kids[r->at + j]);
+    if (r->count) {
+        f->cursor = r->at + r->count;
+        h->shares = true;
+    }
+    h->from_cursor = (size_t)k + 1;
+    add_row(h, item, at, r->count, r->counted, true);
+    return r->counted;
+}
+
+void spark_html_row_begin(spark_html *h) {
+    if (!h || !h->in_list) return;
+    const frame *f = top(h);
+    h->row_at = frame_count(f);
+    h->row_before = h->row_at ? frame_kid(f, h->row_at - 1) : NULL;
+}
+
+void spark_html_row_end(spark_html *h, const void *item, bool counted) {
+    if (!h || !h->in_list || !in_list_element(h)) return;
+    const frame *f = top(h);
+    size_t end = frame_count(f), at = h->row_at <= end ? h->row_at : end;
+    bool reusable = !at || frame_kid(f, at - 1) == h->row_before;
+    for (size_t i = at; i < end && reusable; i++)
+        reusable = frame_kid(f, i)->kind == SPARK_NODE_ELEMENT;
+    add_row(h, item, at, end - at, counted, reusable);
+}
+
+void spark_html_rows_end(spark_html *h) {
+    if (!h || !h->in_list) return;
+    memo_list *l = &h->lists[h->nlists - 1];
+    l->nrows = h->nrows - l->first;
+    h->in_list = false;
+    h->from = NULL;
 }
 
 const char *spark_itoa(spark_html *h, long long value) {
