@@ -886,10 +886,11 @@ typedef struct {
  * of the list's parent element, the markup of `item`. */
 typedef struct {
     const void *item;
-    size_t at, count;
-    bool counted;  /* what the row function returned */
-    bool reusable; /* its kids are elements that no text beside it joins */
-} memo_row;
+    uint32_t at;
+    uint32_t count : 30;
+    uint32_t counted : 1;  /* what the row function returned */
+    uint32_t reusable : 1; /* its kids are elements that no text beside it joins */
+} memo_row;                /* 16 bytes: a render writes one per item */
 
 /* One spark_each call of a render: the state list it gave, what a row was
  * a function of (the row function and argument, with the item), the element its rows went
@@ -1047,17 +1048,69 @@ static spark_node *copy_shell(spark_html *h, const spark_node *n, size_t kids_ca
     return c;
 }
 
-/* A deep copy of `n` in h's arena, or NULL when out of memory. The lists
- * whose parent it copies get the copy as their parent. */
-static spark_node *copy_node(spark_html *h, const spark_node *n, memo_list *lists, size_t nlists) {
-    spark_node *c = copy_shell(h, n, n->nkids);
+/* A compaction's copy: into which builder, the lists whose parents move
+ * with it, and the arena whose nodes stay where they are (its chunks'
+ * address ranges, sorted), if any. */
+typedef struct {
+    spark_html *into;
+    memo_list *lists;
+    size_t nlists;
+    uintptr_t (*keep)[2];
+    size_t nkeep;
+} copying;
+
+static int by_start(const void *a, const void *b) {
+    uintptr_t x = ((const uintptr_t *)a)[0], y = ((const uintptr_t *)b)[0];
+    return (x > y) - (x < y);
+}
+
+/* Whether node `n` is in the arena the copy keeps. */
+static bool kept(const copying *cp, const spark_node *n) {
+    uintptr_t p = (uintptr_t)n;
+    size_t lo = 0, hi = cp->nkeep;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p < cp->keep[mid][0])
+            hi = mid;
+        else if (p >= cp->keep[mid][1])
+            lo = mid + 1;
+        else
+            return true;
+    }
+    return false;
+}
+
+/* A copy of `n` in the copy's builder (n itself where it is kept; its
+ * subtree then is too, as a builder without a base holds all it points
+ * to), or NULL when out of memory. Lists whose parent it copies get the
+ * copy as their parent. */
+static spark_node *copy_node(copying *cp, spark_node *n) {
+    if (cp->nkeep && kept(cp, n)) return n;
+    spark_node *c = copy_shell(cp->into, n, n->nkids);
     if (!c) return NULL;
     c->opaque = n->opaque;
     for (; c->nkids < n->nkids; c->nkids++)
-        if (!(c->kids[c->nkids] = copy_node(h, n->kids[c->nkids], lists, nlists))) return NULL;
-    for (size_t i = 0; n->nkids && i < nlists; i++)
-        if (lists[i].parent == n) lists[i].parent = c;
+        if (!(c->kids[c->nkids] = copy_node(cp, n->kids[c->nkids]))) return NULL;
+    for (size_t i = 0; n->nkids && i < cp->nlists; i++)
+        if (cp->lists[i].parent == n) cp->lists[i].parent = c;
     return c;
+}
+
+/* The address ranges of the chunks of `h`'s arena, sorted; NULL when out
+ * of memory. */
+static uintptr_t (*chunk_ranges(const spark_html *h, size_t *n))[2] {
+    *n = 0;
+    for (const chunk *c = h->tree.mem.head; c; c = c->next)
+        (*n)++;
+    uintptr_t(*r)[2] = malloc((*n + 1) * sizeof *r);
+    if (!r) return NULL;
+    size_t i = 0;
+    for (const chunk *c = h->tree.mem.head; c; c = c->next, i++) {
+        r[i][0] = (uintptr_t)c;
+        r[i][1] = (uintptr_t)c + CHUNK_HEADER + c->cap;
+    }
+    qsort(r, *n, sizeof *r, by_start);
+    return r;
 }
 
 void spark_html_compact(spark_html **hp) {
@@ -1075,20 +1128,31 @@ void spark_html_compact(spark_html **hp) {
         return;
     }
     /* Each builder of the chain holds what its render built; the first
-     * holds a whole tree. Past twice that in changes, or 8 renders, most
-     * of what the chain holds is dead: copy what lives. */
+     * holds a whole tree. Past 8 renders, or twice that tree in changes,
+     * most of what the chain holds is dead: copy what lives. While the
+     * changes are less than the first tree, what lives of it is most of
+     * it: that stays where it is (dead rows of it stay too, as much as the
+     * changes at most) and the copy is of the rest, rows that changed and
+     * the elements above them: a few, where a whole copy was a list of
+     * thousands every 8 renders. */
     size_t held = 0, first = 0;
-    for (const spark_html *b = h; b; b = b->base) {
+    spark_html *oldest = h;
+    for (spark_html *b = h; b; b = b->base) {
         held += b->tree.mem.bytes;
         first = b->tree.mem.bytes;
+        oldest = b;
     }
     if (h->chain < SPARK_HTML_MAX_CHAIN && held <= 3 * first) return;
+    bool keep = held <= 2 * first;
     spark_html *c = builder_new(NULL);
+    copying cp = {.into = c, .lists = h->lists, .nlists = h->nlists};
+    if (keep) cp.keep = chunk_ranges(oldest, &cp.nkeep);
     const spark_node **parents = malloc((h->nlists + 1) * sizeof *parents);
     if (parents)
         for (size_t i = 0; i < h->nlists; i++)
             parents[i] = h->lists[i].parent;
-    spark_node *root = c && parents ? copy_node(c, h->tree.root, h->lists, h->nlists) : NULL;
+    spark_node *root = c && parents && (!keep || cp.keep) ? copy_node(&cp, h->tree.root) : NULL;
+    free(cp.keep);
     if (!root) {
         /* out of memory: the chain stays, a little longer, as it was */
         for (size_t i = 0; parents && i < h->nlists; i++)
@@ -1098,6 +1162,13 @@ void spark_html_compact(spark_html **hp) {
         return;
     }
     free(parents);
+    if (keep) {
+        /* c holds nodes of the oldest builder: keep it alive for them. */
+        oldest->refs++;
+        c->base = oldest;
+        c->chain = 1;
+        c->shares = true;
+    }
     c->tree.root = c->root.node = root;
     /* The lists go with the tree, their parents now the copies. */
     c->lists = h->lists;
@@ -1759,6 +1830,16 @@ bool spark_html_rows_begin(spark_html *h, void *hold, void (*release)(void *), v
             break;
         }
     }
+    /* Room for as many rows as base had, at once (a render of thousands
+     * grew them by copies before). */
+    size_t want = h->nrows + (h->from ? h->from->nrows : 0);
+    if (want > h->rows_cap) {
+        memo_row *rows = realloc(h->rows, want * sizeof *rows);
+        if (rows) {
+            h->rows = rows;
+            h->rows_cap = want;
+        }
+    }
     h->in_list = true;
     return true;
 }
@@ -1821,7 +1902,13 @@ static void add_row(spark_html *h, const void *item, size_t at, size_t count, bo
         fail(h, "out of memory");
         return;
     }
-    h->rows[h->nrows++] = (memo_row){item, at, count, counted, reusable};
+    /* An element of 2^32 kids, or a row of 2^30, is only given again. */
+    bool fits = at <= UINT32_MAX && count < (1u << 30);
+    h->rows[h->nrows++] = (memo_row){.item = item,
+                                     .at = fits ? (uint32_t)at : 0,
+                                     .count = fits ? (uint32_t)count : 0,
+                                     .counted = counted,
+                                     .reusable = fits && reusable};
 }
 
 /* Whether the open element is still the one the list began in. */

@@ -861,11 +861,17 @@ START_TEST(compact_ends_the_chain_with_an_equal_tree) {
     list_of(h, 30, -1, "start");
     spark_html *cur = h;
     h = NULL;
+    const spark_node *last_row = spark_html_root(cur)->kids[0]->kids[1]->kids[29];
     for (int r = 0; r < SPARK_HTML_MAX_CHAIN + 3; r++) {
         spark_html *before = cur;
         spark_html_compact(&cur);
         if (r == SPARK_HTML_MAX_CHAIN) ck_assert_ptr_ne(cur, before); /* copied */
         if (r < SPARK_HTML_MAX_CHAIN) ck_assert_ptr_eq(cur, before);
+        /* A row that never changed is the first tree's node throughout:
+         * the copy keeps that tree, which changed little, where it is (and
+         * alive: the builders that built it are freed here). */
+        ck_assert_ptr_eq(spark_html_root(cur)->kids[0]->kids[1]->kids[29], last_row);
+        ck_assert_str_eq(spark_node_attr(last_row, "spark-key"), "29");
         spark_html *next = spark_html_new_reusing(cur), *fresh = spark_html_new();
         list_of(next, 30, r, r % 2 ? "odd" : "even");
         list_of(fresh, 30, r, r % 2 ? "odd" : "even");
