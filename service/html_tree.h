@@ -99,8 +99,10 @@ spark_html *spark_html_new_reusing(spark_html *base);
  * base go when the render took nothing from it, and once
  * SPARK_HTML_MAX_CHAIN builders lean on each other, or they hold more
  * than three times what the first of them holds, it replaces *h
- * (released) by a standalone builder with an equal tree. Keep the result
- * in *h's place: the next render shares nodes with it. */
+ * (released) by a builder with an equal tree: standalone, or, while the
+ * chain holds at most twice the first tree, one that keeps the first
+ * tree's nodes and copies only the rest. Keep the result in *h's place:
+ * the next render shares nodes with it. Lists (spark_each) go with it. */
 #define SPARK_HTML_MAX_CHAIN 8
 void spark_html_compact(spark_html **h);
 
