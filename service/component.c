@@ -561,12 +561,14 @@ SPARK_API size_t spark_each(spark_html *h, const spark_view *v, const char *list
         n && spark_html_rows_begin(h, json_object_get(a), put_list, (void (*)(void))row, list, arg);
     for (size_t i = 0; i < n; i++) {
         json_object *it = json_object_array_get_idx(a, i);
-        if (!json_object_is_type(it, json_type_object)) continue;
+        /* An item a row was made from is an object: found by its address,
+         * it is not read at all. */
         long k = rows ? spark_html_rows_find(h, it, same_item) : -1;
         if (k >= 0) {
             counted += spark_html_row_reuse(h, k, it);
             continue;
         }
+        if (!json_object_is_type(it, json_type_object)) continue;
         if (rows) spark_html_row_begin(h);
         bool c = row(h, (const spark_item *)it, arg);
         if (rows) spark_html_row_end(h, it, c);

@@ -1247,6 +1247,19 @@ static void frame_add(spark_html *h, frame *f, spark_node *kid) {
     if (!is_old_kid(f, at, kid)) f->differ++;
 }
 
+/* frame_add for a kid known to be an element: it is not read (spark_each
+ * gives thousands of rows again, and reading each one's node, scattered
+ * over the base's arena, was most of what such a row cost). */
+static void frame_add_element(spark_html *h, frame *f, spark_node *kid) {
+    spark_node *n = f->node;
+    if (!n || n->nkids == n->kids_cap) { /* following the base, or full */
+        frame_add(h, f, kid);
+        return;
+    }
+    if (!is_old_kid(f, n->nkids, kid)) f->differ++;
+    n->kids[n->nkids++] = kid;
+}
+
 /* The last child given to the open element of `f`, or NULL. */
 static spark_node *frame_last(const frame *f) {
     if (f->node) return f->node->nkids ? f->node->kids[f->node->nkids - 1] : NULL;
@@ -1925,7 +1938,7 @@ bool spark_html_row_reuse(spark_html *h, long k, const void *item) {
     frame *f = top(h);
     size_t at = frame_count(f);
     for (size_t j = 0; j < r->count; j++)
-        frame_add(h, f, l->parent->kids[r->at + j]);
+        frame_add_element(h, f, l->parent->kids[r->at + j]);
     if (r->count) {
         f->cursor = r->at + r->count;
         h->shares = true;
