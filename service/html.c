@@ -298,8 +298,10 @@ bool spark_node_equal(const spark_node *a, const spark_node *b) {
         if (strcmp(a->attrs[i].name, b->attrs[i].name) != 0 ||
             strcmp(a->attrs[i].value, b->attrs[i].value) != 0)
             return false;
+    /* Trees that share nodes (renders that reuse) have runs of identical
+     * kids: no call for those. */
     for (size_t i = 0; i < a->nkids; i++)
-        if (!spark_node_equal(a->kids[i], b->kids[i])) return false;
+        if (a->kids[i] != b->kids[i] && !spark_node_equal(a->kids[i], b->kids[i])) return false;
     return true;
 }
 
