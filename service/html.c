@@ -933,6 +933,7 @@ struct spark_html {
     bool in_list;
     const memo_list *from; /* in base, or NULL */
     size_t from_cursor;    /* the base row to compare the next item with */
+    size_t misses;         /* items of this list not found in order */
     size_t lists_seen;     /* base lists already matched by this render */
     size_t row_at;
     const spark_node *row_before; /* the kid before the row */
@@ -1835,7 +1836,7 @@ bool spark_html_rows_begin(spark_html *h, void *hold, void (*release)(void *), v
      * list, function and argument. */
     const frame *f = top(h);
     h->from = NULL;
-    h->from_cursor = 0;
+    h->from_cursor = h->misses = 0;
     for (size_t i = h->lists_seen; f->old && h->base && i < h->base->nlists; i++) {
         const memo_list *b = &h->base->lists[i];
         if (b->parent == f->old && b->fn == fn && strcmp(b->name, name) == 0 &&
@@ -1897,9 +1898,13 @@ long spark_html_rows_find(spark_html *h, const void *item,
     if (!l || !h->in_list) return -1;
     const memo_row *r = h->base->rows + l->first;
     size_t c = h->from_cursor;
+    /* In order, or after one that went; else by address, but not for a
+     * first miss: one changed item (a new object) would build the index
+     * in every render, and only items that moved need it. */
     long k = c < l->nrows && r[c].item == item           ? (long)c
              : c + 1 < l->nrows && r[c + 1].item == item ? (long)c + 1
-                                                         : indexed_row(h, item);
+             : ++h->misses > 1                           ? indexed_row(h, item)
+                                                         : -1;
     /* Not the same object (a state read from text): an equal item in
      * order, or just after a row that changed. */
     for (size_t j = c; k < 0 && same && j < l->nrows && j <= c + 1; j++)
@@ -1969,6 +1974,10 @@ void spark_html_row_end(spark_html *h, const void *item, bool counted) {
 
 void spark_html_rows_end(spark_html *h) {
     if (!h || !h->in_list) return;
+    free(h->islots); /* a list's index serves that list only */
+    h->islots = NULL;
+    h->nislots = 0;
+    h->indexed = NULL;
     memo_list *l = &h->lists[h->nlists - 1];
     l->nrows = h->nrows - l->first;
     h->in_list = false;
