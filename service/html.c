@@ -13,6 +13,10 @@
  * All nodes and strings of a tree come from one arena: a render allocates a
  * few thousand small objects that die together, and a cached tree is one
  * allocation chain to copy or free.
+ *
+ * A render built on the last one reuses its nodes ("Reuse"), and gives the
+ * rows of a list (spark_each) whose item did not change again without
+ * running them ("Rows"): the builder keeps what it needs for that.
  */
 #include "html_tree.h"
 
@@ -895,9 +899,10 @@ typedef struct {
 } memo_row;                /* 16 bytes: a render writes one per item */
 
 /* One spark_each call of a render: the state list it gave, what a row was
- * a function of (the row function and argument, with the item), the element its rows went
- * into, and a hold on the items (the state's list) that keeps them alive
- * and unchanged while a later render may compare with them. */
+ * a function of (the row function and argument, with the item), the
+ * element its rows went into, and a hold on the items (the state's list)
+ * that keeps them alive and unchanged while a later render may compare
+ * with them. */
 typedef struct {
     void *hold;
     void (*release)(void *);
@@ -1781,7 +1786,7 @@ void spark_raw(spark_html *h, const char *trusted_html) {
  * one argument, nothing else (the row function is given nothing else).
  * The builder records each row as a span of its parent's kids; a render
  * built on this one matches its lists to these in order (same parent
- * node, row function and argument), and for an item that is a recorded
+ * node, list, row function and argument), and for an item that is a recorded
  * row's (the same object, or one the caller finds equal) gives that row's
  * nodes again without running its code. That is exact because:
  *   - the items compared with are as they were rendered: the list's hold
