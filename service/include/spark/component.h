@@ -186,7 +186,9 @@ SPARK_API double spark_item_double(const spark_item *it, const char *key, double
 SPARK_API bool spark_item_bool(const spark_item *it, const char *key, bool fallback);
 SPARK_API const char *spark_item_str(const spark_item *it, const char *key, const char *fallback);
 /* Setting them: only on an item a handler got to change (spark_list_edit,
- * spark_list_add, or inside one of those). */
+ * spark_list_add, or inside one of those): those are the event's own
+ * copies, where an item from spark_list_at is shared with the state that
+ * viewers were rendered from. */
 SPARK_API void spark_item_set_int(spark_item *it, const char *key, long long value);
 SPARK_API void spark_item_set_double(spark_item *it, const char *key, double value);
 SPARK_API void spark_item_set_bool(spark_item *it, const char *key, bool value);
