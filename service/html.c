@@ -922,6 +922,7 @@ struct spark_html {
     size_t ntrusted, trusted_cap;
     spark_html *base; /* the earlier render this one takes nodes from (a reference) */
     unsigned chain;   /* builders behind this one through base */
+    unsigned kept;    /* compactions that kept this tree's nodes (see there) */
     bool shares;      /* took a node or string of base's tree */
     int refs;         /* 1 + the builders whose base this is */
     /* kid index + 1 by key, of one element of the base (open addressing) */
@@ -1142,7 +1143,8 @@ void spark_html_compact(spark_html **hp) {
      * it: that stays where it is (dead rows of it stay too, as much as the
      * changes at most) and the copy is of the rest, rows that changed and
      * the elements above them: a few, where a whole copy was a list of
-     * thousands every 8 renders. */
+     * thousands every 8 renders. Not more than 8 times, though: a tree
+     * that shrank would keep its old self alive for long. */
     size_t held = 0, first = 0;
     spark_html *oldest = h;
     for (spark_html *b = h; b; b = b->base) {
@@ -1151,7 +1153,7 @@ void spark_html_compact(spark_html **hp) {
         oldest = b;
     }
     if (h->chain < SPARK_HTML_MAX_CHAIN && held <= 3 * first) return;
-    bool keep = held <= 2 * first;
+    bool keep = held <= 2 * first && oldest->kept < SPARK_HTML_MAX_CHAIN;
     spark_html *c = builder_new(NULL);
     copying cp = {.into = c, .lists = h->lists, .nlists = h->nlists};
     if (keep) cp.keep = chunk_ranges(oldest, &cp.nkeep);
@@ -1173,6 +1175,7 @@ void spark_html_compact(spark_html **hp) {
     if (keep) {
         /* c holds nodes of the oldest builder: keep it alive for them. */
         oldest->refs++;
+        oldest->kept++;
         c->base = oldest;
         c->chain = 1;
         c->shares = true;

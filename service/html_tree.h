@@ -101,8 +101,9 @@ spark_html *spark_html_new_reusing(spark_html *base);
  * than three times what the first of them holds, it replaces *h
  * (released) by a builder with an equal tree: standalone, or, while the
  * chain holds at most twice the first tree, one that keeps the first
- * tree's nodes and copies only the rest. Keep the result in *h's place:
- * the next render shares nodes with it. Lists (spark_each) go with it. */
+ * tree's nodes and copies only the rest (up to SPARK_HTML_MAX_CHAIN times
+ * for one first tree). Keep the result in *h's place: the next render
+ * shares nodes with it. Lists (spark_each) go with it. */
 #define SPARK_HTML_MAX_CHAIN 8
 void spark_html_compact(spark_html **h);
 
