@@ -343,22 +343,40 @@ json_object *spark_state_fork(json_object *state) {
     return fork;
 }
 
+/* e->owned is a set by address (open addressing, at most half full): a
+ * handler may add or edit thousands of items. */
+static size_t owned_slot(const json_object *o, size_t cap) {
+    return (size_t)((((uintptr_t)o >> 4) * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
 static bool owns(const spark_live *e, const json_object *o) {
-    for (size_t i = 0; i < e->nowned; i++)
-        if (e->owned[i] == o) return true;
+    if (!e->owned_cap) return false;
+    for (size_t s = owned_slot(o, e->owned_cap); e->owned[s]; s = (s + 1) & (e->owned_cap - 1))
+        if (e->owned[s] == o) return true;
     return false;
+}
+
+static void owned_put(json_object **set, size_t cap, json_object *o) {
+    size_t s = owned_slot(o, cap);
+    while (set[s])
+        s = (s + 1) & (cap - 1);
+    set[s] = o;
 }
 
 /* Records `o` as the run's own; false when out of memory. */
 static bool own(spark_live *e, json_object *o) {
-    if (e->nowned == e->owned_cap) {
-        size_t cap = e->owned_cap ? 2 * e->owned_cap : 8;
-        json_object **p = realloc(e->owned, cap * sizeof *p);
-        if (!p) return false;
-        e->owned = p;
+    if (2 * (e->nowned + 1) > e->owned_cap) {
+        size_t cap = e->owned_cap ? 2 * e->owned_cap : 16;
+        json_object **set = calloc(cap, sizeof *set);
+        if (!set) return false;
+        for (size_t i = 0; i < e->owned_cap; i++)
+            if (e->owned[i]) owned_put(set, cap, e->owned[i]);
+        free(e->owned);
+        e->owned = set;
         e->owned_cap = cap;
     }
-    e->owned[e->nowned++] = o;
+    owned_put(e->owned, e->owned_cap, o);
+    e->nowned++;
     return true;
 }
 

@@ -58,7 +58,7 @@ struct spark_live {
     int load_older;     /* spark_room_load_older's limit, or 0 */
 
     /* lists and items of the state this handler run made or copied, which
-     * it may change in place (component.c, "Writes") */
+     * it may change in place (component.c, "Writes"): a set by address */
     json_object **owned;
     size_t nowned, owned_cap;
 };

@@ -151,6 +151,19 @@ static void add(spark_event *e, int id) {
     spark_item_set_str(it, "text", "new item");
 }
 
+/* Thousands of items made and edited by one run: each edit finds its
+ * copy (or the new item) among the run's own. */
+static void add_and_edit_many(spark_event *e, int n) {
+    size_t had = spark_list_len(e, "items");
+    for (int k = 0; k < n; k++)
+        spark_item_set_int(spark_list_add(e, "items"), "id", 1000 + k);
+    for (size_t i = 0; i < had + (size_t)n; i++) {
+        spark_item *it = spark_list_edit(e, "items", i);
+        spark_item_set_str(it, "text", "edited");
+        ck_assert_ptr_eq(spark_list_edit(e, "items", i), it);
+    }
+}
+
 static void drop(spark_event *e, int i) { spark_list_remove(e, "items", (size_t)i); }
 
 static void drop_done(spark_event *e, int unused) {
@@ -416,7 +429,10 @@ START_TEST(handlers_change_copies) {
     text = strdup(json_object_to_json_string(mid));
     run_on_fork(&state, resub, 1);
     run_on_fork(&state, drop_done, 0);
+    size_t had = json_object_array_length(json_object_object_get(state, "items"));
+    run_on_fork(&state, add_and_edit_many, 3000);
     ck_assert_str_eq(json_object_to_json_string(mid), text);
+    ck_assert_uint_eq(json_object_array_length(json_object_object_get(state, "items")), had + 3000);
     free(text);
     json_object_put(mid);
     json_object_put(before);
