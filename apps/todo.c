@@ -12,39 +12,38 @@
 
 static const char *const filters[] = {"all", "active", "completed"};
 
-static bool shown(const spark_item *it, const char *filter) {
+/* One todo, as a function of the item and the filter only: spark_each
+ * gives an unchanged item's row again without running this. Returns
+ * whether the todo is left to do. */
+static bool row(spark_html *h, const spark_item *it, const char *filter) {
     bool done = spark_item_bool(it, "done", false);
-    return strcmp(filter, "all") == 0 || done == (strcmp(filter, "completed") == 0);
+    bool shown = strcmp(filter, "all") == 0 || done == (strcmp(filter, "completed") == 0);
+    if (shown) {
+        const char *id = spark_itoa(h, spark_item_int(it, "id", 0));
+        LI(h, "spark-key", id, "class", done ? "done" : SPARK_OMIT) {
+            INPUT(h, "type", "checkbox", "spark-click", "toggle", "spark-value-id", id, "checked",
+                  SPARK_BOOL(done));
+            LABEL(h) { spark_text(h, spark_item_str(it, "text", "")); }
+            BUTTON(h, "class", "destroy", "spark-click", "delete", "spark-value-id", id) {
+                spark_text(h, "×");
+            }
+        }
+    }
+    return !done;
 }
 
 static void render(spark_html *h, const spark_view *v) {
     const char *filter = spark_local_str(v, "filter", "all");
-    size_t n = spark_list_len(v, "items"), done = 0;
+    size_t n = spark_list_len(v, "items"), left = 0;
     SECTION(h, "class", "todoapp") {
         FORM(h, "class", "new-todo", "spark-submit", "add_todo") {
             INPUT(h, "name", "text", "placeholder", "What needs to be done?", "autocomplete", "off",
                   "spark-input", "draft", "value", spark_local_str(v, "draft", ""));
             BUTTON(h, "type", "submit") { spark_text(h, "Add"); }
         }
-        UL(h, "class", "todo-list") {
-            for (size_t i = 0; i < n; i++) {
-                const spark_item *it = spark_list_at(v, "items", i);
-                bool checked = spark_item_bool(it, "done", false);
-                done += checked;
-                if (!shown(it, filter)) continue;
-                const char *id = spark_itoa(h, spark_item_int(it, "id", 0));
-                LI(h, "spark-key", id, "class", checked ? "done" : SPARK_OMIT) {
-                    INPUT(h, "type", "checkbox", "spark-click", "toggle", "spark-value-id", id,
-                          "checked", SPARK_BOOL(checked));
-                    LABEL(h) { spark_text(h, spark_item_str(it, "text", "")); }
-                    BUTTON(h, "class", "destroy", "spark-click", "delete", "spark-value-id", id) {
-                        spark_text(h, "×");
-                    }
-                }
-            }
-        }
+        UL(h, "class", "todo-list") { left = spark_each(h, v, "items", row, filter); }
         FOOTER(h, "class", "footer") {
-            SPAN(h, "class", "todo-count") { spark_textf(h, "%zu items left", n - done); }
+            SPAN(h, "class", "todo-count") { spark_textf(h, "%zu items left", left); }
             DIV(h, "class", "filters") {
                 for (size_t f = 0; f < 3; f++)
                     BUTTON(h, "spark-click", "filter", "spark-value-filter", filters[f], "class",
@@ -52,7 +51,7 @@ static void render(spark_html *h, const spark_view *v) {
                         spark_text(h, filters[f]);
                     }
             }
-            if (done > 0) BUTTON(h, "class", "clear-completed", "spark-click", "clear_completed") {
+            if (left < n) BUTTON(h, "class", "clear-completed", "spark-click", "clear_completed") {
                     spark_text(h, "Clear completed");
                 }
         }

@@ -72,24 +72,52 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* What a render or a handler run of the todo "todo:bench" sees. */
+static spark_live bench_context(json_object *state, json_object *local) {
+    const char *key;
+    return (spark_live){.type = spark_component_of_id("todo:bench", &key),
+                        .id = "todo:bench",
+                        .key = key,
+                        .state = state,
+                        .local = local,
+                        .viewer_id = "bench",
+                        .viewer_name = "bench"};
+}
+
+/* The state after the todo's "toggle" of the middle item, made as the
+ * runtime makes it (writes.c): the component's own handler, run on a fork
+ * of the state (on a deep copy, in trees before forks). */
+static json_object *toggled(json_object *before, json_object *local, int n) {
+    json_object *data = json_object_new_object(), *l = NULL, *s = NULL;
+    json_object_object_add(data, "id", json_object_new_int(n / 2 + 1));
+    json_object_deep_copy(local, &l, NULL);
+#ifdef SPARK_STATE_FORKS
+    s = spark_state_fork(before);
+#else
+    json_object_deep_copy(before, &s, NULL);
+#endif
+    spark_live lv = bench_context(s, l);
+    lv.shared_writable = lv.local_writable = true;
+    lv.event = "toggle";
+    lv.data = data;
+    if (spark_live_dispatch(&lv) != SPARK_OK) {
+        fprintf(stderr, "diff_bench: the toggle failed\n");
+        exit(1);
+    }
+    spark_live_clear_outcome(&lv);
+    json_object_put(l);
+    json_object_put(data);
+    return s;
+}
+
 /* The runtime keeps each render's builder as the tree (no copy), and
  * builds the next render on the viewer's tree (`prev`, may be NULL). */
 static spark_html *render_tree(json_object *state, json_object *local, spark_html **prev) {
-    const char *key;
+    spark_live lv = bench_context(state, local);
 #ifdef SPARK_HTML_MAX_CHAIN
     if (prev) spark_html_compact(prev);
+    lv.reuse = prev ? *prev : NULL;
 #endif
-    spark_live lv = {.type = spark_component_of_id("todo:bench", &key),
-                     .id = "todo:bench",
-                     .key = key,
-                     .state = state,
-                     .local = local,
-                     .viewer_id = "bench",
-                     .viewer_name = "bench",
-#ifdef SPARK_HTML_MAX_CHAIN
-                     .reuse = prev ? *prev : NULL
-#endif
-    };
     (void)prev;
     const char *error;
     return spark_live_render(&lv, &error);
@@ -109,13 +137,7 @@ int main(int argc, char **argv) {
     printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (int s = 0; s < nsizes; s++) {
         int n = sizes[s], rounds = n >= 5000 ? 40 : 200;
-        json_object *before = todo_state(n), *after = NULL;
-        json_object_deep_copy(before, &after, NULL);
-        /* Toggle the middle item, as the todo's "toggle" event does. */
-        json_object *mid = json_object_array_get_idx(json_object_object_get(after, "items"), n / 2);
-        json_object_object_add(
-            mid, "done",
-            json_object_new_boolean(!json_object_get_boolean(json_object_object_get(mid, "done"))));
+        json_object *before = todo_state(n), *after = toggled(before, local, n);
         spark_html *old = render_tree(before, local, NULL);
         size_t patch_bytes = 0, html_bytes = 0;
         double total[200] = {0}, render_only[200] = {0}, diff_only[200] = {0}, cpu[200] = {0},

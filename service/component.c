@@ -102,6 +102,9 @@ int spark_live_dispatch(spark_live *lv) {
     int (*handler)(spark_event * e) = lv->external ? lv->type->on_external : lv->type->on_event;
     if (!handler) return SPARK_UNKNOWN_EVENT;
     int r = handler(lv);
+    free(lv->owned); /* the run is over: nothing more to change in place */
+    lv->owned = NULL;
+    lv->nowned = lv->owned_cap = 0;
     if (r == SPARK_OK || r == SPARK_UNKNOWN_EVENT) return r;
     if (!lv->fail_code) spark_fail(lv, "failed", "the event could not be handled");
     return SPARK_FAILED;
@@ -114,6 +117,9 @@ void spark_live_clear_outcome(spark_live *lv) {
     free(lv->flash_message);
     free(lv->redirect);
     json_object_put(lv->posts);
+    free(lv->owned);
+    lv->owned = NULL;
+    lv->nowned = lv->owned_cap = 0;
     lv->fail_code = lv->fail_message = lv->flash_level = lv->flash_message = lv->redirect = NULL;
     lv->posts = NULL;
     lv->load_older = 0;
@@ -314,6 +320,83 @@ static json_object *list_of(json_object *state, const char *list) {
     return json_object_is_type(a, json_type_array) ? a : NULL;
 }
 
+/* Writes. A handler changes a fork of the state (spark_state_fork): the
+ * top-level object is its own, and every list and item in it is shared
+ * with the state it was forked from, which renders have seen and may
+ * still compare with (spark_each keeps the items of a rendered list and
+ * takes an item that is the same object as unchanged). So nothing of a
+ * state changes in place: a handler's first write to a list copies the
+ * list (its items shared), and its first edit of an item copies the item
+ * (deeply). What the run made or copied is recorded in e->owned, so a
+ * second write changes the same copy. */
+
+json_object *spark_state_fork(json_object *state) {
+    json_object *fork = json_object_new_object();
+    if (!fork) return NULL;
+    json_object_object_foreach(state, key, value) {
+        if (json_object_object_add(fork, key, json_object_get(value)) != 0) {
+            json_object_put(value);
+            json_object_put(fork);
+            return NULL;
+        }
+    }
+    return fork;
+}
+
+/* e->owned is a set by address (open addressing, at most half full): a
+ * handler may add or edit thousands of items. */
+static size_t owned_slot(const json_object *o, size_t cap) {
+    return (size_t)((((uintptr_t)o >> 4) * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
+static bool owns(const spark_live *e, const json_object *o) {
+    if (!e->owned_cap) return false;
+    for (size_t s = owned_slot(o, e->owned_cap); e->owned[s]; s = (s + 1) & (e->owned_cap - 1))
+        if (e->owned[s] == o) return true;
+    return false;
+}
+
+static void owned_put(json_object **set, size_t cap, json_object *o) {
+    size_t s = owned_slot(o, cap);
+    while (set[s])
+        s = (s + 1) & (cap - 1);
+    set[s] = o;
+}
+
+/* Records `o` as the run's own; false when out of memory. */
+static bool own(spark_live *e, json_object *o) {
+    if (2 * (e->nowned + 1) > e->owned_cap) {
+        size_t cap = e->owned_cap ? 2 * e->owned_cap : 16;
+        json_object **set = calloc(cap, sizeof *set);
+        if (!set) return false;
+        for (size_t i = 0; i < e->owned_cap; i++)
+            if (e->owned[i]) owned_put(set, cap, e->owned[i]);
+        free(e->owned);
+        e->owned = set;
+        e->owned_cap = cap;
+    }
+    owned_put(e->owned, e->owned_cap, o);
+    e->nowned++;
+    return true;
+}
+
+/* The list to change in place (NULL: absent and not `create`d, or out of
+ * memory): the run's own copy, made on its first write. */
+static json_object *own_list(spark_live *e, const char *list, bool create) {
+    json_object *a = list_of(e->state, list);
+    if (a ? owns(e, a) : !create) return a;
+    size_t n = a ? json_object_array_length(a) : 0;
+    json_object *copy = json_object_new_array_ext((int)(n ? n : 1));
+    if (!copy || !own(e, copy)) {
+        json_object_put(copy);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(copy, json_object_get(json_object_array_get_idx(a, i)));
+    json_object_object_add(e->state, list, copy);
+    return copy;
+}
+
 SPARK_API size_t spark_list_len(const spark_view *v, const char *list) {
     return spark_item_list_len((const spark_item *)v->state, list);
 }
@@ -323,25 +406,33 @@ SPARK_API const spark_item *spark_list_at(const spark_view *v, const char *list,
 }
 
 SPARK_API spark_item *spark_list_edit(spark_event *e, const char *list, size_t i) {
-    if (!allowed(e, true)) return NULL;
-    return (spark_item *)spark_list_at(e, list, i);
+    if (!list || !allowed(e, true) || !spark_list_at(e, list, i)) return NULL;
+    json_object *a = own_list(e, list, false), *it = a ? json_object_array_get_idx(a, i) : NULL;
+    if (!it || owns(e, it)) return (spark_item *)it;
+    json_object *copy = NULL;
+    if (json_object_deep_copy(it, &copy, NULL) != 0 || !own(e, copy)) {
+        json_object_put(copy);
+        return NULL;
+    }
+    json_object_array_put_idx(a, i, copy);
+    return (spark_item *)copy;
 }
 
 SPARK_API spark_item *spark_list_add(spark_event *e, const char *list) {
-    if (!list || !allowed(e, true)) return NULL;
-    json_object *a = list_of(e->state, list);
-    if (!a) {
-        a = json_object_new_array();
-        json_object_object_add(e->state, list, a);
+    json_object *a = list && allowed(e, true) ? own_list(e, list, true) : NULL;
+    json_object *it = a ? json_object_new_object() : NULL;
+    if (!it || !own(e, it)) {
+        json_object_put(it);
+        return NULL;
     }
-    json_object *it = json_object_new_object();
     json_object_array_add(a, it);
     return (spark_item *)it;
 }
 
 SPARK_API void spark_list_remove(spark_event *e, const char *list, size_t i) {
-    json_object *a = allowed(e, true) ? list_of(e->state, list) : NULL;
-    if (a && i < json_object_array_length(a)) json_object_array_del_idx(a, i, 1);
+    json_object *a =
+        allowed(e, true) && i < spark_list_len(e, list) ? own_list(e, list, false) : NULL;
+    if (a) json_object_array_del_idx(a, i, 1);
 }
 
 /* The index of the first object of `a` whose `key` satisfies `eq`. */
@@ -381,6 +472,8 @@ SPARK_API long spark_list_find_str(const spark_view *v, const char *list, const 
 SPARK_API size_t spark_list_remove_where(spark_event *e, const char *list, const char *key,
                                          bool value) {
     json_object *a = allowed(e, true) ? list_of(e->state, list) : NULL;
+    if (find_in(a, key, bool_equal, &value) < 0) return 0;
+    a = own_list(e, list, false);
     size_t removed = 0;
     for (long i; (i = find_in(a, key, bool_equal, &value)) >= 0; removed++)
         json_object_array_del_idx(a, (size_t)i, 1);
@@ -388,7 +481,7 @@ SPARK_API size_t spark_list_remove_where(spark_event *e, const char *list, const
 }
 
 SPARK_API void spark_list_clear(spark_event *e, const char *list) {
-    json_object *a = allowed(e, true) ? list_of(e->state, list) : NULL;
+    json_object *a = allowed(e, true) && spark_list_len(e, list) ? own_list(e, list, false) : NULL;
     if (a) json_object_array_del_idx(a, 0, json_object_array_length(a));
 }
 
@@ -465,6 +558,42 @@ SPARK_API spark_item *spark_item_list_add(spark_item *it, const char *list) {
 SPARK_API void spark_item_list_remove(spark_item *it, const char *list, size_t i) {
     json_object *a = list_of((json_object *)it, list);
     if (a && i < json_object_array_length(a)) json_object_array_del_idx(a, i, 1);
+}
+
+/* ---- lists, row by row ---------------------------------------------------------- */
+
+/* The builder keeps the list (and so its items) until no render will
+ * compare with its rows: objects of a rendered state never change (see
+ * "Writes" above), so an item that is the same object is the same JSON. */
+static void put_list(void *a) { json_object_put(a); }
+
+static bool same_item(const void *a, const void *b) {
+    return json_object_equal((json_object *)a, (json_object *)b);
+}
+
+SPARK_API size_t spark_each(spark_html *h, const spark_view *v, const char *list, spark_row_fn row,
+                            const char *arg) {
+    json_object *a = list_of(v->state, list);
+    size_t n = a && h && row ? json_object_array_length(a) : 0, counted = 0;
+    bool rows =
+        n && spark_html_rows_begin(h, json_object_get(a), put_list, (void (*)(void))row, list, arg);
+    for (size_t i = 0; i < n; i++) {
+        json_object *it = json_object_array_get_idx(a, i);
+        /* An item a row was made from is an object: found by its address,
+         * it is not read at all. */
+        long k = rows ? spark_html_rows_find(h, it, same_item) : -1;
+        if (k >= 0) {
+            counted += spark_html_row_reuse(h, k, it);
+            continue;
+        }
+        if (!json_object_is_type(it, json_type_object)) continue;
+        if (rows) spark_html_row_begin(h);
+        bool c = row(h, (const spark_item *)it, arg);
+        if (rows) spark_html_row_end(h, it, c);
+        counted += c;
+    }
+    if (rows) spark_html_rows_end(h);
+    return counted;
 }
 
 /* ---- view state ------------------------------------------------------------------ */

@@ -56,7 +56,22 @@ struct spark_live {
     char *flash_level, *flash_message, *redirect;
     json_object *posts; /* [{"ephemeral":b,"payload":{..}}] */
     int load_older;     /* spark_room_load_older's limit, or 0 */
+
+    /* lists and items of the state this handler run made or copied, which
+     * it may change in place (component.c, "Writes"): a set by address */
+    json_object **owned;
+    size_t nowned, owned_cap;
 };
+
+/* A state for a handler to change (spark_live.state): a new object that
+ * shares every value with `state`. The handler's writes copy what they
+ * change, list by list and item by item, so `state` stays as it was and
+ * the new state shares every item the handler did not change with it:
+ * the renders that follow know those items' rows by identity. NULL when
+ * out of memory. */
+json_object *spark_state_fork(json_object *state);
+/* For tools built against trees before and after forks (bench/diff_bench.c). */
+#define SPARK_STATE_FORKS 1
 
 /* The type named by the first `len` bytes of `name`, or NULL. */
 const spark_component *spark_component_lookup(const char *name, size_t len);

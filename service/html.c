@@ -13,6 +13,10 @@
  * All nodes and strings of a tree come from one arena: a render allocates a
  * few thousand small objects that die together, and a cached tree is one
  * allocation chain to copy or free.
+ *
+ * A render built on the last one reuses its nodes ("Reuse"), and gives the
+ * rows of a list (spark_each) whose item did not change again without
+ * running them ("Rows"): the builder keeps what it needs for that.
  */
 #include "html_tree.h"
 
@@ -298,8 +302,10 @@ bool spark_node_equal(const spark_node *a, const spark_node *b) {
         if (strcmp(a->attrs[i].name, b->attrs[i].name) != 0 ||
             strcmp(a->attrs[i].value, b->attrs[i].value) != 0)
             return false;
+    /* Trees that share nodes (renders that reuse) have runs of identical
+     * kids: no call for those. */
     for (size_t i = 0; i < a->nkids; i++)
-        if (!spark_node_equal(a->kids[i], b->kids[i])) return false;
+        if (a->kids[i] != b->kids[i] && !spark_node_equal(a->kids[i], b->kids[i])) return false;
     return true;
 }
 
@@ -882,6 +888,31 @@ typedef struct {
     bool entered;     /* the block macro ran its body once */
 } frame;
 
+/* One row of a list given through spark_each: the kids [at, at + count)
+ * of the list's parent element, the markup of `item`. */
+typedef struct {
+    const void *item;
+    uint32_t at;
+    uint32_t count : 30;
+    uint32_t counted : 1;  /* what the row function returned */
+    uint32_t reusable : 1; /* its kids are elements that no text beside it joins */
+} memo_row;                /* 16 bytes: a render writes one per item */
+
+/* One spark_each call of a render: the state list it gave, what a row was
+ * a function of (the row function and argument, with the item), the
+ * element its rows went into, and a hold on the items (the state's list)
+ * that keeps them alive and unchanged while a later render may compare
+ * with them. */
+typedef struct {
+    void *hold;
+    void (*release)(void *);
+    void (*fn)(void);
+    const char *name, *arg;   /* in the arena; arg may be NULL */
+    const spark_node *parent; /* NULL until the parent closes (or it was rejected) */
+    size_t depth;             /* open elements when it began */
+    size_t first, nrows;      /* its rows in `rows` */
+} memo_list;
+
 struct spark_html {
     spark_tree tree;
     frame root;   /* the root fragment's */
@@ -891,11 +922,30 @@ struct spark_html {
     size_t ntrusted, trusted_cap;
     spark_html *base; /* the earlier render this one takes nodes from (a reference) */
     unsigned chain;   /* builders behind this one through base */
+    unsigned kept;    /* compactions that kept this tree's nodes (see there) */
     bool shares;      /* took a node or string of base's tree */
     int refs;         /* 1 + the builders whose base this is */
     /* kid index + 1 by key, of one element of the base (open addressing) */
     const spark_node *keyed;
     size_t *slots, nslots;
+    /* lists given by spark_each, for the next render (see "Rows") */
+    memo_list *lists;
+    size_t nlists, lists_cap;
+    memo_row *rows;
+    size_t nrows, rows_cap;
+    size_t *open_lists; /* lists whose parent is still open, innermost last */
+    size_t nopen, open_cap;
+    /* the list being given: its base counterpart and where a row began */
+    bool in_list;
+    const memo_list *from; /* in base, or NULL */
+    size_t from_cursor;    /* the base row to compare the next item with */
+    size_t misses;         /* items of this list not found in order */
+    size_t lists_seen;     /* base lists already matched by this render */
+    size_t row_at;
+    const spark_node *row_before; /* the kid before the row */
+    /* base row index + 1 by item, of `from` (open addressing) */
+    const memo_list *indexed;
+    size_t *islots, nislots;
     char err[200];
 };
 
@@ -934,13 +984,27 @@ spark_html *spark_html_new(void) { return builder_new(NULL); }
 
 spark_html *spark_html_new_reusing(spark_html *base) { return builder_new(base); }
 
+/* Lets the items of h's lists go: no render will compare with them. */
+static void release_lists(spark_html *h) {
+    for (size_t i = 0; i < h->nlists; i++)
+        if (h->lists[i].release) h->lists[i].release(h->lists[i].hold);
+    free(h->lists);
+    free(h->rows);
+    h->lists = NULL;
+    h->rows = NULL;
+    h->nlists = h->lists_cap = h->nrows = h->rows_cap = 0;
+}
+
 void spark_html_free(spark_html *h) {
     while (h && --h->refs == 0) {
         spark_html *base = h->base;
+        release_lists(h);
         arena_free(&h->tree.mem);
         free(h->stack);
         free(h->trusted);
         free(h->slots);
+        free(h->open_lists);
+        free(h->islots);
         free(h);
         h = base;
     }
@@ -993,19 +1057,78 @@ static spark_node *copy_shell(spark_html *h, const spark_node *n, size_t kids_ca
     return c;
 }
 
-/* A deep copy of `n` in h's arena, or NULL when out of memory. */
-static spark_node *copy_node(spark_html *h, const spark_node *n) {
-    spark_node *c = copy_shell(h, n, n->nkids);
+/* A compaction's copy: into which builder, the lists whose parents move
+ * with it, and the arena whose nodes stay where they are (its chunks'
+ * address ranges, sorted), if any. */
+typedef struct {
+    spark_html *into;
+    memo_list *lists;
+    size_t nlists;
+    uintptr_t (*keep)[2];
+    size_t nkeep;
+} copying;
+
+static int by_start(const void *a, const void *b) {
+    uintptr_t x = ((const uintptr_t *)a)[0], y = ((const uintptr_t *)b)[0];
+    return (x > y) - (x < y);
+}
+
+/* Whether node `n` is in the arena the copy keeps. */
+static bool kept(const copying *cp, const spark_node *n) {
+    uintptr_t p = (uintptr_t)n;
+    size_t lo = 0, hi = cp->nkeep;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p < cp->keep[mid][0])
+            hi = mid;
+        else if (p >= cp->keep[mid][1])
+            lo = mid + 1;
+        else
+            return true;
+    }
+    return false;
+}
+
+/* A copy of `n` in the copy's builder (n itself where it is kept; its
+ * subtree then is too, as a builder without a base holds all it points
+ * to), or NULL when out of memory. Lists whose parent it copies get the
+ * copy as their parent. */
+static spark_node *copy_node(copying *cp, spark_node *n) {
+    if (cp->nkeep && kept(cp, n)) return n;
+    spark_node *c = copy_shell(cp->into, n, n->nkids);
     if (!c) return NULL;
     c->opaque = n->opaque;
     for (; c->nkids < n->nkids; c->nkids++)
-        if (!(c->kids[c->nkids] = copy_node(h, n->kids[c->nkids]))) return NULL;
+        if (!(c->kids[c->nkids] = copy_node(cp, n->kids[c->nkids]))) return NULL;
+    for (size_t i = 0; n->nkids && i < cp->nlists; i++)
+        if (cp->lists[i].parent == n) cp->lists[i].parent = c;
     return c;
+}
+
+/* The address ranges of the chunks of `h`'s arena, sorted; NULL when out
+ * of memory. */
+static uintptr_t (*chunk_ranges(const spark_html *h, size_t *n))[2] {
+    *n = 0;
+    for (const chunk *c = h->tree.mem.head; c; c = c->next)
+        (*n)++;
+    uintptr_t(*r)[2] = malloc((*n + 1) * sizeof *r);
+    if (!r) return NULL;
+    size_t i = 0;
+    for (const chunk *c = h->tree.mem.head; c; c = c->next, i++) {
+        r[i][0] = (uintptr_t)c;
+        r[i][1] = (uintptr_t)c + CHUNK_HEADER + c->cap;
+    }
+    qsort(r, *n, sizeof *r, by_start);
+    return r;
 }
 
 void spark_html_compact(spark_html **hp) {
     spark_html *h = *hp;
     if (!h || !h->base || spark_html_error(h)) return;
+    /* A builder behind h that only its successor holds is no viewer's
+     * tree: no render will compare with its lists. */
+    for (spark_html *b = h->base; b; b = b->base)
+        if (b->refs == 1) release_lists(b);
     if (!h->shares) {
         /* Nothing of base is in the tree (it all changed): let it go. */
         spark_html_free(h->base);
@@ -1014,21 +1137,66 @@ void spark_html_compact(spark_html **hp) {
         return;
     }
     /* Each builder of the chain holds what its render built; the first
-     * holds a whole tree. Past twice that in changes, or 8 renders, most
-     * of what the chain holds is dead: copy what lives. */
+     * holds a whole tree. Past 8 renders, or twice that tree in changes,
+     * most of what the chain holds is dead: copy what lives. While the
+     * changes are less than the first tree, what lives of it is most of
+     * it: that stays where it is (dead rows of it stay too, as much as the
+     * changes at most) and the copy is of the rest, rows that changed and
+     * the elements above them: a few, where a whole copy was a list of
+     * thousands every 8 renders. Not more than 8 times, though: a tree
+     * that shrank would keep its old self alive for long. */
     size_t held = 0, first = 0;
-    for (const spark_html *b = h; b; b = b->base) {
+    spark_html *oldest = h;
+    for (spark_html *b = h; b; b = b->base) {
         held += b->tree.mem.bytes;
         first = b->tree.mem.bytes;
+        oldest = b;
     }
     if (h->chain < SPARK_HTML_MAX_CHAIN && held <= 3 * first) return;
+    bool keep = held <= 2 * first && oldest->kept < SPARK_HTML_MAX_CHAIN;
     spark_html *c = builder_new(NULL);
-    spark_node *root = c ? copy_node(c, h->tree.root) : NULL;
+    copying cp = {.into = c, .lists = h->lists, .nlists = h->nlists};
+    if (keep) cp.keep = chunk_ranges(oldest, &cp.nkeep);
+    const spark_node **parents = malloc((h->nlists + 1) * sizeof *parents);
+    if (parents)
+        for (size_t i = 0; i < h->nlists; i++)
+            parents[i] = h->lists[i].parent;
+    spark_node *root = c && parents && (!keep || cp.keep) ? copy_node(&cp, h->tree.root) : NULL;
+    free(cp.keep);
     if (!root) {
-        spark_html_free(c); /* out of memory: the chain stays, a little longer */
+        /* out of memory: the chain stays, a little longer, as it was */
+        for (size_t i = 0; parents && i < h->nlists; i++)
+            h->lists[i].parent = parents[i];
+        free(parents);
+        spark_html_free(c);
         return;
     }
+    free(parents);
+    if (keep) {
+        /* c holds nodes of the oldest builder: keep it alive for them. */
+        oldest->refs++;
+        oldest->kept++;
+        c->base = oldest;
+        c->chain = 1;
+        c->shares = true;
+    }
     c->tree.root = c->root.node = root;
+    /* The lists go with the tree, their parents now the copies. */
+    c->lists = h->lists;
+    c->nlists = h->nlists;
+    c->lists_cap = h->lists_cap;
+    c->rows = h->rows;
+    c->nrows = h->nrows;
+    c->rows_cap = h->rows_cap;
+    for (size_t i = 0; i < c->nlists; i++) {
+        memo_list *l = &c->lists[i];
+        if (!(l->name = spark_tree_strdup(&c->tree, l->name, strlen(l->name))) ||
+            (l->arg && !(l->arg = spark_tree_strdup(&c->tree, l->arg, strlen(l->arg)))))
+            l->parent = NULL; /* out of memory: a list no render will match */
+    }
+    h->lists = NULL;
+    h->rows = NULL;
+    h->nlists = h->nrows = 0;
     spark_html_free(h);
     *hp = c;
 }
@@ -1088,6 +1256,19 @@ static void frame_add(spark_html *h, frame *f, spark_node *kid) {
         return;
     }
     if (!is_old_kid(f, at, kid)) f->differ++;
+}
+
+/* frame_add for a kid known to be an element: it is not read (spark_each
+ * gives thousands of rows again, and reading each one's node, scattered
+ * over the base's arena, was most of what such a row cost). */
+static void frame_add_element(spark_html *h, frame *f, spark_node *kid) {
+    spark_node *n = f->node;
+    if (!n || n->nkids == n->kids_cap) { /* following the base, or full */
+        frame_add(h, f, kid);
+        return;
+    }
+    if (!is_old_kid(f, n->nkids, kid)) f->differ++;
+    n->kids[n->nkids++] = kid;
 }
 
 /* The last child given to the open element of `f`, or NULL. */
@@ -1443,6 +1624,9 @@ void spark_close(spark_html *h) {
     }
     frame *f = &h->stack[--h->depth]; /* stays valid: nothing is pushed below */
     spark_node *done = f->attach ? frame_result(h, f) : NULL;
+    /* The lists given in this element now know the node they went into. */
+    while (h->nopen && h->lists[h->open_lists[h->nopen - 1]].depth == h->depth + 1)
+        h->lists[h->open_lists[--h->nopen]].parent = done;
     if (done) frame_add(h, top(h), done);
 }
 
@@ -1596,6 +1780,216 @@ void spark_raw(spark_html *h, const char *trusted_html) {
         return;
     }
     frame_add(h, pf, r);
+}
+
+/* ---- the builder: rows of a list ----
+ *
+ * Rows. spark_each (component.c) gives a list's rows through the calls
+ * below. A row's markup is a function of its item, the row function and
+ * one argument, nothing else (the row function is given nothing else).
+ * The builder records each row as a span of its parent's kids; a render
+ * built on this one matches its lists to these in order (same parent
+ * node, list, row function and argument), and for an item that is a recorded
+ * row's (the same object, or one the caller finds equal) gives that row's
+ * nodes again without running its code. That is exact because:
+ *   - the items compared with are as they were rendered: the list's hold
+ *     keeps them alive, and the runtime never changes an object of a state
+ *     it rendered (a handler writes copies; component.c);
+ *   - the row function, given the same item and argument, would make the
+ *     same calls, so build the same nodes; the parent is the same base
+ *     node, so the nesting rules see the same ancestors (as for any reused
+ *     node, "Reuse" above);
+ *   - the span is the row's alone: a row is reused only if all it gave are
+ *     elements (text beside text would join across rows) and the kid
+ *     before it stayed as it was. */
+
+static size_t frame_count(const frame *f) { return f->node ? f->node->nkids : f->same; }
+
+static const spark_node *frame_kid(const frame *f, size_t i) {
+    return f->node ? f->node->kids[i] : f->old->kids[i];
+}
+
+static bool grow(void **p, size_t *cap, size_t n, size_t size) {
+    if (n < *cap) return true;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *q = realloc(*p, c * size);
+    if (!q) return false;
+    *p = q;
+    *cap = c;
+    return true;
+}
+
+bool spark_html_rows_begin(spark_html *h, void *hold, void (*release)(void *), void (*fn)(void),
+                           const char *name, const char *arg) {
+    char *a = NULL, *nm = NULL;
+    if (!h || !name || h->in_list || h->err[0] ||
+        !grow((void **)&h->lists, &h->lists_cap, h->nlists, sizeof *h->lists) ||
+        !grow((void **)&h->open_lists, &h->open_cap, h->nopen, sizeof *h->open_lists) ||
+        !(nm = spark_tree_strdup(&h->tree, name, strlen(name))) ||
+        (arg && !(a = spark_tree_strdup(&h->tree, arg, strlen(arg))))) {
+        if (release) release(hold);
+        return false;
+    }
+    memo_list *l = &h->lists[h->nlists++];
+    *l = (memo_list){.hold = hold,
+                     .release = release,
+                     .fn = fn,
+                     .name = nm,
+                     .arg = a,
+                     .parent = h->depth ? NULL : h->tree.root,
+                     .depth = h->depth,
+                     .first = h->nrows};
+    if (h->depth) h->open_lists[h->nopen++] = h->nlists - 1;
+    /* Its counterpart: base's next list in the same node, of the same
+     * list, function and argument. */
+    const frame *f = top(h);
+    h->from = NULL;
+    h->from_cursor = h->misses = 0;
+    for (size_t i = h->lists_seen; f->old && h->base && i < h->base->nlists; i++) {
+        const memo_list *b = &h->base->lists[i];
+        if (b->parent == f->old && b->fn == fn && strcmp(b->name, name) == 0 &&
+            same_key(b->arg, arg)) {
+            h->from = b;
+            h->lists_seen = i + 1;
+            break;
+        }
+    }
+    /* Room for as many rows as base had, at once (a render of thousands
+     * grew them by copies before). */
+    size_t want = h->nrows + (h->from ? h->from->nrows : 0);
+    if (want > h->rows_cap) {
+        memo_row *rows = realloc(h->rows, want * sizeof *rows);
+        if (rows) {
+            h->rows = rows;
+            h->rows_cap = want;
+        }
+    }
+    h->in_list = true;
+    return true;
+}
+
+/* The row of `from` whose item is `item` (the same object), or -1. An
+ * index by item is built on the first search that needs it. */
+static long indexed_row(spark_html *h, const void *item) {
+    const memo_list *l = h->from;
+    const memo_row *r = h->base->rows + l->first;
+    if (h->indexed != l) {
+        size_t n = 16;
+        while (n < 2 * l->nrows)
+            n *= 2;
+        size_t *slots = n <= h->nislots ? h->islots : malloc(n * sizeof *slots);
+        if (!slots) return -1;
+        if (slots != h->islots) {
+            free(h->islots);
+            h->islots = slots;
+            h->nislots = n;
+        }
+        memset(slots, 0, h->nislots * sizeof *slots);
+        for (size_t i = 0; i < l->nrows; i++) {
+            size_t s =
+                (size_t)(((uintptr_t)r[i].item >> 4) * 0x9E3779B97F4A7C15ull) & (h->nislots - 1);
+            while (slots[s] && r[slots[s] - 1].item != r[i].item)
+                s = (s + 1) & (h->nislots - 1);
+            if (!slots[s]) slots[s] = i + 1;
+        }
+        h->indexed = l;
+    }
+    size_t s = (size_t)(((uintptr_t)item >> 4) * 0x9E3779B97F4A7C15ull) & (h->nislots - 1);
+    for (; h->islots[s]; s = (s + 1) & (h->nislots - 1))
+        if (r[h->islots[s] - 1].item == item) return (long)h->islots[s] - 1;
+    return -1;
+}
+
+long spark_html_rows_find(spark_html *h, const void *item,
+                          bool (*same)(const void *a, const void *b)) {
+    const memo_list *l = h ? h->from : NULL;
+    if (!l || !h->in_list) return -1;
+    const memo_row *r = h->base->rows + l->first;
+    size_t c = h->from_cursor;
+    /* In order, or after one that went; else by address, but not for a
+     * first miss: one changed item (a new object) would build the index
+     * in every render, and only items that moved need it. */
+    long k = c < l->nrows && r[c].item == item           ? (long)c
+             : c + 1 < l->nrows && r[c + 1].item == item ? (long)c + 1
+             : ++h->misses > 1                           ? indexed_row(h, item)
+                                                         : -1;
+    /* Not the same object (a state read from text): an equal item in
+     * order, or just after a row that changed. */
+    for (size_t j = c; k < 0 && same && j < l->nrows && j <= c + 1; j++)
+        if (same(r[j].item, item)) k = (long)j;
+    if (k >= 0 && !r[k].reusable) {
+        h->from_cursor = (size_t)k + 1;
+        return -1;
+    }
+    return k;
+}
+
+static void add_row(spark_html *h, const void *item, size_t at, size_t count, bool counted,
+                    bool reusable) {
+    if (!grow((void **)&h->rows, &h->rows_cap, h->nrows, sizeof *h->rows)) {
+        fail(h, "out of memory");
+        return;
+    }
+    /* An element of 2^32 kids, or a row of 2^30, is only given again. */
+    bool fits = at <= UINT32_MAX && count < (1u << 30);
+    h->rows[h->nrows++] = (memo_row){.item = item,
+                                     .at = fits ? (uint32_t)at : 0,
+                                     .count = fits ? (uint32_t)count : 0,
+                                     .counted = counted,
+                                     .reusable = fits && reusable};
+}
+
+/* Whether the open element is still the one the list began in. */
+static bool in_list_element(spark_html *h) {
+    if (h->depth == h->lists[h->nlists - 1].depth) return true;
+    fail(h, "a row of spark_each left an element open (a return or break inside its block?)");
+    return false;
+}
+
+bool spark_html_row_reuse(spark_html *h, long k, const void *item) {
+    if (!in_list_element(h)) return false;
+    const memo_list *l = h->from;
+    const memo_row *r = &h->base->rows[l->first + (size_t)k];
+    frame *f = top(h);
+    size_t at = frame_count(f);
+    for (size_t j = 0; j < r->count; j++)
+        frame_add_element(h, f, l->parent->kids[r->at + j]);
+    if (r->count) {
+        f->cursor = r->at + r->count;
+        h->shares = true;
+    }
+    h->from_cursor = (size_t)k + 1;
+    add_row(h, item, at, r->count, r->counted, true);
+    return r->counted;
+}
+
+void spark_html_row_begin(spark_html *h) {
+    if (!h || !h->in_list) return;
+    const frame *f = top(h);
+    h->row_at = frame_count(f);
+    h->row_before = h->row_at ? frame_kid(f, h->row_at - 1) : NULL;
+}
+
+void spark_html_row_end(spark_html *h, const void *item, bool counted) {
+    if (!h || !h->in_list || !in_list_element(h)) return;
+    const frame *f = top(h);
+    size_t end = frame_count(f), at = h->row_at <= end ? h->row_at : end;
+    bool reusable = !at || frame_kid(f, at - 1) == h->row_before;
+    for (size_t i = at; i < end && reusable; i++)
+        reusable = frame_kid(f, i)->kind == SPARK_NODE_ELEMENT;
+    add_row(h, item, at, end - at, counted, reusable);
+}
+
+void spark_html_rows_end(spark_html *h) {
+    if (!h || !h->in_list) return;
+    free(h->islots); /* a list's index serves that list only */
+    h->islots = NULL;
+    h->nislots = 0;
+    h->indexed = NULL;
+    memo_list *l = &h->lists[h->nlists - 1];
+    l->nrows = h->nrows - l->first;
+    h->in_list = false;
+    h->from = NULL;
 }
 
 const char *spark_itoa(spark_html *h, long long value) {

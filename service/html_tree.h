@@ -99,10 +99,38 @@ spark_html *spark_html_new_reusing(spark_html *base);
  * base go when the render took nothing from it, and once
  * SPARK_HTML_MAX_CHAIN builders lean on each other, or they hold more
  * than three times what the first of them holds, it replaces *h
- * (released) by a standalone builder with an equal tree. Keep the result
- * in *h's place: the next render shares nodes with it. */
+ * (released) by a builder with an equal tree: standalone, or, while the
+ * chain holds at most twice the first tree, one that keeps the first
+ * tree's nodes and copies only the rest (up to SPARK_HTML_MAX_CHAIN times
+ * for one first tree). Keep the result in *h's place: the next render
+ * shares nodes with it. Lists (spark_each) go with it. */
 #define SPARK_HTML_MAX_CHAIN 8
 void spark_html_compact(spark_html **h);
+
+/* ---- rows of a list (spark_each, component.c; html.c, "Rows") ----
+ *
+ * Begins a list in the open element: its rows are the markup of the items
+ * of state list `name` by `fn` (with `arg`; both copied), a function of
+ * those only. `hold`, released
+ * by `release` with the builder's rows, keeps the items alive and
+ * unchanged. Returns false (and releases hold) when rows cannot be
+ * recorded here (inside another list, after an error, out of memory):
+ * then give the rows as plain markup. */
+bool spark_html_rows_begin(spark_html *h, void *hold, void (*release)(void *), void (*fn)(void),
+                           const char *name, const char *arg);
+/* The base's row, of the list matched to this one, that `item` may take
+ * again: the row of the same item (the same object), or else one of the
+ * next two rows in order whose item `same` (may be NULL) finds equal; -1
+ * for none. */
+long spark_html_rows_find(spark_html *h, const void *item,
+                          bool (*same)(const void *a, const void *b));
+/* Gives base row `k` (from spark_html_rows_find) again, as `item`'s row.
+ * Returns what its row function returned. */
+bool spark_html_row_reuse(spark_html *h, long k, const void *item);
+/* Brackets a row given by running its function, which returned `counted`. */
+void spark_html_row_begin(spark_html *h);
+void spark_html_row_end(spark_html *h, const void *item, bool counted);
+void spark_html_rows_end(spark_html *h);
 
 const spark_node *spark_tree_root(const spark_tree *t);
 /* The root for in-place edits. */

@@ -8,7 +8,7 @@
  * same previous tree. Trees are reference-counted. A render is built on
  * the tree its viewer has (spark_html_new_reusing): what did not change is
  * that tree's very nodes, so the render compares instead of building, and
- * the diff skips them; a tree is copied only when 8 renders lean on each
+ * the diff skips them; a tree is compacted only when 8 renders lean on each
  * other (spark_html_compact), to let the older ones go.
  */
 #include "render.h"

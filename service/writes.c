@@ -327,7 +327,9 @@ static bool too_large(const instance *in, json_object *after, json_object *befor
 /* Runs every handler of the batch on the cached state, then stores what
  * changed. Called again, on the fresh state, after a conflict. */
 static void run_batch(instance *in) {
-    json_object *working = spark_json_deep_copy(in->state);
+    /* Handlers change forks, never the state a render saw (component.c,
+     * "Writes"): an event copies what it changes, not the whole state. */
+    json_object *working = json_object_get(in->state);
     EACH_LINK(d, &in->viewers) {
         viewer *v = lws_container_of(d, viewer, in_inst);
         json_object_put(v->work_local);
@@ -343,7 +345,7 @@ static void run_batch(instance *in) {
         if ((!v && !p->external) || !working) continue;
         /* An external event has no viewer, so no view state. */
         json_object *base = v ? (v->work_local ? v->work_local : v->local) : NULL;
-        json_object *s = spark_json_deep_copy(working), *l = v ? spark_json_deep_copy(base) : NULL;
+        json_object *s = spark_state_fork(working), *l = v ? spark_json_deep_copy(base) : NULL;
         spark_live lv = spark_instance_context(in, v, s, l);
         lv.shared_writable = true;
         lv.local_writable = v != NULL;

@@ -31,4 +31,11 @@ spark_node *spark_tree_parse(spark_tree *t, const char *html, size_t len);
 spark_tree *spark_patch_apply(const spark_node *root, const char *ops_json, char *err,
                               size_t errlen);
 
+/* Checks `now`, a render built on `last` (spark_html_new_reusing; last may
+ * be NULL), against `fresh`, a fresh render of the same inputs: the same
+ * HTML, equal trees, and spark_diff(last, now) applied to last gives that
+ * HTML. NULL when all hold, else which failed (the HTML to stderr). */
+const char *spark_check_rerender(const spark_node *last, const spark_node *now,
+                                 const spark_node *fresh);
+
 #endif

@@ -1,10 +1,13 @@
 /*
- * tree_support.c - copying trees and parsing the serializer's output, for
- * the tests (see support.h).
+ * tree_support.c - copying trees, parsing the serializer's output, and
+ * checking a render built on the last one, for the tests (see support.h).
  */
 #include "support.h"
 
+#include "diff.h"
+
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -255,4 +258,45 @@ spark_node *spark_tree_parse(spark_tree *t, const char *html, size_t len) {
         if (append_text_kid(t, frag, html, len, SPARK_NODE_RAW) != PARSE_OK) return NULL;
     }
     return frag;
+}
+
+/* ---- renders built on the last one ---- */
+
+static char *html_of(const spark_node *root) {
+    spark_sbuf b = {0};
+    spark_sbuf_append(&b, "", 0);
+    spark_node_serialize(root, &b);
+    if (b.failed) spark_sbuf_free(&b);
+    return b.data;
+}
+
+const char *spark_check_rerender(const spark_node *last, const spark_node *now,
+                                 const spark_node *fresh) {
+    const char *why = NULL;
+    char *want = html_of(fresh), *got = html_of(now), *applied = NULL, err[200] = "";
+    spark_sbuf ops = {0};
+    spark_tree *patched = NULL;
+    if (!want || !got) {
+        why = "out of memory";
+    } else if (strcmp(want, got) != 0) {
+        why = "the render differs from a fresh one";
+        fprintf(stderr, "want: %s\ngot:  %s\n", want, got);
+    } else if (!spark_node_equal(now, fresh)) {
+        why = "the render is not a fresh one's tree";
+    } else if (last && (spark_diff(last, now, &ops) < 0 || ops.failed)) {
+        why = "the diff failed";
+    } else if (last && !(patched = spark_patch_apply(last, ops.data, err, sizeof err))) {
+        why = "the diff does not apply";
+        fprintf(stderr, "%s\nops: %s\n", err, ops.data);
+    } else if (last &&
+               (!(applied = html_of(spark_tree_root(patched))) || strcmp(applied, want) != 0)) {
+        why = "the diff applied does not give the render";
+        fprintf(stderr, "want: %s\ngot:  %s\n", want, applied ? applied : "");
+    }
+    free(want);
+    free(got);
+    free(applied);
+    spark_tree_free(patched);
+    spark_sbuf_free(&ops);
+    return why;
 }

@@ -861,11 +861,17 @@ START_TEST(compact_ends_the_chain_with_an_equal_tree) {
     list_of(h, 30, -1, "start");
     spark_html *cur = h;
     h = NULL;
+    const spark_node *last_row = spark_html_root(cur)->kids[0]->kids[1]->kids[29];
     for (int r = 0; r < SPARK_HTML_MAX_CHAIN + 3; r++) {
         spark_html *before = cur;
         spark_html_compact(&cur);
         if (r == SPARK_HTML_MAX_CHAIN) ck_assert_ptr_ne(cur, before); /* copied */
         if (r < SPARK_HTML_MAX_CHAIN) ck_assert_ptr_eq(cur, before);
+        /* A row that never changed is the first tree's node throughout:
+         * the copy keeps that tree, which changed little, where it is (and
+         * alive: the builders that built it are freed here). */
+        ck_assert_ptr_eq(spark_html_root(cur)->kids[0]->kids[1]->kids[29], last_row);
+        ck_assert_str_eq(spark_node_attr(last_row, "spark-key"), "29");
         spark_html *next = spark_html_new_reusing(cur), *fresh = spark_html_new();
         list_of(next, 30, r, r % 2 ? "odd" : "even");
         list_of(fresh, 30, r, r % 2 ? "odd" : "even");
@@ -880,6 +886,34 @@ START_TEST(compact_ends_the_chain_with_an_equal_tree) {
         spark_html_free(cur);
         cur = next;
     }
+    spark_html_free(cur);
+}
+END_TEST
+
+START_TEST(compact_keeps_the_first_tree_a_few_times_only) {
+    list_of(h, 200, -1, "start");
+    spark_html *cur = h;
+    h = NULL;
+    const spark_node *last_row = spark_html_root(cur)->kids[0]->kids[1]->kids[199];
+    int copied_at = 0, rounds = (SPARK_HTML_MAX_CHAIN + 1) * (SPARK_HTML_MAX_CHAIN + 1) + 1;
+    for (int r = 0; r < rounds && !copied_at; r++) {
+        spark_html_compact(&cur);
+        if (spark_html_root(cur)->kids[0]->kids[1]->kids[199] != last_row) copied_at = r;
+        spark_html *next = spark_html_new_reusing(cur);
+        list_of(next, 200, r % 199, "start");
+        spark_html_free(cur);
+        cur = next;
+    }
+    /* Kept by the first compactions, copied whole before long: a tree
+     * that shrank would otherwise keep its old self alive. */
+    ck_assert_int_gt(copied_at, SPARK_HTML_MAX_CHAIN);
+    spark_html *fresh = spark_html_new();
+    list_of(fresh, 200, copied_at % 199, "start");
+    char *a = html_of(cur), *b = html_of(fresh);
+    ck_assert(strcmp(a, b) == 0);
+    free(a);
+    free(b);
+    spark_html_free(fresh);
     spark_html_free(cur);
 }
 END_TEST
@@ -994,6 +1028,7 @@ static Suite *html_suite(void) {
     tcase_add_test(reuse, reuse_never_changes_the_base);
     tcase_add_test(reuse, reuse_of_a_refused_render_builds_afresh);
     tcase_add_test(reuse, compact_ends_the_chain_with_an_equal_tree);
+    tcase_add_test(reuse, compact_keeps_the_first_tree_a_few_times_only);
     tcase_add_test(reuse, compact_lets_go_of_a_base_nothing_was_taken_from);
     tcase_add_test(reuse, compact_copies_a_chain_that_holds_mostly_changes);
     suite_add_tcase(s, reuse);

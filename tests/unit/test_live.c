@@ -421,6 +421,7 @@ START_TEST(list_helpers_and_nested_items) {
                      "\"text\":\"second\",\"replies\":[{\"text\":\"deep\"}]}],\"n\":{}}");
     spark_list_clear(&lv, "items");
     ck_assert_uint_eq(spark_list_len(&lv, "items"), 0);
+    spark_live_clear_outcome(&lv); /* what the run copied, as after a dispatch */
     json_object_put(state);
 }
 END_TEST

@@ -186,7 +186,9 @@ SPARK_API double spark_item_double(const spark_item *it, const char *key, double
 SPARK_API bool spark_item_bool(const spark_item *it, const char *key, bool fallback);
 SPARK_API const char *spark_item_str(const spark_item *it, const char *key, const char *fallback);
 /* Setting them: only on an item a handler got to change (spark_list_edit,
- * spark_list_add, or inside one of those). */
+ * spark_list_add, or inside one of those): those are the event's own
+ * copies, where an item from spark_list_at is shared with the state that
+ * viewers were rendered from. */
 SPARK_API void spark_item_set_int(spark_item *it, const char *key, long long value);
 SPARK_API void spark_item_set_double(spark_item *it, const char *key, double value);
 SPARK_API void spark_item_set_bool(spark_item *it, const char *key, bool value);
@@ -203,6 +205,31 @@ SPARK_API size_t spark_item_list_len(const spark_item *it, const char *list);
 SPARK_API const spark_item *spark_item_list_at(const spark_item *it, const char *list, size_t i);
 SPARK_API spark_item *spark_item_list_add(spark_item *it, const char *list);
 SPARK_API void spark_item_list_remove(spark_item *it, const char *list, size_t i);
+
+/* ---- rendering a list row by row ------------------------------------------ */
+
+/* Renders a list of the shared state one row per item, as LiveView
+ * renders a comprehension: row(h, item, arg) gives the markup of one item
+ * and returns whether the item counts; spark_each returns how many did.
+ *
+ *     static bool row(spark_html *h, const spark_item *it, const char *filter) {
+ *         LI(h, "spark-key", spark_itoa(h, spark_item_int(it, "id", 0))) { .. }
+ *         return !spark_item_bool(it, "done", false);
+ *     }
+ *     size_t left = spark_each(h, v, "items", row, filter);
+ *
+ * What for: a render runs again after every change, and the runtime
+ * gives the row of an item that did not change (the same JSON) with the
+ * same row function and `arg` from the viewer's last render, without
+ * calling row. So a toggle in a list of thousands runs one row. For that,
+ * a row is a function of its item and `arg` (a string, may be NULL) and
+ * nothing else: it reads no view, no other state, no globals. Elements
+ * only: text given directly in the row, outside any element, is allowed
+ * but makes that row run every time. Items that are not objects are
+ * skipped. */
+typedef bool (*spark_row_fn)(spark_html *h, const spark_item *it, const char *arg);
+SPARK_API size_t spark_each(spark_html *h, const spark_view *v, const char *list, spark_row_fn row,
+                            const char *arg);
 
 /* ---- view state: this viewer's, in memory ----------------------------------- */
 
