@@ -303,6 +303,7 @@ typedef struct {
     long long total, warm, sent;
     long long acks_in_window, acked, errors;
     samples remote, local, ack;
+    int64_t worst, worst_due; /* the slowest patch on B, and when its event was due */
     long long missing;
     bool sustained;
 } step_state;
@@ -571,6 +572,10 @@ static void events_seen(conn *c, component *cp, long long v) {
         if (c->role == R_OBSERVER) {
             r->seen++;
             if (r->measured) samples_add(&s->remote, now - r->t);
+            if (r->measured && now - r->t > s->worst) {
+                s->worst = now - r->t;
+                s->worst_due = r->t;
+            }
         } else if (r->measured) {
             samples_add(&s->local, now - r->t);
         }
@@ -861,8 +866,12 @@ static void finish_step(void) {
     double p99 = pct_ms(&s->remote, 0.99);
     s->sustained = s->remote.n > 0 && s->missing == 0 && achieved >= 0.95 * s->rate &&
                    p99 <= opt.max_p99_ms && s->errors == 0;
-    progress("events: step %d done: %.0f acked/s, remote p99 %.2f ms, %lld missing, %s",
-             g.e.step + 1, achieved, p99, s->missing, s->sustained ? "sustained" : "not sustained");
+    /* When the slowest patch's event was due: a stall shows where it fell
+     * in the step (its start, a heartbeat's period, ...). */
+    progress("events: step %d done: %.0f acked/s, remote p99 %.2f ms, %lld missing, %s; "
+             "slowest %.1f ms, due at +%.2f s of the measured window",
+             g.e.step + 1, achieved, p99, s->missing, s->sustained ? "sustained" : "not sustained",
+             (double)s->worst / 1000, (double)(s->worst_due - s->measure_start) / US_PER_SEC);
 }
 
 /* While sending, the next tick is when the next message is due, so that a
@@ -1254,6 +1263,11 @@ static json_object *report_events(void) {
         json_object_object_add(o, "patches_missing", json_object_new_int64(s->missing));
         json_object_object_add(o, "sustained", json_object_new_boolean(s->sustained));
         json_object_object_add(o, "latency_remote", samples_json(&s->remote));
+        json_object_object_add(o, "slowest_remote_ms",
+                               json_object_new_double((double)s->worst / 1000));
+        json_object_object_add(
+            o, "slowest_remote_due_s",
+            json_object_new_double((double)(s->worst_due - s->measure_start) / US_PER_SEC));
         json_object_object_add(o, "latency_local", samples_json(&s->local));
         json_object_object_add(o, "latency_reply", samples_json(&s->ack));
         json_object_array_add(steps, o);
