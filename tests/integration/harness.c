@@ -3,6 +3,7 @@
  * suites (see harness.h).
  */
 #include "harness.h"
+#include "wsclient.h"
 
 #include "auth.h"
 
@@ -469,4 +470,21 @@ char *it_mint(const char *signing_key, const char *sub, int64_t iat, int64_t ttl
                   "%s", err);
     spark_auth_signing_key_free(key);
     return token;
+}
+
+void it_send(it_ws *ws, const char *text) { ck_assert_int_eq(it_ws_send_text(ws, text), 0); }
+
+char *it_expect(it_ws *ws, const char *needle) {
+    char *m = it_ws_recv_match(ws, needle, IT_EXPECT_MS);
+    ck_assert_msg(m, "never received %s", needle);
+    return m;
+}
+
+void it_expect_free(it_ws *ws, const char *needle) { free(it_expect(ws, needle)); }
+
+it_ws *it_ws_open_ok(int port, const char *target, const char *headers) {
+    int status = 0;
+    it_ws *ws = it_ws_open(port, target, headers, &status);
+    ck_assert_msg(ws, "upgrade of %s refused with %d", target, status);
+    return ws;
 }

@@ -128,6 +128,19 @@ long long it_now_ms(void);
  * its components, without the demo apps) instead of sparkd. */
 bool it_serve(int argc, char **argv);
 
+/* Checked shorthands for a test's WebSocket (wsclient.h): each fails the
+ * test, saying what it waited for, instead of returning an error. */
+typedef struct it_ws it_ws;
+#define IT_EXPECT_MS 10000
+/* Sends a text message. */
+void it_send(it_ws *ws, const char *text);
+/* The first message within IT_EXPECT_MS that contains `needle` (earlier
+ * ones are dropped); the caller frees it. */
+char *it_expect(it_ws *ws, const char *needle);
+void it_expect_free(it_ws *ws, const char *needle);
+/* An upgrade that must succeed; `headers` as for it_ws_open. */
+it_ws *it_ws_open_ok(int port, const char *target, const char *headers);
+
 /* Where this test build keeps its files. */
 extern const char it_sparkd_path[];
 extern const char it_source_dir[];

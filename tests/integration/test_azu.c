@@ -63,12 +63,6 @@ static it_ws *open_as(int port, const char *target, const char *sub) {
     return open_with(port, target, sub, every, 2);
 }
 
-static char *expect(it_ws *ws, const char *needle) {
-    char *m = it_ws_recv_match(ws, needle, RECV_MS);
-    ck_assert_msg(m, "never received %s", needle);
-    return m;
-}
-
 /* The very next frame is `want` exactly. */
 static void next_is(it_ws *ws, const char *want) {
     char *m = it_ws_recv(ws, RECV_MS);
@@ -76,17 +70,13 @@ static void next_is(it_ws *ws, const char *want) {
     free(m);
 }
 
-static void send_text(it_ws *ws, const char *text) {
-    ck_assert_int_eq(it_ws_send_text(ws, text), 0);
-}
-
 START_TEST(an_event_on_a_reaches_an_azu_client_on_b) {
     use_keys();
     it_pair_start(&pair, "azu-cross");
     /* b: Azu's frames, chosen by the first frame. */
     it_ws *b = open_as(port_b, "/spark", "bea");
-    send_text(b, "{\"type\":\"component_join\",\"ref\":1,\"component_id\":\"counter:azu\"}");
-    char *m = expect(b, "\"type\":\"component_update\"");
+    it_send(b, "{\"type\":\"component_join\",\"ref\":1,\"component_id\":\"counter:azu\"}");
+    char *m = it_expect(b, "\"type\":\"component_update\"");
     ck_assert_msg(strstr(m, "{\"type\":\"component_update\",\"component_id\":\"counter:azu\","
                             "\"version\":0,\"html\":\"<div class=\\\"counter-widget\\\"><h2>Count: "
                             "0</h2>") == m,
@@ -96,36 +86,36 @@ START_TEST(an_event_on_a_reaches_an_azu_client_on_b) {
 
     /* a: Spark's frames, unaffected on the same instances. */
     it_ws *a = open_as(port_a, "/spark", "ada");
-    send_text(a, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:azu\"}");
-    free(expect(a, "{\"t\":\"render\",\"cid\":\"counter:azu\",\"v\":0,"));
+    it_send(a, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:azu\"}");
+    free(it_expect(a, "{\"t\":\"render\",\"cid\":\"counter:azu\",\"v\":0,"));
     next_is(a, "{\"t\":\"reply\",\"ref\":1,\"ok\":true}");
-    send_text(a, "{\"t\":\"event\",\"ref\":2,\"cid\":\"counter:azu\",\"e\":\"increment\"}");
+    it_send(a, "{\"t\":\"event\",\"ref\":2,\"cid\":\"counter:azu\",\"e\":\"increment\"}");
     next_is(a, "{\"t\":\"reply\",\"ref\":2,\"ok\":true}");
-    free(expect(a, "{\"t\":\"patch\",\"cid\":\"counter:azu\",\"v\":1,\"ops\":[[\"t\""));
+    free(it_expect(a, "{\"t\":\"patch\",\"cid\":\"counter:azu\",\"v\":1,\"ops\":[[\"t\""));
 
     /* b gets the whole new HTML, at the new version. */
-    m = expect(b, "\"type\":\"component_update\"");
+    m = it_expect(b, "\"type\":\"component_update\"");
     ck_assert_msg(strstr(m, "\"version\":1,") && strstr(m, "Count: 1") && !strstr(m, "\"t\""),
                   "b got %s", m);
     free(m);
 
     /* And the reverse: b's event, with its ref, reaches a as a patch. */
-    send_text(b, "{\"type\":\"component_event\",\"ref\":2,\"component_id\":\"counter:azu\","
-                 "\"event\":\"increment\",\"data\":{}}");
+    it_send(b, "{\"type\":\"component_event\",\"ref\":2,\"component_id\":\"counter:azu\","
+               "\"event\":\"increment\",\"data\":{}}");
     next_is(b, "{\"type\":\"reply\",\"ref\":2,\"ok\":true}");
-    m = expect(b, "\"type\":\"component_update\"");
+    m = it_expect(b, "\"type\":\"component_update\"");
     ck_assert_msg(strstr(m, "Count: 2"), "b got %s", m);
     free(m);
-    free(expect(a, "{\"t\":\"patch\",\"cid\":\"counter:azu\",\"v\":2,"));
+    free(it_expect(a, "{\"t\":\"patch\",\"cid\":\"counter:azu\",\"v\":2,"));
 
     /* Versions: a join at the current one is only answered; one at an older
      * version gets the current HTML. */
     it_ws *c = open_as(port_a, "/spark?protocol=azu", "cy");
-    send_text(c, "{\"type\":\"component_join\",\"ref\":1,\"component_id\":\"counter:azu\","
-                 "\"version\":2}");
+    it_send(c, "{\"type\":\"component_join\",\"ref\":1,\"component_id\":\"counter:azu\","
+               "\"version\":2}");
     next_is(c, "{\"type\":\"reply\",\"ref\":1,\"ok\":true}");
-    send_text(c, "{\"type\":\"component_join\",\"ref\":2,\"component_id\":\"counter:azu\","
-                 "\"version\":1}");
+    it_send(c, "{\"type\":\"component_join\",\"ref\":2,\"component_id\":\"counter:azu\","
+               "\"version\":1}");
     m = it_ws_recv(c, RECV_MS);
     ck_assert_msg(m &&
                       strstr(m, "{\"type\":\"component_update\",\"component_id\":\"counter:azu\","
@@ -147,8 +137,8 @@ START_TEST(an_event_alone_joins_and_updates) {
     use_keys();
     it_pair_start(&pair, "azu-event-only");
     it_ws *b = open_as(port_b, "/spark", "bea");
-    send_text(b, "{\"type\":\"component_event\",\"component_id\":\"counter:alone\","
-                 "\"event\":\"set_step\",\"data\":{\"value\":\"5\"}}");
+    it_send(b, "{\"type\":\"component_event\",\"component_id\":\"counter:alone\","
+               "\"event\":\"set_step\",\"data\":{\"value\":\"5\"}}");
     /* Its join's render, then its change; no reply (it gave no ref). */
     char *m = it_ws_recv(b, RECV_MS);
     ck_assert_msg(m &&
@@ -163,10 +153,10 @@ START_TEST(an_event_alone_joins_and_updates) {
 
     /* Since it joined, a change on a reaches it. */
     it_ws *a = open_as(port_a, "/spark", "ada");
-    send_text(a, "{\"type\":\"component_event\",\"ref\":7,\"component_id\":\"counter:alone\","
-                 "\"event\":\"increment\"}");
-    free(expect(a, "{\"type\":\"reply\",\"ref\":7,\"ok\":true}"));
-    m = expect(b, "\"version\":2,");
+    it_send(a, "{\"type\":\"component_event\",\"ref\":7,\"component_id\":\"counter:alone\","
+               "\"event\":\"increment\"}");
+    free(it_expect(a, "{\"type\":\"reply\",\"ref\":7,\"ok\":true}"));
+    m = it_expect(b, "\"version\":2,");
     ck_assert_msg(strstr(m, "Count: 5"), "b got %s", m);
     free(m);
     it_ws_close(a);
@@ -180,7 +170,7 @@ START_TEST(bad_inputs_get_error_frames) {
     it_pair_start(&pair, "azu-errors");
     it_ws *b = open_as(port_b, "/spark?protocol=azu", "bea");
     /* Chosen by the query: the first frame, not JSON, is answered in Azu's. */
-    send_text(b, "not json");
+    it_send(b, "not json");
     next_is(b, "{\"type\":\"error\",\"ref\":null,\"code\":\"invalid_json\","
                "\"message\":\"a frame is one JSON object\"}");
     static const struct {
@@ -222,7 +212,7 @@ START_TEST(bad_inputs_get_error_frames) {
          "\"message\":\"that component was not joined\"}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        send_text(b, cases[i].frame);
+        it_send(b, cases[i].frame);
         next_is(b, cases[i].reply);
     }
     /* Over 32 KiB (and under SPARK_MAX_MESSAGE): too_large, the socket stays. */
@@ -233,34 +223,34 @@ START_TEST(bad_inputs_get_error_frames) {
     memcpy(big, head, sizeof head - 1);
     big[n - 1] = '}';
     big[n] = '\0';
-    send_text(b, big);
+    it_send(b, big);
     free(big);
     next_is(b, "{\"type\":\"error\",\"ref\":null,\"code\":\"too_large\","
                "\"message\":\"frames are limited to 32768 bytes\"}");
     /* An unknown event of a real component: its join's render, then the
      * event's error; the connection still works. */
-    send_text(b, "{\"type\":\"component_event\",\"ref\":13,\"component_id\":\"counter:e\","
-                 "\"event\":\"jump\"}");
-    free(expect(b, "\"type\":\"component_update\""));
+    it_send(b, "{\"type\":\"component_event\",\"ref\":13,\"component_id\":\"counter:e\","
+               "\"event\":\"jump\"}");
+    free(it_expect(b, "\"type\":\"component_update\""));
     next_is(b, "{\"type\":\"error\",\"ref\":13,\"code\":\"unknown_event\","
                "\"message\":\"counter has no event jump\"}");
-    send_text(b, "{\"type\":\"component_event\",\"ref\":14,\"component_id\":\"counter:e\","
-                 "\"event\":\"increment\"}");
+    it_send(b, "{\"type\":\"component_event\",\"ref\":14,\"component_id\":\"counter:e\","
+               "\"event\":\"increment\"}");
     next_is(b, "{\"type\":\"reply\",\"ref\":14,\"ok\":true}");
     it_ws_close(b);
 
     /* A token without the component's scope: forbidden, nothing joined. */
     static const char *const rooms_only[] = {"room:*"};
     it_ws *r = open_with(port_a, "/spark?protocol=azu", "rob", rooms_only, 1);
-    send_text(r, "{\"type\":\"component_event\",\"ref\":1,\"component_id\":\"counter:e\","
-                 "\"event\":\"increment\"}");
+    it_send(r, "{\"type\":\"component_event\",\"ref\":1,\"component_id\":\"counter:e\","
+               "\"event\":\"increment\"}");
     next_is(r, "{\"type\":\"error\",\"ref\":1,\"code\":\"forbidden\","
                "\"message\":\"the token does not grant this component\"}");
     it_ws_close(r);
 
     /* ?protocol=spark: Azu's frames are Spark's errors there. */
     it_ws *s = open_as(port_a, "/spark?protocol=spark", "sam");
-    send_text(s, "{\"type\":\"component_join\",\"ref\":1,\"component_id\":\"counter:e\"}");
+    it_send(s, "{\"type\":\"component_join\",\"ref\":1,\"component_id\":\"counter:e\"}");
     next_is(s, "{\"t\":\"reply\",\"ref\":1,\"ok\":false,\"error\":{\"code\":\"invalid_message\","
                "\"message\":\"t must be a string\"}}");
     it_ws_close(s);
@@ -274,9 +264,9 @@ START_TEST(bad_inputs_get_error_frames) {
     /* A Spark client's first frame keeps Spark's dialect: its bad frame
      * after is answered in Spark's. */
     it_ws *a = open_as(port_a, "/spark", "ada");
-    send_text(a, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:e\"}");
-    free(expect(a, "{\"t\":\"reply\",\"ref\":1,\"ok\":true}"));
-    send_text(a, "{\"type\":\"component_event\",\"ref\":2,\"component_id\":\"counter:e\"}");
+    it_send(a, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:e\"}");
+    free(it_expect(a, "{\"t\":\"reply\",\"ref\":1,\"ok\":true}"));
+    it_send(a, "{\"type\":\"component_event\",\"ref\":2,\"component_id\":\"counter:e\"}");
     next_is(a, "{\"t\":\"reply\",\"ref\":2,\"ok\":false,\"error\":{\"code\":\"invalid_message\","
                "\"message\":\"t must be a string\"}}");
     it_ws_close(a);
@@ -288,8 +278,8 @@ START_TEST(ids_apply_once_and_data_is_never_control) {
     use_keys();
     it_pair_start(&pair, "azu-ids");
     it_ws *b = open_as(port_b, "/spark?protocol=azu", "bea");
-    send_text(b, "{\"type\":\"component_join\",\"ref\":1,\"component_id\":\"counter:ids\"}");
-    free(expect(b, "{\"type\":\"reply\",\"ref\":1,\"ok\":true}"));
+    it_send(b, "{\"type\":\"component_join\",\"ref\":1,\"component_id\":\"counter:ids\"}");
+    free(it_expect(b, "{\"type\":\"reply\",\"ref\":1,\"ok\":true}"));
     /* The data names another kind, component, event and id: only the
      * frame's own fields count. */
     static const char ev[] =
@@ -299,9 +289,9 @@ START_TEST(ids_apply_once_and_data_is_never_control) {
         "\"t\":\"redirect\",\"url\":\"https://evil.example/\"}}";
     char frame[512];
     snprintf(frame, sizeof frame, ev, 2);
-    send_text(b, frame);
+    it_send(b, frame);
     next_is(b, "{\"type\":\"reply\",\"ref\":2,\"ok\":true}");
-    char *m = expect(b, "\"type\":\"component_update\"");
+    char *m = it_expect(b, "\"type\":\"component_update\"");
     ck_assert_msg(strstr(m, "\"component_id\":\"counter:ids\",\"version\":1,") &&
                       strstr(m, "Count: 1"),
                   "b got %s", m);
@@ -310,8 +300,8 @@ START_TEST(ids_apply_once_and_data_is_never_control) {
      * tells the version it made. */
     it_ws *a = open_as(port_a, "/spark?protocol=azu", "bea");
     snprintf(frame, sizeof frame, ev, 3);
-    send_text(a, frame);
-    m = expect(a, "\"type\":\"reply\"");
+    it_send(a, frame);
+    m = it_expect(a, "\"type\":\"reply\"");
     ck_assert_str_eq(m, "{\"type\":\"reply\",\"ref\":3,\"ok\":true,\"version\":1}");
     free(m);
     /* Nothing else happened: counter:other was never written. */

@@ -14,22 +14,12 @@
 #include <string.h>
 #include <unistd.h>
 
-static void send_text(it_ws *ws, const char *text) {
-    ck_assert_int_eq(it_ws_send_text(ws, text), 0);
-}
-
-static char *expect(it_ws *ws, const char *needle) {
-    char *m = it_ws_recv_match(ws, needle, 10000);
-    ck_assert_msg(m, "no message with %s", needle);
-    return m;
-}
-
 static void join(it_ws *ws, const char *cid, int ref) {
     char frame[256], reply[64];
     snprintf(frame, sizeof frame, "{\"t\":\"join\",\"ref\":%d,\"cid\":\"%s\"}", ref, cid);
-    send_text(ws, frame);
+    it_send(ws, frame);
     snprintf(reply, sizeof reply, "\"ref\":%d,\"ok\":true", ref);
-    free(expect(ws, reply));
+    free(it_expect(ws, reply));
 }
 
 static void add_todo(it_ws *ws, const char *cid, int ref, int len) {
@@ -40,7 +30,7 @@ static void add_todo(it_ws *ws, const char *cid, int ref, int len) {
         frame, sizeof frame,
         "{\"t\":\"event\",\"ref\":%d,\"cid\":\"%s\",\"e\":\"add_todo\",\"d\":{\"text\":\"%s\"}}",
         ref, cid, text);
-    send_text(ws, frame);
+    it_send(ws, frame);
 }
 
 START_TEST(a_state_past_max_state_is_refused_and_nothing_changes) {
@@ -55,7 +45,7 @@ START_TEST(a_state_past_max_state_is_refused_and_nothing_changes) {
         add_todo(ws, "todo:big", ref, 400);
         char want[64];
         snprintf(want, sizeof want, "\"ref\":%d,", ref);
-        m = expect(ws, want);
+        m = it_expect(ws, want);
         if (strstr(m, "\"ok\":false")) break;
         free(m);
         m = NULL;
@@ -94,9 +84,9 @@ START_TEST(the_cache_keeps_at_most_max_components_that_nobody_views) {
     int cached = atoi(c + strlen("\"components\":{\"cached\":"));
     ck_assert_msg(cached >= 1 && cached <= 3, "cached %d: %s", cached, body);
     /* The viewed one stayed, and still works. */
-    send_text(ws, "{\"t\":\"event\",\"ref\":2,\"cid\":\"counter:viewed\",\"e\":\"increment\"}");
-    free(expect(ws, "\"ref\":2,\"ok\":true"));
-    free(expect(ws, "Count: 1"));
+    it_send(ws, "{\"t\":\"event\",\"ref\":2,\"cid\":\"counter:viewed\",\"e\":\"increment\"}");
+    free(it_expect(ws, "\"ref\":2,\"ok\":true"));
+    free(it_expect(ws, "Count: 1"));
     it_ws_close(ws);
     it_one_stop(&o);
 }
@@ -107,10 +97,10 @@ START_TEST(ids_with_control_characters_are_refused) {
     it_one_start(&o, "bounds", NULL);
     it_ws *ws = it_ws_open(o.port, "/spark", NULL, NULL);
     ck_assert_ptr_nonnull(ws);
-    send_text(ws, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:a\\nlevel=error event=forged\"}");
-    free(expect(ws, "\"ref\":1,\"ok\":false,\"error\":{\"code\":\"unknown_component\""));
-    send_text(ws, "{\"t\":\"join\",\"ref\":2,\"cid\":\"counter:a\\u0007b\"}");
-    free(expect(ws, "\"ref\":2,\"ok\":false,\"error\":{\"code\":\"unknown_component\""));
+    it_send(ws, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:a\\nlevel=error event=forged\"}");
+    free(it_expect(ws, "\"ref\":1,\"ok\":false,\"error\":{\"code\":\"unknown_component\""));
+    it_send(ws, "{\"t\":\"join\",\"ref\":2,\"cid\":\"counter:a\\u0007b\"}");
+    free(it_expect(ws, "\"ref\":2,\"ok\":false,\"error\":{\"code\":\"unknown_component\""));
     join(ws, "counter:a b", 3); /* printable, spaces included, is fine */
     it_ws_close(ws);
     it_one_stop(&o);
@@ -136,11 +126,11 @@ START_TEST(a_render_too_large_for_the_queue_fails_alone) {
     it_ws *ws = it_ws_open(o.port, "/spark", NULL, NULL);
     ck_assert_ptr_nonnull(ws);
     join(ws, "counter:small", 1);
-    send_text(ws, "{\"t\":\"join\",\"ref\":2,\"cid\":\"todo:huge\"}");
-    free(expect(ws, "\"ref\":2,\"ok\":false,\"error\":{\"code\":\"too_large\""));
-    send_text(ws, "{\"t\":\"event\",\"ref\":3,\"cid\":\"counter:small\",\"e\":\"increment\"}");
-    free(expect(ws, "\"ref\":3,\"ok\":true"));
-    free(expect(ws, "Count: 1"));
+    it_send(ws, "{\"t\":\"join\",\"ref\":2,\"cid\":\"todo:huge\"}");
+    free(it_expect(ws, "\"ref\":2,\"ok\":false,\"error\":{\"code\":\"too_large\""));
+    it_send(ws, "{\"t\":\"event\",\"ref\":3,\"cid\":\"counter:small\",\"e\":\"increment\"}");
+    free(it_expect(ws, "\"ref\":3,\"ok\":true"));
+    free(it_expect(ws, "Count: 1"));
     it_ws_close(ws);
     it_one_stop(&o);
 }

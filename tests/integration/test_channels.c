@@ -27,16 +27,9 @@ static it_pair pair;
 static void start_two(void) { it_pair_start(&pair, "channels"); }
 static void stop_two(void) { it_pair_stop(&pair); }
 
-static it_ws *open_ok(int port, const char *target) {
-    int status;
-    it_ws *ws = it_ws_open(port, target, NULL, &status);
-    ck_assert_msg(ws, "upgrade of %s refused with %d", target, status);
-    return ws;
-}
-
 /* Opens a chat client and waits for the message that has `needle`. */
 static it_ws *open_until(int port, const char *target, const char *needle) {
-    it_ws *ws = open_ok(port, target);
+    it_ws *ws = it_ws_open_ok(port, target, NULL);
     char *m = it_ws_recv_match(ws, needle, RECV_MS);
     ck_assert_msg(m, "no %s on %s", needle, target);
     free(m);
@@ -67,12 +60,6 @@ static void chat(it_ws *from, const char *text) {
     ck_assert_int_eq(it_ws_send_text(from, frame), 0);
 }
 
-static char *expect(it_ws *ws, const char *needle) {
-    char *m = it_ws_recv_match(ws, needle, RECV_MS);
-    ck_assert_msg(m, "never received %s", needle);
-    return m;
-}
-
 START_TEST(unknown_routes_get_404_before_the_upgrade) {
     start_two();
     int status = 0;
@@ -84,7 +71,7 @@ START_TEST(unknown_routes_get_404_before_the_upgrade) {
     ck_assert_int_eq(status, 404);
     ck_assert_ptr_null(it_ws_open(port_a, "/chat/a%2Fb", NULL, &status));
     ck_assert_int_eq(status, 404);
-    it_ws *ws = open_ok(port_a, "/chat/lobby?x=1");
+    it_ws *ws = it_ws_open_ok(port_a, "/chat/lobby?x=1", NULL);
     it_ws_close(ws);
     stop_two();
 }
@@ -138,11 +125,11 @@ START_TEST(other_kinds_are_stored_not_shown) {
     PQclear(it_exec(pg, "INSERT INTO spark.messages (room, kind, payload) VALUES ('chat:kinds', "
                         "'audit', '{\"type\":\"chat\",\"message\":\"hidden\"}')"));
     chat(a, "shown");
-    char *m = expect(a, "\"type\":\"chat\"");
+    char *m = it_expect(a, "\"type\":\"chat\"");
     ck_assert_msg(strstr(m, "shown"), "live: got %s", m);
     free(m);
     /* A catch-up from the start: everything up to its resume, none hidden. */
-    it_ws *late = open_ok(port_b, "/chat/kinds?since=0");
+    it_ws *late = it_ws_open_ok(port_b, "/chat/kinds?since=0", NULL);
     bool saw_shown = false;
     while ((m = it_ws_recv(late, RECV_MS)) && !strstr(m, "\"type\":\"resume\"")) {
         ck_assert_msg(!strstr(m, "hidden"), "catch-up: got %s", m);
@@ -164,13 +151,13 @@ START_TEST(ephemeral_excluding_the_sender) {
     it_ws *a = join_chat(port_a, "/chat/typing");
     it_ws *b = join_chat(port_b, "/chat/typing");
     ck_assert_int_eq(it_ws_send_text(a, "{\"action\":\"typing\"}"), 0);
-    free(expect(b, "\"type\":\"typing\""));
+    free(it_expect(b, "\"type\":\"typing\""));
     chat(b, "after-typing");
     /* a's next chat-or-typing message is the chat: it never saw its own typing. */
-    char *m = expect(a, "\"type\":\"");
+    char *m = it_expect(a, "\"type\":\"");
     while (strstr(m, "user_joined") || strstr(m, "presence_")) {
         free(m);
-        m = expect(a, "\"type\":\"");
+        m = it_expect(a, "\"type\":\"");
     }
     ck_assert_msg(strstr(m, "after-typing"), "a got %s", m);
     free(m);
@@ -182,7 +169,7 @@ START_TEST(ephemeral_excluding_the_sender) {
                         " pg_notify('spark', 'e||{\"room\":5,\"payload\":1}'),"
                         " pg_notify('spark', 'e||not json'), pg_notify('spark', 'e|')"));
     chat(a, "after-garbage");
-    free(expect(b, "after-garbage"));
+    free(it_expect(b, "after-garbage"));
     ck_assert_int_eq(it_http_get(port_a, "/healthz", NULL, 0), 200);
     ck_assert_int_eq(it_http_get(port_b, "/healthz", NULL, 0), 200);
     char n[32];
@@ -201,8 +188,8 @@ START_TEST(large_payloads_cross_instances) {
     it_ws *a = join_chat(port_a, "/chat/big");
     it_ws *b = join_chat(port_b, "/chat/big");
     chat(a, "before-big"); /* both have had all else */
-    free(expect(a, "before-big"));
-    free(expect(b, "before-big"));
+    free(it_expect(a, "before-big"));
+    free(it_expect(b, "before-big"));
     /* 32 KB, far over NOTIFY's 8000-byte limit, and over one write: it
      * leaves as fragments of at most 16 KiB, so that lws never keeps a
      * copy of more than that for a socket that is full. */
@@ -214,7 +201,7 @@ START_TEST(large_payloads_cross_instances) {
     double writes0 = it_metric(port_b, "spark_ws_writes_total");
     ck_assert_int_eq(it_ws_send_text(a, frame), 0);
     for (int k = 0; k < 2; k++) {
-        char *m = expect(k ? b : a, "\"type\":\"chat\"");
+        char *m = it_expect(k ? b : a, "\"type\":\"chat\"");
         ck_assert_uint_ge(strlen(m), BIG);
         ck_assert(strstr(m, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\""));
         free(m);
@@ -222,7 +209,7 @@ START_TEST(large_payloads_cross_instances) {
     ck_assert_double_ge(it_metric(port_b, "spark_ws_writes_total") - writes0, 2);
     /* and the connection goes on after the fragments */
     chat(a, "after-big");
-    free(expect(b, "after-big"));
+    free(it_expect(b, "after-big"));
     free(frame);
     it_ws_close(a);
     it_ws_close(b);
@@ -246,7 +233,7 @@ START_TEST(a_burst_shares_writes_and_arrives_whole) {
     char *text = malloc(64);
     double messages0 = it_metric(port_b, "spark_ws_messages_out_total");
     double writes0 = it_metric(port_b, "spark_ws_writes_total");
-    it_ws *b = open_ok(port_b, "/chat/burst?since=0");
+    it_ws *b = it_ws_open_ok(port_b, "/chat/burst?since=0", NULL);
     for (int next = 0; next < N;) {
         char *m = it_ws_recv(b, RECV_MS);
         ck_assert_msg(m, "the burst ended after %d", next);
@@ -263,7 +250,7 @@ START_TEST(a_burst_shares_writes_and_arrives_whole) {
         }
         free(m);
     }
-    free(expect(b, "\"type\":\"resume\""));
+    free(it_expect(b, "\"type\":\"resume\""));
     double messages = it_metric(port_b, "spark_ws_messages_out_total") - messages0;
     double writes = it_metric(port_b, "spark_ws_writes_total") - writes0;
     ck_assert_msg(messages >= N && writes < messages / 4, "%.0f messages in %.0f writes", messages,
@@ -343,7 +330,7 @@ START_TEST(resume_gives_exactly_what_was_missed) {
     it_ws *a = join_chat(port_a, "/chat/resume");
     it_ws *b = join_chat(port_b, "/chat/resume");
     chat(a, "before");
-    char *m = expect(b, "\"message\":\"before\"");
+    char *m = it_expect(b, "\"message\":\"before\"");
     long long last = seq_of(m);
     free(m);
     it_ws_drop(b);
@@ -353,11 +340,11 @@ START_TEST(resume_gives_exactly_what_was_missed) {
         snprintf(text, sizeof text, "missed%02d", i);
         chat(a, text);
     }
-    free(expect(a, "\"message\":\"missed49\""));
+    free(it_expect(a, "\"message\":\"missed49\""));
 
     char target[128];
     snprintf(target, sizeof target, "/chat/resume?since=%lld", last);
-    b = open_ok(port_b, target);
+    b = it_ws_open_ok(port_b, target, NULL);
     /* First the 50, in order, then the resume marker, then live ones. */
     int next = 0;
     for (;;) {
@@ -381,7 +368,7 @@ START_TEST(resume_gives_exactly_what_was_missed) {
     }
     ck_assert_int_eq(next, 50);
     chat(a, "live");
-    m = expect(b, "\"type\":\"chat\"");
+    m = it_expect(b, "\"type\":\"chat\"");
     ck_assert_msg(strstr(m, "\"message\":\"live\""), "%s", m);
     free(m);
     it_ws_close(a);
@@ -396,8 +383,8 @@ START_TEST(resume_past_retention_says_not_recovered) {
     PQclear(it_exec(pg, "SELECT spark.broadcast('chat:pruned', '{\"type\":\"chat\"}') "
                         "FROM generate_series(1, 5)"));
     PQclear(it_exec(pg, "SELECT spark.prune_messages(2)"));
-    it_ws *b = open_ok(port_b, "/chat/pruned?since=1");
-    char *m = expect(b, "\"type\":\"resume\"");
+    it_ws *b = it_ws_open_ok(port_b, "/chat/pruned?since=1", NULL);
+    char *m = it_expect(b, "\"type\":\"resume\"");
     ck_assert_msg(strstr(m, "\"recovered\":false"), "%s", m);
     free(m);
     PQfinish(pg);
@@ -421,12 +408,12 @@ START_TEST(seed_errors_keep_the_connection_open) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         ck_assert_int_eq(it_ws_send_text(a, cases[i].send), 0);
-        char *m = expect(a, "\"type\":\"error\"");
+        char *m = it_expect(a, "\"type\":\"error\"");
         ck_assert_str_eq(m, cases[i].error);
         free(m);
     }
     chat(a, "still here");
-    free(expect(a, "\"message\":\"still here\""));
+    free(it_expect(a, "\"message\":\"still here\""));
     it_ws_close(a);
     stop_two();
 }
@@ -434,13 +421,13 @@ END_TEST
 
 START_TEST(notifications_reach_every_tab_on_every_instance) {
     start_two();
-    it_ws *a = open_ok(port_a, "/notifications/u42");
-    it_ws *b = open_ok(port_b, "/notifications/u42");
-    it_ws *other = open_ok(port_b, "/notifications/u7");
+    it_ws *a = it_ws_open_ok(port_a, "/notifications/u42", NULL);
+    it_ws *b = it_ws_open_ok(port_b, "/notifications/u42", NULL);
+    it_ws *other = it_ws_open_ok(port_b, "/notifications/u7", NULL);
     /* Each is greeted first (the seed's "connected" frame). */
-    free(expect(a, "\"type\":\"connected\""));
-    free(expect(b, "\"type\":\"connected\""));
-    free(expect(other, "\"type\":\"connected\""));
+    free(it_expect(a, "\"type\":\"connected\""));
+    free(it_expect(b, "\"type\":\"connected\""));
+    free(it_expect(other, "\"type\":\"connected\""));
     /* The joins are asynchronous: post until both tabs have one. */
     PGconn *pg = it_connect(db);
     char *ma = NULL, *mb = NULL;
@@ -471,9 +458,9 @@ START_TEST(a_crowd_joining_together_each_gets_a_state) {
     enum { N = 30 };
     it_ws *ws[N];
     for (int i = 0; i < N; i++)
-        ws[i] = open_ok(port_a, "/chat/crowd");
+        ws[i] = it_ws_open_ok(port_a, "/chat/crowd", NULL);
     for (int i = 0; i < N; i++) {
-        char *m = expect(ws[i], "\"type\":\"presence_state\"");
+        char *m = it_expect(ws[i], "\"type\":\"presence_state\"");
         if (i == N - 1) {
             int users = 0;
             for (const char *p = m; (p = strstr(p, "\"anon-a-")); p++)
@@ -568,12 +555,12 @@ START_TEST(a_crowded_room_tells_joins_and_leaves_by_presence_only) {
     it_ws *ws[N];
     char id[N][64], hello[N][16], joined[N][96], left[N][96];
     for (int i = 0; i < N; i++) {
-        ws[i] = open_ok(i % 2 ? port_b : port_a, "/chat/crowded");
+        ws[i] = it_ws_open_ok(i % 2 ? port_b : port_a, "/chat/crowded", NULL);
         /* Its state is read after its track: it is present before the next joins. */
-        free(expect(ws[i], "\"type\":\"presence_state\""));
+        free(it_expect(ws[i], "\"type\":\"presence_state\""));
         snprintf(hello[i], sizeof hello[i], "hello-%d", i);
         chat(ws[i], hello[i]);
-        char *m = expect(ws[i], hello[i]);
+        char *m = it_expect(ws[i], hello[i]);
         user_id_of(m, id[i]);
         free(m);
         snprintf(joined[i], sizeof joined[i], "\"joins\":{\"%s\"", id[i]);
@@ -602,7 +589,7 @@ START_TEST(presence_leaves_when_an_instance_is_killed) {
     it_ws *a = join_chat(port_a, "/chat/presence");
     it_ws *b = join_chat(port_b, "/chat/presence");
     /* a sees b arrive, with b's instance in the meta's ref. */
-    char *m = expect(a, "\"ref\":\"b/");
+    char *m = it_expect(a, "\"ref\":\"b/");
     free(m);
     long long killed_at = it_now_ms();
     kill(pid_b, SIGKILL);
@@ -642,7 +629,7 @@ START_TEST(oversized_binary_and_rate_limits) {
     a = join_chat(port_a, "/chat/limits");
     for (int i = 0; i < 200; i++)
         if (it_ws_send_text(a, "{\"action\":\"nothing\"}")) break;
-    free(expect(a, "Rate limit exceeded"));
+    free(it_expect(a, "Rate limit exceeded"));
     ck_assert_int_eq(it_ws_wait_close(a, RECV_MS), 1008);
     it_ws_drop(a);
     ck_assert_int_ge(it_metric(port_a, "spark_ws_rate_limited_total"), 1);
@@ -653,8 +640,8 @@ END_TEST
 START_TEST(connection_limit_refuses_cleanly) {
     setenv("SPARK_MAX_CONNECTIONS", "2", 1);
     start_two();
-    it_ws *one = open_ok(port_a, "/chat/full");
-    it_ws *two = open_ok(port_a, "/chat/full");
+    it_ws *one = it_ws_open_ok(port_a, "/chat/full", NULL);
+    it_ws *two = it_ws_open_ok(port_a, "/chat/full", NULL);
     int status = 0;
     ck_assert_ptr_null(it_ws_open(port_a, "/chat/full", NULL, &status));
     ck_assert_int_eq(status, 503);

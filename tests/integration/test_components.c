@@ -27,26 +27,14 @@ static it_ws *open_spark(int port) {
     return ws;
 }
 
-static char *expect(it_ws *ws, const char *needle) {
-    char *m = it_ws_recv_match(ws, needle, RECV_MS);
-    ck_assert_msg(m, "never received %s", needle);
-    return m;
-}
-
-static void expect_free(it_ws *ws, const char *needle) { free(expect(ws, needle)); }
-
-static void send_text(it_ws *ws, const char *text) {
-    ck_assert_int_eq(it_ws_send_text(ws, text), 0);
-}
-
 /* Joins without a version and waits for the render and the reply. */
 static char *join(it_ws *ws, const char *cid, int ref) {
     char frame[512], reply[64];
     snprintf(frame, sizeof frame, "{\"t\":\"join\",\"ref\":%d,\"cid\":\"%s\"}", ref, cid);
-    send_text(ws, frame);
-    char *render = expect(ws, "\"t\":\"render\"");
+    it_send(ws, frame);
+    char *render = it_expect(ws, "\"t\":\"render\"");
     snprintf(reply, sizeof reply, "\"ref\":%d,\"ok\":true", ref);
-    expect_free(ws, reply);
+    it_expect_free(ws, reply);
     return render;
 }
 
@@ -55,14 +43,14 @@ static void event(it_ws *ws, const char *cid, int ref, const char *name, const c
     snprintf(frame, sizeof frame,
              "{\"t\":\"event\",\"ref\":%d,\"cid\":\"%s\",\"e\":\"%s\",\"d\":%s}", ref, cid, name,
              data ? data : "{}");
-    send_text(ws, frame);
+    it_send(ws, frame);
 }
 
 static void event_ok(it_ws *ws, const char *cid, int ref, const char *name, const char *data) {
     char reply[64];
     event(ws, cid, ref, name, data);
     snprintf(reply, sizeof reply, "\"ref\":%d,\"ok\":true", ref);
-    expect_free(ws, reply);
+    it_expect_free(ws, reply);
 }
 
 static const char *value(PGconn *pg, const char *sql) {
@@ -117,44 +105,43 @@ END_TEST
 START_TEST(bad_input_gets_error_codes_and_the_connection_stays) {
     it_pair_start(&pair, "components-bad");
     it_ws *ws = open_spark(port_a);
-    send_text(ws, "not json");
-    expect_free(ws, "\"code\":\"invalid_json\"");
-    send_text(ws, "[1,2]");
-    expect_free(ws, "\"code\":\"invalid_json\"");
-    send_text(ws, "{\"t\":\"join\",\"ref\":\"x\",\"cid\":\"counter:a\"}");
-    expect_free(ws, "\"code\":\"invalid_message\"");
-    send_text(ws, "{\"t\":\"dance\",\"ref\":4,\"cid\":\"counter:a\"}");
-    expect_free(ws, "\"ref\":4,\"ok\":false,\"error\":{\"code\":\"unknown_type\"");
-    send_text(ws, "{\"t\":\"join\",\"ref\":5,\"cid\":\"nope:a\"}");
-    expect_free(ws, "\"ref\":5,\"ok\":false,\"error\":{\"code\":\"unknown_component\"");
-    send_text(ws, "{\"t\":\"join\",\"ref\":6,\"cid\":42}");
-    expect_free(ws, "\"ref\":6,\"ok\":false,\"error\":{\"code\":\"invalid_message\"");
+    it_send(ws, "not json");
+    it_expect_free(ws, "\"code\":\"invalid_json\"");
+    it_send(ws, "[1,2]");
+    it_expect_free(ws, "\"code\":\"invalid_json\"");
+    it_send(ws, "{\"t\":\"join\",\"ref\":\"x\",\"cid\":\"counter:a\"}");
+    it_expect_free(ws, "\"code\":\"invalid_message\"");
+    it_send(ws, "{\"t\":\"dance\",\"ref\":4,\"cid\":\"counter:a\"}");
+    it_expect_free(ws, "\"ref\":4,\"ok\":false,\"error\":{\"code\":\"unknown_type\"");
+    it_send(ws, "{\"t\":\"join\",\"ref\":5,\"cid\":\"nope:a\"}");
+    it_expect_free(ws, "\"ref\":5,\"ok\":false,\"error\":{\"code\":\"unknown_component\"");
+    it_send(ws, "{\"t\":\"join\",\"ref\":6,\"cid\":42}");
+    it_expect_free(ws, "\"ref\":6,\"ok\":false,\"error\":{\"code\":\"invalid_message\"");
     event(ws, "counter:a", 7, "increment", NULL);
-    expect_free(ws, "\"ref\":7,\"ok\":false,\"error\":{\"code\":\"not_joined\"");
+    it_expect_free(ws, "\"ref\":7,\"ok\":false,\"error\":{\"code\":\"not_joined\"");
     free(join(ws, "counter:a", 8));
     event(ws, "counter:a", 9, "explode", NULL);
-    expect_free(ws, "\"ref\":9,\"ok\":false,\"error\":{\"code\":\"unknown_event\"");
-    send_text(ws,
-              "{\"t\":\"event\",\"ref\":10,\"cid\":\"counter:a\",\"e\":\"increment\",\"d\":[1]}");
-    expect_free(ws, "\"ref\":10,\"ok\":false,\"error\":{\"code\":\"invalid_data\"");
+    it_expect_free(ws, "\"ref\":9,\"ok\":false,\"error\":{\"code\":\"unknown_event\"");
+    it_send(ws, "{\"t\":\"event\",\"ref\":10,\"cid\":\"counter:a\",\"e\":\"increment\",\"d\":[1]}");
+    it_expect_free(ws, "\"ref\":10,\"ok\":false,\"error\":{\"code\":\"invalid_data\"");
     event(ws, "counter:a", 11, "set_step", "{\"value\":\"-4\"}");
-    expect_free(ws, "\"ref\":11,\"ok\":false,\"error\":{\"code\":\"invalid_step\"");
+    it_expect_free(ws, "\"ref\":11,\"ok\":false,\"error\":{\"code\":\"invalid_step\"");
     static char big[40000];
     memset(big, 'x', sizeof big - 1);
     memcpy(big, "{\"t\":\"event\",\"ref\":12,\"cid\":\"counter:a\",\"e\":\"", 45);
-    send_text(ws, big);
-    expect_free(ws, "\"code\":\"too_large\"");
+    it_send(ws, big);
+    it_expect_free(ws, "\"code\":\"too_large\"");
     /* A todo over the limit is refused; an empty one is ignored. */
     free(join(ws, "todo:bad", 13));
     char text[700] = "{\"text\":\"";
     memset(text + 9, 'a', 600);
     strcpy(text + 609, "\"}");
     event(ws, "todo:bad", 14, "add_todo", text);
-    expect_free(ws, "\"ref\":14,\"ok\":false,\"error\":{\"code\":\"too_long\"");
+    it_expect_free(ws, "\"ref\":14,\"ok\":false,\"error\":{\"code\":\"too_long\"");
     event_ok(ws, "todo:bad", 15, "add_todo", "{\"text\":\"   \"}");
     /* Everything still works. */
     event_ok(ws, "counter:a", 16, "increment", NULL);
-    expect_free(ws, "Count: 1");
+    it_expect_free(ws, "Count: 1");
     PGconn *pg = it_connect(db);
     ck_assert_str_eq(value(pg, "SELECT count(*) FROM spark.events"), "1");
     ck_assert_str_eq(value(pg, "SELECT count(*) FROM spark.components WHERE id = 'todo:bad'"), "0");
@@ -176,7 +163,7 @@ START_TEST(an_event_reaches_both_instances_and_history_matches) {
     free(r);
     free(join(b, "counter:p", 1));
     event_ok(a, "counter:p", 2, "increment", NULL);
-    char *pa = expect(a, "\"t\":\"patch\""), *pb = expect(b, "\"t\":\"patch\"");
+    char *pa = it_expect(a, "\"t\":\"patch\""), *pb = it_expect(b, "\"t\":\"patch\"");
     ck_assert_msg(strstr(pa, "\"v\":1") && strstr(pa, "Count: 1"), "a got %s", pa);
     ck_assert_msg(strstr(pb, "\"v\":1") && strstr(pb, "Count: 1"), "b got %s", pb);
     /* A patch is small: one text op, not the component. */
@@ -185,7 +172,7 @@ START_TEST(an_event_reaches_both_instances_and_history_matches) {
     free(pb);
     event_ok(b, "counter:p", 3, "set_step", "{\"value\":\"5\"}");
     event_ok(b, "counter:p", 4, "increment", NULL);
-    expect_free(a, "Count: 6");
+    it_expect_free(a, "Count: 6");
     PGconn *pg = it_connect(db);
     ck_assert_str_eq(value(pg,
                            "SELECT version || ' ' || (state->>'count') || ' ' || (state->>'step')"
@@ -316,23 +303,23 @@ START_TEST(a_join_at_an_old_version_gets_the_difference) {
         event_ok(w, "counter:old", i, "increment", NULL);
     /* A page at version 1 showed "Count: 1"; the join gets one text op. */
     it_ws *late = open_spark(port_a);
-    send_text(late, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:old\",\"v\":1}");
-    char *m = expect(late, "\"cid\":\"counter:old\"");
+    it_send(late, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:old\",\"v\":1}");
+    char *m = it_expect(late, "\"cid\":\"counter:old\"");
     ck_assert_msg(strstr(m, "{\"t\":\"patch\",\"cid\":\"counter:old\",\"v\":4,"
                             "\"ops\":[[\"t\",[0,0,0],\"Count: 4\"]]}"),
                   "got %s", m);
     free(m);
-    expect_free(late, "\"ref\":1,\"ok\":true");
+    it_expect_free(late, "\"ref\":1,\"ok\":true");
     /* At the current version: nothing to send but the reply. */
     it_ws *now = open_spark(port_a);
-    send_text(now, "{\"t\":\"join\",\"ref\":7,\"cid\":\"counter:old\",\"v\":4}");
-    m = expect(now, "\"t\":");
+    it_send(now, "{\"t\":\"join\",\"ref\":7,\"cid\":\"counter:old\",\"v\":4}");
+    m = it_expect(now, "\"t\":");
     ck_assert_msg(strstr(m, "\"ref\":7,\"ok\":true"), "got %s", m);
     free(m);
     /* From version 0 (a page rendered before the first write). */
     it_ws *zero = open_spark(port_b);
-    send_text(zero, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:old\",\"v\":0}");
-    expect_free(zero, "\"Count: 4\"");
+    it_send(zero, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:old\",\"v\":0}");
+    it_expect_free(zero, "\"Count: 4\"");
     it_ws_close(w);
     it_ws_close(late);
     it_ws_close(now);
@@ -348,14 +335,14 @@ START_TEST(view_state_never_leaks_to_another_viewer) {
     free(join(two, "todo:iso", 1));
     free(join(far, "todo:iso", 1));
     event_ok(one, "todo:iso", 2, "draft", "{\"value\":\"secret draft\"}");
-    expect_free(one, "secret draft");
+    it_expect_free(one, "secret draft");
     event_ok(one, "todo:iso", 3, "filter", "{\"filter\":\"completed\"}");
-    expect_free(one, "\"t\":\"patch\"");
+    it_expect_free(one, "\"t\":\"patch\"");
     event_ok(two, "todo:iso", 2, "add_todo", "{\"text\":\"milk\"}");
     /* The others see milk; one, filtering completed todos, sees the count. */
-    expect_free(two, "milk");
-    expect_free(far, "milk");
-    expect_free(one, "1 items left");
+    it_expect_free(two, "milk");
+    it_expect_free(far, "milk");
+    it_expect_free(one, "1 items left");
     for (it_ws **c = (it_ws *[]){two, far, NULL}; *c; c++) {
         char *m;
         while ((m = it_ws_recv(*c, 300))) {
@@ -383,16 +370,16 @@ START_TEST(an_update_from_psql_reaches_a_client) {
     PGconn *pg = it_connect(db);
     PQclear(it_exec(pg, "INSERT INTO spark.components (id, state)"
                         " VALUES ('counter:sql', '{\"count\":41,\"step\":1}')"));
-    expect_free(a, "Count: 41");
-    expect_free(b, "Count: 41");
+    it_expect_free(a, "Count: 41");
+    it_expect_free(b, "Count: 41");
     PQclear(it_exec(pg, "UPDATE spark.components SET state = jsonb_set(state, '{count}', '42')"
                         " WHERE id = 'counter:sql'"));
-    expect_free(a, "Count: 42");
-    expect_free(b, "Count: 42");
+    it_expect_free(a, "Count: 42");
+    it_expect_free(b, "Count: 42");
     /* And the runtime's next write builds on it. */
     event_ok(b, "counter:sql", 2, "increment", NULL);
-    expect_free(a, "Count: 43");
-    expect_free(b, "Count: 43");
+    it_expect_free(a, "Count: 43");
+    it_expect_free(b, "Count: 43");
     ck_assert_str_eq(value(pg, "SELECT version FROM spark.components WHERE id = 'counter:sql'"),
                      "3");
     /* A write that rolls back reaches no one: the next count both see is
@@ -404,7 +391,7 @@ START_TEST(an_update_from_psql_reaches_a_client) {
     PQclear(it_exec(pg, "SELECT spark.revert('counter:sql', 2)"));
     it_ws *clients[] = {a, b};
     for (int k = 0; k < 2; k++) {
-        char *m = expect(clients[k], "Count: ");
+        char *m = it_expect(clients[k], "Count: ");
         ck_assert_msg(strstr(m, "Count: 42") && !strstr(m, "999"), "client %d got %s", k, m);
         free(m);
     }
@@ -422,25 +409,25 @@ START_TEST(the_chat_component_and_the_chat_channel_see_each_other) {
     it_pair_start(&pair, "components-chat");
     it_ws *chan = it_ws_open(port_b, "/chat/meet", NULL, NULL);
     ck_assert_ptr_nonnull(chan);
-    expect_free(chan, "\"user_joined\"");
+    it_expect_free(chan, "\"user_joined\"");
     it_ws *comp = open_spark(port_a);
     free(join(comp, "chat:meet", 1));
     /* The component's viewer is online for the channel... */
-    expect_free(chan, "\"presence_diff\"");
+    it_expect_free(chan, "\"presence_diff\"");
     /* ...the channel's message shows in the component... */
-    send_text(chan, "{\"action\":\"chat\",\"message\":\"from the channel\"}");
-    expect_free(comp, "from the channel");
+    it_send(chan, "{\"action\":\"chat\",\"message\":\"from the channel\"}");
+    it_expect_free(comp, "from the channel");
     /* ...and the component's message reaches the channel. */
     event_ok(comp, "chat:meet", 2, "send_message", "{\"message\":\"from <b>the</b> component\"}");
-    char *m = expect(chan, "from <b>the</b> component");
+    char *m = it_expect(chan, "from <b>the</b> component");
     ck_assert_ptr_nonnull(strstr(m, "\"type\":\"chat\""));
     free(m);
-    expect_free(comp, "from &lt;b&gt;the&lt;/b&gt; component");
+    it_expect_free(comp, "from &lt;b&gt;the&lt;/b&gt; component");
     /* Typing is signalled to the channel, not stored. */
     event_ok(comp, "chat:meet", 3, "typing", "{\"value\":\"h\"}");
-    expect_free(chan, "\"type\":\"typing\"");
-    send_text(chan, "{\"action\":\"typing\"}");
-    expect_free(comp, "class=\\\"typing\\\"");
+    it_expect_free(chan, "\"type\":\"typing\"");
+    it_send(chan, "{\"action\":\"typing\"}");
+    it_expect_free(comp, "class=\\\"typing\\\"");
     PGconn *pg = it_connect(db);
     ck_assert_str_eq(value(pg, "SELECT count(*) FROM spark.messages WHERE room = 'chat:meet'"
                                " AND payload->>'type' = 'chat'"),
@@ -479,12 +466,12 @@ START_TEST(components_waiting_together_share_one_commit) {
     event(a, "counter:g3", 22, "increment", NULL);
     /* Answered at once, after the two events before it on this socket. */
     event(a, "counter:none", 23, "increment", NULL);
-    expect_free(a, "\"ref\":23,\"ok\":false");
+    it_expect_free(a, "\"ref\":23,\"ok\":false");
     PQclear(it_exec(lock, "COMMIT"));
     for (int ref = 20; ref <= 22; ref++) {
         char reply[64];
         snprintf(reply, sizeof reply, "\"ref\":%d,\"ok\":true", ref);
-        expect_free(a, reply);
+        it_expect_free(a, reply);
     }
     ck_assert_str_eq(value(pg,
                            "SELECT count(DISTINCT at) FROM spark.events"

@@ -62,16 +62,10 @@ static it_ws *open_as(int port, const char *target, const char *sub) {
     return ws;
 }
 
-static char *expect(it_ws *ws, const char *needle) {
-    char *m = it_ws_recv_match(ws, needle, RECV_MS);
-    ck_assert_msg(m, "never received %s", needle);
-    return m;
-}
-
 /* Opens a chat client and waits for its own join. */
 static it_ws *join_chat(int port, const char *target, const char *sub) {
     it_ws *ws = open_as(port, target, sub);
-    free(expect(ws, "\"user_joined\""));
+    free(it_expect(ws, "\"user_joined\""));
     return ws;
 }
 
@@ -80,10 +74,10 @@ START_TEST(a_user_message_reaches_spark_only_inside_an_envelope) {
     it_pair_start(&pair, "envelope");
     it_ws *spark = open_as(port_a, "/spark", "alice");
     it_ws *tab = open_as(port_b, "/notifications/alice", "alice");
-    free(expect(tab, "\"type\":\"connected\"")); /* the channel's greeting comes first */
+    free(it_expect(tab, "\"type\":\"connected\"")); /* the channel's greeting comes first */
     ck_assert_int_eq(
         it_ws_send_text(spark, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:envelope\"}"), 0);
-    free(expect(spark, "\"ref\":1,\"ok\":true"));
+    free(it_expect(spark, "\"ref\":1,\"ok\":true"));
 
     /* The user room is joined asynchronously: post until both have one. */
     static const char evil[] =
@@ -130,11 +124,11 @@ START_TEST(a_user_message_reaches_spark_only_inside_an_envelope) {
 
     /* A non-object payload: the runtime's room, never the payload's. */
     PQclear(it_exec(pg, "SELECT spark.notify_user('alice', '\"just text\"')"));
-    char *m = expect(spark, "just text");
+    char *m = it_expect(spark, "just text");
     ck_assert_msg(strncmp(m, head, sizeof head - 1) == 0 && strstr(m, ",\"data\":\"just text\"}"),
                   "/spark got %s", m);
     free(m);
-    m = expect(tab, "just text");
+    m = it_expect(tab, "just text");
     ck_assert_msg(strstr(m, "\"room\":\"user:alice\",\"payload\":\"just text\""), "tab got %s", m);
     free(m);
     PQfinish(pg);
@@ -146,7 +140,7 @@ START_TEST(a_user_message_reaches_spark_only_inside_an_envelope) {
     it_ws *a = join_chat(port_a, "/chat/derived", "ada");
     it_ws *b = join_chat(port_b, "/chat/derived", "bob");
     ck_assert_int_eq(it_ws_send_text(a, "{\"action\":\"typing\"}"), 0);
-    m = expect(b, "\"type\":\"typing\"");
+    m = it_expect(b, "\"type\":\"typing\"");
     ck_assert_msg(strstr(m, "\"user_id\":\"ada\""), "b got %s", m);
     free(m);
     ck_assert_int_eq(it_metric(port_b, "spark_notify_forged_total"), 0);
@@ -162,7 +156,7 @@ START_TEST(a_channel_keeps_the_runtime_seq) {
     PGconn *pg = it_connect(db);
     PQclear(it_exec(pg, "SELECT spark.broadcast('chat:seq', '{\"type\":\"chat\",\"seq\":-5,"
                         "\"message\":\"mine\"}')"));
-    char *m = expect(a, "\"mine\"");
+    char *m = it_expect(a, "\"mine\"");
     const char *at = strstr(m, "\"seq\":");
     ck_assert_msg(at && atoll(at + 6) > 0 && !strstr(at + 1, "\"seq\":"), "a got %s", m);
     char stored[32], want[48];
@@ -196,7 +190,7 @@ START_TEST(a_forged_ephemeral_notify_is_dropped_and_counted) {
                   it_metric(port_b, "spark_notify_forged_total"));
     /* A real typing message still arrives, and it is the first one. */
     ck_assert_int_eq(it_ws_send_text(a, "{\"action\":\"typing\"}"), 0);
-    char *m = expect(b, "\"type\":\"typing\"");
+    char *m = it_expect(b, "\"type\":\"typing\"");
     ck_assert_msg(!strstr(m, "mallory") && strstr(m, "\"user_id\":\"anon-a-"), "b got %s", m);
     free(m);
     ck_assert_int_eq(it_metric(port_b, "spark_notify_forged_total"), 3);

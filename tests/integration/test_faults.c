@@ -19,10 +19,6 @@ static void start_one(it_one *o, const char *timeout_s) {
     it_one_start(o, "faults", (const char *const[]){"SPARK_DB_TIMEOUT", timeout_s, NULL});
 }
 
-static void send_text(it_ws *ws, const char *text) {
-    ck_assert_int_eq(it_ws_send_text(ws, text), 0);
-}
-
 static void expect(it_ws *ws, const char *needle, int timeout_ms) {
     char *m = it_ws_recv_match(ws, needle, timeout_ms);
     ck_assert_msg(m, "no message with %s", needle);
@@ -34,11 +30,11 @@ static it_ws *joined_counter(int port, const char *cid) {
     ck_assert_ptr_nonnull(ws);
     char frame[256];
     snprintf(frame, sizeof frame, "{\"t\":\"join\",\"ref\":1,\"cid\":\"%s\"}", cid);
-    send_text(ws, frame);
+    it_send(ws, frame);
     expect(ws, "\"ref\":1,\"ok\":true", 10000);
     snprintf(frame, sizeof frame, "{\"t\":\"event\",\"ref\":2,\"cid\":\"%s\",\"e\":\"increment\"}",
              cid);
-    send_text(ws, frame);
+    it_send(ws, frame);
     expect(ws, "\"ref\":2,\"ok\":true", 10000);
     return ws;
 }
@@ -71,7 +67,7 @@ START_TEST(a_held_table_lock_turns_health_503_and_events_are_answered) {
     PQclear(it_exec(psql, "LOCK TABLE spark.components IN ACCESS EXCLUSIVE MODE"));
 
     long long sent = it_now_ms();
-    send_text(ws, "{\"t\":\"event\",\"ref\":3,\"cid\":\"counter:locked\",\"e\":\"increment\"}");
+    it_send(ws, "{\"t\":\"event\",\"ref\":3,\"cid\":\"counter:locked\",\"e\":\"increment\"}");
     ck_assert_msg(it_wait_status(o.port, "/healthz", 503, 6000), "healthz stayed 200");
     static char body[4096];
     int status = it_http_get(o.port, "/healthz", body, sizeof body);
@@ -84,7 +80,7 @@ START_TEST(a_held_table_lock_turns_health_503_and_events_are_answered) {
 
     PQclear(it_exec(psql, "ROLLBACK"));
     ck_assert_msg(it_wait_status(o.port, "/healthz", 200, 8000), "healthz stayed 503");
-    send_text(ws, "{\"t\":\"event\",\"ref\":4,\"cid\":\"counter:locked\",\"e\":\"increment\"}");
+    it_send(ws, "{\"t\":\"event\",\"ref\":4,\"cid\":\"counter:locked\",\"e\":\"increment\"}");
     expect(ws, "\"ref\":4,\"ok\":true", 10000);
     char v[32];
     ck_assert_str_eq(it_query_value(psql,
@@ -108,11 +104,11 @@ START_TEST(a_chat_message_blocked_by_the_room_lock_reaches_its_sender_as_an_erro
     PGconn *psql = it_connect(o.db);
     PQclear(
         it_exec(psql, "SELECT pg_advisory_lock(hashtextextended('spark.room:chat:locked', 0))"));
-    send_text(ws, "{\"action\":\"chat\",\"message\":\"held up\"}");
+    it_send(ws, "{\"action\":\"chat\",\"message\":\"held up\"}");
     expect(ws, "{\"type\":\"error\",\"message\":\"Server error processing message\"}", 8000);
     PQclear(it_exec(psql, "SELECT pg_advisory_unlock_all()"));
 
-    send_text(ws, "{\"action\":\"chat\",\"message\":\"let through\"}");
+    it_send(ws, "{\"action\":\"chat\",\"message\":\"let through\"}");
     expect(ws, "let through", 10000);
     char n[32];
     ck_assert_str_eq(it_query_value(psql,
@@ -136,7 +132,7 @@ START_TEST(a_write_cut_off_in_flight_has_an_unknown_outcome) {
     PGconn *psql = it_connect(o.db);
     PQclear(it_exec(psql, "BEGIN"));
     PQclear(it_exec(psql, "LOCK TABLE spark.components IN ACCESS EXCLUSIVE MODE"));
-    send_text(ws, "{\"t\":\"event\",\"ref\":3,\"cid\":\"counter:cut\",\"e\":\"increment\"}");
+    it_send(ws, "{\"t\":\"event\",\"ref\":3,\"cid\":\"counter:cut\",\"e\":\"increment\"}");
     PGconn *watcher = it_connect(o.db);
     int pid = wait_for_blocked_backend(watcher, "%apply_batch%");
     char sql[64];
@@ -146,7 +142,7 @@ START_TEST(a_write_cut_off_in_flight_has_an_unknown_outcome) {
     PQclear(it_exec(psql, "ROLLBACK"));
 
     ck_assert_msg(it_wait_status(o.port, "/healthz", 200, 15000), "no reconnect");
-    send_text(ws, "{\"t\":\"event\",\"ref\":4,\"cid\":\"counter:cut\",\"e\":\"increment\"}");
+    it_send(ws, "{\"t\":\"event\",\"ref\":4,\"cid\":\"counter:cut\",\"e\":\"increment\"}");
     expect(ws, "\"ref\":4,\"ok\":true", 10000);
     PQfinish(watcher);
     PQfinish(psql);
@@ -164,7 +160,7 @@ START_TEST(a_burst_of_1000_events_on_one_list_is_answered_in_full) {
                  (const char *const[]){"SPARK_DB_TIMEOUT", "30", "SPARK_RATE_LIMIT", "0", NULL});
     it_ws *ws = it_ws_open(o.port, "/spark", NULL, NULL);
     ck_assert_ptr_nonnull(ws);
-    send_text(ws, "{\"t\":\"join\",\"ref\":1,\"cid\":\"todo:burst\"}");
+    it_send(ws, "{\"t\":\"join\",\"ref\":1,\"cid\":\"todo:burst\"}");
     expect(ws, "\"ref\":1,\"ok\":true", 10000);
     enum { N = 1000 };
     char frame[512], text[201];
@@ -175,7 +171,7 @@ START_TEST(a_burst_of_1000_events_on_one_list_is_answered_in_full) {
                  "{\"t\":\"event\",\"ref\":%d,\"cid\":\"todo:burst\",\"e\":\"add_todo\","
                  "\"d\":{\"text\":\"%03d%s\"}}",
                  100 + i, i, text + 3);
-        send_text(ws, frame);
+        it_send(ws, frame);
     }
     int answered = 0;
     long long deadline = it_now_ms() + 60000;

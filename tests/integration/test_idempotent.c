@@ -13,19 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *expect(it_ws *ws, const char *needle) {
-    char *m = it_ws_recv_match(ws, needle, 10000);
-    ck_assert_msg(m, "no message with %s", needle);
-    return m;
-}
-
 static it_ws *joined(int port, const char *cid) {
     it_ws *ws = it_ws_open(port, "/spark", NULL, NULL);
     ck_assert_ptr_nonnull(ws);
     char frame[256];
     snprintf(frame, sizeof frame, "{\"t\":\"join\",\"ref\":1,\"cid\":\"%s\"}", cid);
     ck_assert_int_eq(it_ws_send_text(ws, frame), 0);
-    free(expect(ws, "\"ref\":1,\"ok\":true"));
+    free(it_expect(ws, "\"ref\":1,\"ok\":true"));
     return ws;
 }
 
@@ -44,17 +38,17 @@ START_TEST(the_same_id_on_two_instances_is_applied_once) {
     it_ws *a = joined(pair.port[0], "todo:idem"), *b = joined(pair.port[1], "todo:idem");
 
     add(a, 2, "evt-1", "milk");
-    free(expect(a, "\"ref\":2,\"ok\":true"));
+    free(it_expect(a, "\"ref\":2,\"ok\":true"));
     /* Resent elsewhere, as after a reconnect: ok, with the version it made. */
     add(b, 7, "evt-1", "milk");
-    char *m = expect(b, "\"ref\":7,");
+    char *m = it_expect(b, "\"ref\":7,");
     ck_assert_msg(strstr(m, "\"ok\":true,\"v\":1"), "%s", m);
     free(m);
     /* And again on the first connection, in one batch with a new event. */
     add(a, 3, "evt-1", "milk");
     add(a, 4, "evt-2", "eggs");
-    free(expect(a, "\"ref\":3,\"ok\":true,\"v\":1"));
-    free(expect(a, "\"ref\":4,\"ok\":true"));
+    free(it_expect(a, "\"ref\":3,\"ok\":true,\"v\":1"));
+    free(it_expect(a, "\"ref\":4,\"ok\":true"));
 
     PGconn *pg = it_connect(pair.db);
     char n[32];
@@ -73,7 +67,7 @@ START_TEST(the_same_id_on_two_instances_is_applied_once) {
     ck_assert_int_eq(it_ws_send_text(a, "{\"t\":\"event\",\"ref\":9,\"cid\":\"todo:idem\","
                                         "\"e\":\"add_todo\",\"id\":5,\"d\":{\"text\":\"x\"}}"),
                      0);
-    free(expect(a, "\"ref\":9,\"ok\":false,\"error\":{\"code\":\"invalid_message\""));
+    free(it_expect(a, "\"ref\":9,\"ok\":false,\"error\":{\"code\":\"invalid_message\""));
     it_ws_close(a);
     it_ws_close(b);
     it_pair_stop(&pair);

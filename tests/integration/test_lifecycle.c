@@ -81,22 +81,10 @@ static it_ws *open_spark(void) {
     return ws;
 }
 
-static void send_text(it_ws *ws, const char *text) {
-    ck_assert_int_eq(it_ws_send_text(ws, text), 0);
-}
-
-static char *expect(it_ws *ws, const char *needle) {
-    char *m = it_ws_recv_match(ws, needle, RECV_MS);
-    ck_assert_msg(m, "never received %s", needle);
-    return m;
-}
-
-static void expect_free(it_ws *ws, const char *needle) { free(expect(ws, needle)); }
-
 static void join(it_ws *ws, const char *cid, int ref) {
     char frame[256];
     snprintf(frame, sizeof frame, "{\"t\":\"join\",\"ref\":%d,\"cid\":\"%s\"}", ref, cid);
-    send_text(ws, frame);
+    it_send(ws, frame);
 }
 
 /* Sends an event and returns every frame up to and including its reply,
@@ -106,7 +94,7 @@ static char *event_frames(it_ws *ws, const char *cid, int ref, const char *name,
     snprintf(frame, sizeof frame,
              "{\"t\":\"event\",\"ref\":%d,\"cid\":\"%s\",\"e\":\"%s\",\"d\":%s}", ref, cid, name,
              d ? d : "{}");
-    send_text(ws, frame);
+    it_send(ws, frame);
     snprintf(reply, sizeof reply, "\"t\":\"reply\",\"ref\":%d,", ref);
     char *all = it_ws_recv_through(ws, reply, RECV_MS);
     ck_assert_msg(all, "no reply to %s", name);
@@ -149,23 +137,23 @@ START_TEST(mount_runs_once_the_stored_state_has_loaded) {
                                   "('hooks:stored', '{\"n\":5}')");
     it_ws *ws = open_spark();
     join(ws, "hooks:stored", 1);
-    char *first = expect(ws, "\"t\":\"render\"");
+    char *first = it_expect(ws, "\"t\":\"render\"");
     ck_assert_msg(strstr(first, "mounted at n=5"), "on_mount ran before the state: %s", first);
     free(first);
-    expect_free(ws, "\"ref\":1,\"ok\":true");
+    it_expect_free(ws, "\"ref\":1,\"ok\":true");
     wait_log("hook mount hooks:stored n=5", 1);
     ck_assert_int_eq(log_count("hook mount"), 1);
     /* Ticks change the view state, while viewed, and stop where the hook does. */
-    expect_free(ws, "ticks=3");
+    it_expect_free(ws, "ticks=3");
     /* Joining again starts over: the old viewer unmounts, a new one mounts. */
     join(ws, "hooks:stored", 2);
-    expect_free(ws, "\"ref\":2,\"ok\":true");
+    it_expect_free(ws, "\"ref\":2,\"ok\":true");
     wait_log("hook unmount hooks:stored n=5 ticks=3", 1);
     wait_log("hook mount hooks:stored", 2);
     /* Leaving unmounts, with the view state it had. */
-    expect_free(ws, "ticks=3");
-    send_text(ws, "{\"t\":\"leave\",\"ref\":3,\"cid\":\"hooks:stored\"}");
-    expect_free(ws, "\"ref\":3,\"ok\":true");
+    it_expect_free(ws, "ticks=3");
+    it_send(ws, "{\"t\":\"leave\",\"ref\":3,\"cid\":\"hooks:stored\"}");
+    it_expect_free(ws, "\"ref\":3,\"ok\":true");
     wait_log("hook unmount hooks:stored n=5 ticks=3", 2);
     it_ws_close(ws);
     it_one_stop(&one);
@@ -177,14 +165,14 @@ START_TEST(a_join_that_fails_neither_mounts_nor_unmounts) {
                                  "('hooks:broken', '{\"broken\":true}')");
     it_ws *ws = open_spark();
     join(ws, "hooks:broken", 1);
-    expect_free(ws, "\"ref\":1,\"ok\":false,\"error\":{\"code\":\"render_failed\"");
+    it_expect_free(ws, "\"ref\":1,\"ok\":false,\"error\":{\"code\":\"render_failed\"");
     /* An unknown type fails before anything loads. */
     join(ws, "nosuch:x", 2);
-    expect_free(ws, "\"ref\":2,\"ok\":false,\"error\":{\"code\":\"unknown_component\"");
+    it_expect_free(ws, "\"ref\":2,\"ok\":false,\"error\":{\"code\":\"unknown_component\"");
     /* A join that succeeds after them on the same connection: its mount is
      * logged after theirs would have been. */
     join(ws, "hooks:fine", 3);
-    expect_free(ws, "\"ref\":3,\"ok\":true");
+    it_expect_free(ws, "\"ref\":3,\"ok\":true");
     wait_log("hook mount hooks:fine", 1);
     it_ws_close(ws);
     wait_log("hook unmount hooks:fine", 1);
@@ -200,23 +188,23 @@ START_TEST(events_flash_and_redirect_reach_their_sender_only) {
     it_one_start(&one, "lifecycle-events", NULL);
     it_ws *ws = open_spark(), *other = open_spark();
     join(ws, "hooks:ev", 1);
-    expect_free(ws, "\"ref\":1,\"ok\":true");
+    it_expect_free(ws, "\"ref\":1,\"ok\":true");
     join(other, "hooks:ev", 1);
-    expect_free(other, "\"ref\":1,\"ok\":true");
+    it_expect_free(other, "\"ref\":1,\"ok\":true");
 
     char *frames = event_frames(ws, "hooks:ev", 2, "save", NULL);
     ck_assert_msg(strstr(frames, "\"ref\":2,\"ok\":true"), "%s", frames);
     free(frames);
-    expect_free(ws, "{\"t\":\"flash\",\"cid\":\"hooks:ev\",\"level\":\"success\","
-                    "\"message\":\"Saved\"}");
+    it_expect_free(ws, "{\"t\":\"flash\",\"cid\":\"hooks:ev\",\"level\":\"success\","
+                       "\"message\":\"Saved\"}");
     /* The other viewer sees the change, not the flash. */
-    char *patch = expect(other, "n=1");
+    char *patch = it_expect(other, "n=1");
     ck_assert_ptr_null(strstr(patch, "flash"));
     free(patch);
 
     frames = event_frames(ws, "hooks:ev", 3, "go", "{\"url\":\"/next?x=1\"}");
     free(frames);
-    expect_free(ws, "{\"t\":\"redirect\",\"url\":\"/next?x=1\"}");
+    it_expect_free(ws, "{\"t\":\"redirect\",\"url\":\"/next?x=1\"}");
 
     /* Off-site: refused. The event itself succeeds; no redirect is sent
      * (a later flash shows the frames in between). */
@@ -229,7 +217,7 @@ START_TEST(events_flash_and_redirect_reach_their_sender_only) {
         ck_assert_msg(strstr(frames, "\"ok\":true"), "%s", frames);
         free(frames);
         frames = event_frames(ws, "hooks:ev", 20 + i, "save", NULL);
-        char *flash = expect(ws, "\"t\":\"flash\"");
+        char *flash = it_expect(ws, "\"t\":\"flash\"");
         ck_assert_msg(!strstr(frames, "redirect"), "%s redirected: %s", offsite[i], frames);
         free(flash);
         free(frames);

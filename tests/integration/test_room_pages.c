@@ -27,23 +27,6 @@ static it_pair pair;
 #define port_a pair.port[0]
 #define port_b pair.port[1]
 
-static it_ws *open_ws(int port, const char *target) {
-    int status;
-    it_ws *ws = it_ws_open(port, target, NULL, &status);
-    ck_assert_msg(ws, "upgrade of %s refused with %d", target, status);
-    return ws;
-}
-
-static void send_text(it_ws *ws, const char *text) {
-    ck_assert_int_eq(it_ws_send_text(ws, text), 0);
-}
-
-static char *expect(it_ws *ws, const char *needle) {
-    char *m = it_ws_recv_match(ws, needle, RECV_MS);
-    ck_assert_msg(m, "never received %s", needle);
-    return m;
-}
-
 /* Stores messages "m-<from>".."m-<to>" in the room, as the chat channel
  * writes them. */
 static void store(const char *room, int from, int to) {
@@ -98,19 +81,19 @@ static void azu(it_ws *ws, int ref, const char *type, const char *cid, const cha
     snprintf(frame, sizeof frame, "{\"type\":\"%s\",\"ref\":%d,\"component_id\":\"%s\"%s%s%s}",
              type, ref, cid, event ? ",\"event\":\"" : "", event ? event : "",
              event ? "\",\"data\":{}" : "");
-    send_text(ws, frame);
+    it_send(ws, frame);
 }
 
 static void expect_reply(it_ws *ws, int ref) {
     char reply[64];
     snprintf(reply, sizeof reply, "\"type\":\"reply\",\"ref\":%d,\"ok\":true", ref);
-    free(expect(ws, reply));
+    free(it_expect(ws, reply));
 }
 
 /* Joins in Azu's frames: the whole HTML, then the reply. */
 static char *azu_join(it_ws *ws, const char *cid, int ref) {
     azu(ws, ref, "component_join", cid, NULL);
-    char *html = expect(ws, "\"component_update\"");
+    char *html = it_expect(ws, "\"component_update\"");
     expect_reply(ws, ref);
     return html;
 }
@@ -150,8 +133,8 @@ static void new_message_shows(it_ws *ws, int n, int first, bool button) {
 START_TEST(a_viewer_pages_back_and_the_others_do_not) {
     it_pair_start(&pair, "room-pages");
     store("chat:paged", 1, 95);
-    it_ws *a = open_ws(port_a, "/spark?protocol=azu");
-    it_ws *b = open_ws(port_a, "/spark?protocol=azu");
+    it_ws *a = it_ws_open_ok(port_a, "/spark?protocol=azu", NULL);
+    it_ws *b = it_ws_open_ok(port_a, "/spark?protocol=azu", NULL);
     join_shows(a, "chat:paged", 1, 46, 95, true);
     join_shows(b, "chat:paged", 1, 46, 95, true);
 
@@ -179,14 +162,14 @@ START_TEST(a_viewer_pages_back_and_the_others_do_not) {
 
     /* A viewer of Spark's frames on the other instance gets its page as a
      * patch that inserts it. */
-    it_ws *c = open_ws(port_b, "/spark");
-    send_text(c, "{\"t\":\"join\",\"ref\":1,\"cid\":\"chat:paged\"}");
-    char *html = expect(c, "\"t\":\"render\"");
+    it_ws *c = it_ws_open_ok(port_b, "/spark", NULL);
+    it_send(c, "{\"t\":\"join\",\"ref\":1,\"cid\":\"chat:paged\"}");
+    char *html = it_expect(c, "\"t\":\"render\"");
     assert_shows(html, 48, 97, true);
     free(html);
-    free(expect(c, "\"ref\":1,\"ok\":true"));
-    send_text(c, "{\"t\":\"event\",\"ref\":2,\"cid\":\"chat:paged\",\"e\":\"load_history\"}");
-    free(expect(c, "\"ref\":2,\"ok\":true"));
+    free(it_expect(c, "\"ref\":1,\"ok\":true"));
+    it_send(c, "{\"t\":\"event\",\"ref\":2,\"cid\":\"chat:paged\",\"e\":\"load_history\"}");
+    free(it_expect(c, "\"ref\":2,\"ok\":true"));
     frames = through_message(c, 28, &last);
     ck_assert_msg(strstr(last, "\"t\":\"patch\"") && shows(last, 47) && !shows(last, 27) &&
                       !shows(last, 48),
@@ -210,7 +193,7 @@ END_TEST
 START_TEST(older_messages_stop_at_the_bound) {
     it_pair_start(&pair, "room-pages-bound");
     store("chat:big", 1, 1100);
-    it_ws *a = open_ws(port_a, "/spark?protocol=azu");
+    it_ws *a = it_ws_open_ok(port_a, "/spark?protocol=azu", NULL);
     join_shows(a, "chat:big", 1, 1051, 1100, true);
     for (int page = 1; page <= 50; page++)
         load_shows(a, "chat:big", 1 + page, 1051 - 20 * page, 1100, page < 50);
@@ -225,7 +208,7 @@ END_TEST
 
 START_TEST(a_room_with_no_messages_offers_none) {
     it_pair_start(&pair, "room-pages-empty");
-    it_ws *a = open_ws(port_a, "/spark?protocol=azu");
+    it_ws *a = it_ws_open_ok(port_a, "/spark?protocol=azu", NULL);
     char *html = azu_join(a, "chat:quiet", 1);
     ck_assert_int_eq(count_messages(html), 0);
     ck_assert_ptr_null(strstr(html, BUTTON));
@@ -250,13 +233,13 @@ START_TEST(a_viewer_may_leave_before_its_page_arrives) {
     it_pair_start(&pair, "room-pages-gone");
     store("chat:gone", 1, 60);
     for (int i = 0; i < 20; i++) {
-        it_ws *a = open_ws(port_a, "/spark?protocol=azu");
+        it_ws *a = it_ws_open_ok(port_a, "/spark?protocol=azu", NULL);
         free(azu_join(a, "chat:gone", 1));
         azu(a, 2, "component_event", "chat:gone", "load_history");
         if (i % 2) expect_reply(a, 2);
         it_ws_close(a);
     }
-    it_ws *b = open_ws(port_a, "/spark?protocol=azu");
+    it_ws *b = it_ws_open_ok(port_a, "/spark?protocol=azu", NULL);
     free(azu_join(b, "chat:gone", 1));
     load_shows(b, "chat:gone", 2, 1, 60, false);
     it_ws_close(b);
@@ -270,7 +253,7 @@ END_TEST
 START_TEST(pages_outlive_a_dropped_connection) {
     it_pair_start(&pair, "room-pages-reconnect");
     store("chat:again", 1, 95);
-    it_ws *a = open_ws(port_a, "/spark?protocol=azu");
+    it_ws *a = it_ws_open_ok(port_a, "/spark?protocol=azu", NULL);
     free(azu_join(a, "chat:again", 1));
     load_shows(a, "chat:again", 2, 26, 95, true);
     PGconn *pg = it_connect(pair.db);

@@ -28,25 +28,6 @@ static it_pair pair;
 #define port_a pair.port[0]
 #define port_b pair.port[1]
 
-static it_ws *open_ok(int port, const char *target, const char *headers) {
-    int status = 0;
-    it_ws *ws = it_ws_open(port, target, headers, &status);
-    ck_assert_msg(ws, "upgrade of %s refused with %d", target, status);
-    return ws;
-}
-
-static void send_text(it_ws *ws, const char *text) {
-    ck_assert_int_eq(it_ws_send_text(ws, text), 0);
-}
-
-static char *expect(it_ws *ws, const char *needle) {
-    char *m = it_ws_recv_match(ws, needle, RECV_MS);
-    ck_assert_msg(m, "never received %s", needle);
-    return m;
-}
-
-static void expect_free(it_ws *ws, const char *needle) { free(expect(ws, needle)); }
-
 /* The next message is exactly `frame`. */
 static void expect_next(it_ws *ws, const char *frame) {
     char *m = it_ws_recv(ws, RECV_MS);
@@ -79,7 +60,7 @@ static const char *value(PGconn *pg, const char *sql) {
 static void move(it_ws *ws, int position) {
     char frame[64];
     snprintf(frame, sizeof frame, "{\"action\":\"move\",\"position\":%d}", position);
-    send_text(ws, frame);
+    it_send(ws, frame);
 }
 
 /* `mover` plays `position`; `other` sees it; the mover does not. */
@@ -87,7 +68,7 @@ static void play(it_ws *mover, it_ws *other, int position) {
     char needle[64];
     move(mover, position);
     snprintf(needle, sizeof needle, "\"position\":%d", position);
-    char *m = expect(other, "\"type\":\"player_move\"");
+    char *m = it_expect(other, "\"type\":\"player_move\"");
     ck_assert_msg(strstr(m, needle), "expected %s in %s", needle, m);
     free(m);
 }
@@ -95,21 +76,21 @@ static void play(it_ws *mover, it_ws *other, int position) {
 START_TEST(game_actions_and_errors_across_instances) {
     it_pair_start(&pair, "seed-game");
     PGconn *pg = it_connect(pair.db);
-    it_ws *x = open_ok(port_a, "/game/g1", NULL);
-    it_ws *o = open_ok(port_b, "/game/g1", NULL);
+    it_ws *x = it_ws_open_ok(port_a, "/game/g1", NULL);
+    it_ws *o = it_ws_open_ok(port_b, "/game/g1", NULL);
 
     /* join: the first takes X, the second O; both hear each. */
-    send_text(x, "{\"action\":\"join\"}");
-    char *m = expect(x, "\"type\":\"player_joined\"");
+    it_send(x, "{\"action\":\"join\"}");
+    char *m = it_expect(x, "\"type\":\"player_joined\"");
     ck_assert_msg(strstr(m, "\"mark\":\"x\"") && strstr(m, "\"game_id\":\"g1\""), "%s", m);
     free(m);
-    expect_free(o, "\"mark\":\"x\"");
-    send_text(o, "{\"action\":\"join\"}");
-    expect_free(o, "\"mark\":\"o\"");
-    expect_free(x, "\"mark\":\"o\"");
+    it_expect_free(o, "\"mark\":\"x\"");
+    it_send(o, "{\"action\":\"join\"}");
+    it_expect_free(o, "\"mark\":\"o\"");
+    it_expect_free(x, "\"mark\":\"o\"");
 
     /* ping: the sender alone gets pong. */
-    send_text(x, "{\"action\":\"ping\"}");
+    it_send(x, "{\"action\":\"ping\"}");
     expect_next(x, "{\"type\":\"pong\"}");
     expect_silence(o);
 
@@ -125,9 +106,9 @@ START_TEST(game_actions_and_errors_across_instances) {
     expect_error(o, "Invalid move");
     move(o, 9);
     expect_error(o, "Invalid move");
-    send_text(o, "{\"action\":\"move\",\"position\":\"middle\"}");
+    it_send(o, "{\"action\":\"move\",\"position\":\"middle\"}");
     expect_error(o, "Invalid move");
-    send_text(o, "{\"action\":\"move\"}");
+    it_send(o, "{\"action\":\"move\"}");
     expect_error(o, "Invalid move");
     expect_silence(x);
 
@@ -152,38 +133,38 @@ START_TEST(game_actions_and_errors_across_instances) {
     expect_error(o, "Invalid move");
 
     /* chat: to everyone, the sender included; a message is required. */
-    send_text(o, "{\"action\":\"chat\",\"message\":\"gg\"}");
-    m = expect(x, "\"type\":\"chat\"");
+    it_send(o, "{\"action\":\"chat\",\"message\":\"gg\"}");
+    m = it_expect(x, "\"type\":\"chat\"");
     ck_assert_msg(strstr(m, "\"message\":\"gg\"") && strstr(m, "\"timestamp\":\""), "%s", m);
     free(m);
-    expect_free(o, "\"message\":\"gg\"");
-    send_text(o, "{\"action\":\"chat\"}");
+    it_expect_free(o, "\"message\":\"gg\"");
+    it_send(o, "{\"action\":\"chat\"}");
     expect_error(o, "Message is required");
-    send_text(o, "{\"action\":\"chat\",\"message\":\"\"}");
+    it_send(o, "{\"action\":\"chat\",\"message\":\"\"}");
     expect_error(o, "Message is required");
 
     /* Unknown actions and bad JSON. */
-    send_text(x, "{\"action\":\"fly\"}");
+    it_send(x, "{\"action\":\"fly\"}");
     expect_error(x, "Unknown action: fly");
-    send_text(x, "{\"position\":3}");
+    it_send(x, "{\"position\":3}");
     expect_error(x, "Unknown action: (none)");
-    send_text(x, "{not json");
+    it_send(x, "{not json");
     expect_error(x, "Invalid JSON format");
-    send_text(x, "[1,2]");
+    it_send(x, "[1,2]");
     expect_error(x, "Invalid JSON format");
 
     /* leave frees the seat: a newcomer on the other instance takes it. */
-    send_text(x, "{\"action\":\"leave\"}");
-    expect_free(o, "\"type\":\"player_left\"");
-    expect_free(x, "\"type\":\"player_left\"");
+    it_send(x, "{\"action\":\"leave\"}");
+    it_expect_free(o, "\"type\":\"player_left\"");
+    it_expect_free(x, "\"type\":\"player_left\"");
     ck_assert_str_eq(value(pg, "SELECT state->>'x' FROM spark.components WHERE id = 'game:g1'"),
                      "");
-    it_ws *z = open_ok(port_b, "/game/g1", NULL);
-    send_text(z, "{\"action\":\"join\"}");
-    expect_free(z, "\"mark\":\"x\"");
+    it_ws *z = it_ws_open_ok(port_b, "/game/g1", NULL);
+    it_send(z, "{\"action\":\"join\"}");
+    it_expect_free(z, "\"mark\":\"x\"");
     /* A third player watches. */
-    send_text(x, "{\"action\":\"join\"}");
-    expect_free(x, "\"mark\":\"spectator\"");
+    it_send(x, "{\"action\":\"join\"}");
+    it_expect_free(x, "\"mark\":\"spectator\"");
 
     PQfinish(pg);
     it_ws_close(x);
@@ -201,18 +182,18 @@ START_TEST(racing_joins_get_different_seats) {
     for (int round = 0; round < 5; round++) {
         char target[32];
         snprintf(target, sizeof target, "/game/race%d", round);
-        it_ws *p = open_ok(port_a, target, NULL), *q = open_ok(port_b, target, NULL);
+        it_ws *p = it_ws_open_ok(port_a, target, NULL), *q = it_ws_open_ok(port_b, target, NULL);
         /* Both are in the room once each has heard its own chat. */
         it_ws *both[] = {p, q};
         for (int k = 0; k < 2; k++) {
-            send_text(both[k], "{\"action\":\"chat\",\"message\":\"here\"}");
-            expect_free(both[k], "\"message\":\"here\"");
+            it_send(both[k], "{\"action\":\"chat\",\"message\":\"here\"}");
+            it_expect_free(both[k], "\"message\":\"here\"");
         }
-        send_text(p, "{\"action\":\"join\"}");
-        send_text(q, "{\"action\":\"join\"}");
+        it_send(p, "{\"action\":\"join\"}");
+        it_send(q, "{\"action\":\"join\"}");
         /* p hears both joins; the one from instance a's player is p's. */
-        char *first = expect(p, "\"type\":\"player_joined\"");
-        char *second = expect(p, "\"type\":\"player_joined\"");
+        char *first = it_expect(p, "\"type\":\"player_joined\"");
+        char *second = it_expect(p, "\"type\":\"player_joined\"");
         bool p_first = strstr(first, "\"player\":\"anon-a-") != NULL;
         const char *mp = p_first ? first : second, *mq = p_first ? second : first;
         bool x_p = strstr(mp, "\"mark\":\"x\"") != NULL, o_p = strstr(mp, "\"mark\":\"o\"") != NULL;
@@ -237,19 +218,19 @@ START_TEST(a_failing_handler_is_a_server_error) {
                         "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON spark.components"
                         " FOR EACH ROW WHEN (NEW.id = 'game:broken')"
                         " EXECUTE FUNCTION public.refuse()"));
-    it_ws *ws = open_ok(port_a, "/game/broken", NULL);
-    send_text(ws, "{\"action\":\"join\"}");
+    it_ws *ws = it_ws_open_ok(port_a, "/game/broken", NULL);
+    it_send(ws, "{\"action\":\"join\"}");
     expect_error(ws, "Server error processing message");
-    send_text(ws, "{\"action\":\"ping\"}");
+    it_send(ws, "{\"action\":\"ping\"}");
     expect_next(ws, "{\"type\":\"pong\"}");
     /* The same for a chat topic the chat component cannot store. */
     PQclear(it_exec(pg, "CREATE TRIGGER refuse_chat BEFORE INSERT OR UPDATE ON spark.components"
                         " FOR EACH ROW WHEN (NEW.id = 'chat:broken')"
                         " EXECUTE FUNCTION public.refuse()"));
-    it_ws *chat = open_ok(port_b, "/chat/broken", NULL);
-    expect_free(chat, "\"type\":\"user_joined\"");
-    send_text(chat, "{\"action\":\"topic\",\"topic\":\"x\"}");
-    expect_free(chat, "Server error processing message");
+    it_ws *chat = it_ws_open_ok(port_b, "/chat/broken", NULL);
+    it_expect_free(chat, "\"type\":\"user_joined\"");
+    it_send(chat, "{\"action\":\"topic\",\"topic\":\"x\"}");
+    it_expect_free(chat, "Server error processing message");
     PQfinish(pg);
     it_ws_close(ws);
     it_ws_close(chat);
@@ -294,29 +275,29 @@ START_TEST(secure_channel_with_tokens) {
     it_ws *a = it_ws_open_bearer(port_a, "/secure/ops", ops, NULL, &status);
     it_ws *c = it_ws_open_bearer(port_b, "/secure/ops", all, NULL, &status);
     ck_assert(a && c);
-    send_text(c, "{\"action\":\"chat\"}");
+    it_send(c, "{\"action\":\"chat\"}");
     expect_error(c, "Message is required");
     /* c is in the room once it hears itself. */
-    send_text(c, "{\"action\":\"chat\",\"message\":\"ready\"}");
-    expect_free(c, "\"message\":\"ready\"");
-    send_text(a, "{\"action\":\"chat\",\"message\":\"deploy at 5\"}");
-    char *m = expect(c, "\"type\":\"chat\"");
+    it_send(c, "{\"action\":\"chat\",\"message\":\"ready\"}");
+    it_expect_free(c, "\"message\":\"ready\"");
+    it_send(a, "{\"action\":\"chat\",\"message\":\"deploy at 5\"}");
+    char *m = it_expect(c, "\"type\":\"chat\"");
     ck_assert_msg(strstr(m, "\"user\":\"alice\"") && strstr(m, "deploy at 5"), "%s", m);
     free(m);
-    send_text(a, "nope");
-    expect_free(a, "Invalid JSON format");
-    send_text(a, "{\"action\":\"x\"}");
-    expect_free(a, "Unknown action: x");
+    it_send(a, "nope");
+    it_expect_free(a, "Invalid JSON format");
+    it_send(a, "{\"action\":\"x\"}");
+    it_expect_free(a, "Unknown action: x");
     /* Sending to everyone needs the scope notifications:all. */
     ws = it_ws_open_bearer(port_a, "/notifications/bob", kitchen, NULL, &status);
-    expect_free(ws, "\"type\":\"connected\"");
-    send_text(ws, "{\"action\":\"broadcast_all\",\"message\":\"hi\"}");
+    it_expect_free(ws, "\"type\":\"connected\"");
+    it_send(ws, "{\"action\":\"broadcast_all\",\"message\":\"hi\"}");
     expect_error(ws, "Access denied");
     it_ws_close(ws);
     /* The kitchen token opens its own channel. */
     ws = it_ws_open_bearer(port_a, "/secure/kitchen", kitchen, NULL, &status);
-    send_text(ws, "{\"action\":\"chat\",\"message\":\"hi\"}");
-    expect_free(ws, "\"message\":\"hi\"");
+    it_send(ws, "{\"action\":\"chat\",\"message\":\"hi\"}");
+    it_expect_free(ws, "\"message\":\"hi\"");
     it_ws_close(ws);
     it_ws_close(a);
     it_ws_close(c);
@@ -333,7 +314,7 @@ END_TEST
 START_TEST(secure_channel_refuses_anonymous) {
     it_one one;
     it_one_start(&one, "seed-anon", NULL);
-    it_ws *ws = open_ok(one.port, "/secure/ops", NULL);
+    it_ws *ws = it_ws_open_ok(one.port, "/secure/ops", NULL);
     expect_error(ws, "Authentication required");
     ck_assert_int_eq(it_ws_wait_close(ws, RECV_MS), 4401);
     ck_assert_str_eq(it_ws_close_reason(ws), "Authentication required");
@@ -349,19 +330,19 @@ START_TEST(broadcast_all_from_sql_reaches_every_connection) {
     int ports[2] = {port_a, port_b};
     it_ws *chat[2], *note[2], *game[2], *live[2];
     for (int i = 0; i < 2; i++) {
-        chat[i] = open_ok(ports[i], "/chat/all", NULL);
-        expect_free(chat[i], "\"type\":\"user_joined\"");
-        note[i] = open_ok(ports[i], "/notifications/u1", NULL);
-        expect_free(note[i], "\"type\":\"connected\"");
-        game[i] = open_ok(ports[i], "/game/all", NULL);
-        live[i] = open_ok(ports[i], "/spark", NULL);
+        chat[i] = it_ws_open_ok(ports[i], "/chat/all", NULL);
+        it_expect_free(chat[i], "\"type\":\"user_joined\"");
+        note[i] = it_ws_open_ok(ports[i], "/notifications/u1", NULL);
+        it_expect_free(note[i], "\"type\":\"connected\"");
+        game[i] = it_ws_open_ok(ports[i], "/game/all", NULL);
+        live[i] = it_ws_open_ok(ports[i], "/spark", NULL);
     }
     /* The game and /spark sockets are served once they answer. */
     for (int i = 0; i < 2; i++) {
-        send_text(game[i], "{\"action\":\"ping\"}");
+        it_send(game[i], "{\"action\":\"ping\"}");
         expect_next(game[i], "{\"type\":\"pong\"}");
-        send_text(live[i], "{\"t\":\"leave\",\"ref\":1,\"cid\":\"counter:x\"}");
-        expect_free(live[i], "\"ref\":1");
+        it_send(live[i], "{\"t\":\"leave\",\"ref\":1,\"cid\":\"counter:x\"}");
+        it_expect_free(live[i], "\"ref\":1");
     }
     PGconn *pg = it_connect(pair.db);
     /* A payload shaped like a control frame stays data. */
@@ -373,11 +354,11 @@ START_TEST(broadcast_all_from_sql_reaches_every_connection) {
     for (int i = 0; i < 2; i++) {
         it_ws *plain[] = {chat[i], note[i], game[i]};
         for (int k = 0; k < 3; k++) {
-            char *m = expect(plain[k], "\"announcement\"");
+            char *m = it_expect(plain[k], "\"announcement\"");
             ck_assert_msg(strstr(m, want_seq), "instance %d client %d: %s", i, k, m);
             free(m);
         }
-        char *m = expect(live[i], "\"announcement\"");
+        char *m = it_expect(live[i], "\"announcement\"");
         static const char head[] = "{\"t\":\"msg\",\"room\":\"spark:all\",\"kind\":\"message\",";
         ck_assert_msg(strncmp(m, head, sizeof head - 1) == 0 && strstr(m, want_seq) &&
                           strstr(m, "\"data\":{\"t\":\"redirect\",\"seq\":1,"),
@@ -385,28 +366,28 @@ START_TEST(broadcast_all_from_sql_reaches_every_connection) {
         free(m);
     }
     /* From C (spark_broadcast_all), through the notifications channel. */
-    send_text(note[1], "{\"action\":\"broadcast_all\",\"message\":\"from C\"}");
+    it_send(note[1], "{\"action\":\"broadcast_all\",\"message\":\"from C\"}");
     for (int i = 0; i < 2; i++) {
         it_ws *every[] = {chat[i], note[i], game[i], live[i]};
         for (int k = 0; k < 4; k++) {
-            char *m = expect(every[k], "\"from C\"");
+            char *m = it_expect(every[k], "\"from C\"");
             ck_assert_msg(strstr(m, "\"type\":\"notification\"") && strstr(m, "\"seq\":"),
                           "instance %d client %d: %s", i, k, m);
             free(m);
         }
     }
-    send_text(note[0], "{\"action\":\"broadcast_all\"}");
+    it_send(note[0], "{\"action\":\"broadcast_all\"}");
     expect_error(note[0], "Message is required");
-    send_text(note[0], "{\"action\":\"chat\",\"message\":\"x\"}");
+    it_send(note[0], "{\"action\":\"chat\",\"message\":\"x\"}");
     expect_error(note[0], "This channel only sends");
     /* Rolled back, it reaches no one. */
     PQclear(it_exec(pg, "BEGIN; SELECT spark.broadcast_all('{\"type\":\"never\"}'); ROLLBACK"));
     PQclear(it_exec(pg, "SELECT spark.broadcast_all('{\"type\":\"after\"}')"));
     for (int i = 0; i < 2; i++) {
-        char *m = expect(chat[i], "\"type\":\"");
+        char *m = it_expect(chat[i], "\"type\":\"");
         while (strstr(m, "presence_") || strstr(m, "user_joined")) {
             free(m);
-            m = expect(chat[i], "\"type\":\"");
+            m = it_expect(chat[i], "\"type\":\"");
         }
         ck_assert_msg(strstr(m, "\"type\":\"after\""), "%s", m);
         free(m);
@@ -425,7 +406,7 @@ END_TEST
 /* The counts of a "connected" frame for `user`: this instance's sockets
  * of the notifications channel, and of the user's room. */
 static void expect_counts(it_ws *ws, const char *user, long long all, long long mine) {
-    char *m = expect(ws, "\"type\":\"connected\"");
+    char *m = it_expect(ws, "\"type\":\"connected\"");
     char want[256];
     snprintf(want, sizeof want,
              "\"message\":\"Connected to notifications for user %s\",\"timestamp\":\"", user);
@@ -438,24 +419,24 @@ static void expect_counts(it_ws *ws, const char *user, long long all, long long 
 /* The counts are this instance's, kept as sockets come and go. */
 START_TEST(connected_frame_counts_this_instances_connections) {
     it_pair_start(&pair, "seed-count");
-    it_ws *a1 = open_ok(port_a, "/notifications/u7", NULL);
+    it_ws *a1 = it_ws_open_ok(port_a, "/notifications/u7", NULL);
     expect_counts(a1, "u7", 1, 1);
-    it_ws *a2 = open_ok(port_a, "/notifications/u7", NULL);
+    it_ws *a2 = it_ws_open_ok(port_a, "/notifications/u7", NULL);
     expect_counts(a2, "u7", 2, 2);
-    it_ws *other = open_ok(port_a, "/notifications/u8", NULL);
+    it_ws *other = it_ws_open_ok(port_a, "/notifications/u8", NULL);
     expect_counts(other, "u8", 3, 1);
     /* Other channels' connections do not count, nor another instance's. */
-    it_ws *chat = open_ok(port_a, "/chat/count", NULL);
-    expect_free(chat, "\"type\":\"user_joined\"");
-    it_ws *b1 = open_ok(port_b, "/notifications/u7", NULL);
+    it_ws *chat = it_ws_open_ok(port_a, "/chat/count", NULL);
+    it_expect_free(chat, "\"type\":\"user_joined\"");
+    it_ws *b1 = it_ws_open_ok(port_b, "/notifications/u7", NULL);
     expect_counts(b1, "u7", 1, 1);
     it_ws_close(a1);
     /* a1 is gone once a newcomer is counted without it: ask until then. */
     long long deadline = it_now_ms() + RECV_MS;
     char *m = NULL;
     while (it_now_ms() < deadline) {
-        it_ws *a3 = open_ok(port_a, "/notifications/u7", NULL);
-        m = expect(a3, "\"type\":\"connected\"");
+        it_ws *a3 = it_ws_open_ok(port_a, "/notifications/u7", NULL);
+        m = it_expect(a3, "\"type\":\"connected\"");
         it_ws_close(a3);
         if (strstr(m, "\"connections\":3,\"user_connections\":2}")) break;
         free(m);
@@ -476,20 +457,20 @@ END_TEST
 START_TEST(the_chat_channel_changes_the_chat_component) {
     it_pair_start(&pair, "seed-topic");
     /* A viewer of the component on instance b. */
-    it_ws *live = open_ok(port_b, "/spark", NULL);
-    send_text(live, "{\"t\":\"join\",\"ref\":1,\"cid\":\"chat:topics\"}");
-    char *render = expect(live, "\"t\":\"render\"");
+    it_ws *live = it_ws_open_ok(port_b, "/spark", NULL);
+    it_send(live, "{\"t\":\"join\",\"ref\":1,\"cid\":\"chat:topics\"}");
+    char *render = it_expect(live, "\"t\":\"render\"");
     ck_assert_msg(!strstr(render, "Topic:"), "%s", render);
     free(render);
-    expect_free(live, "\"ref\":1,\"ok\":true");
+    it_expect_free(live, "\"ref\":1,\"ok\":true");
     /* The channel on instance a sets the topic. */
-    it_ws *ch = open_ok(port_a, "/chat/topics", NULL);
-    expect_free(ch, "\"type\":\"user_joined\"");
-    send_text(ch, "{\"action\":\"topic\",\"topic\":\"Release day\"}");
-    char *m = expect(ch, "\"type\":\"topic\"");
+    it_ws *ch = it_ws_open_ok(port_a, "/chat/topics", NULL);
+    it_expect_free(ch, "\"type\":\"user_joined\"");
+    it_send(ch, "{\"action\":\"topic\",\"topic\":\"Release day\"}");
+    char *m = it_expect(ch, "\"type\":\"topic\"");
     ck_assert_msg(strstr(m, "\"topic\":\"Release day\""), "%s", m);
     free(m);
-    char *patch = expect(live, "Topic: Release day");
+    char *patch = it_expect(live, "Topic: Release day");
     ck_assert_msg(strstr(patch, "\"t\":\"patch\""), "%s", patch);
     free(patch);
     /* It is a version with a history row, like any event. */
@@ -504,14 +485,14 @@ START_TEST(the_chat_channel_changes_the_chat_component) {
     /* What the component refuses is told; nothing changes. */
     char big[400];
     snprintf(big, sizeof big, "{\"action\":\"topic\",\"topic\":\"%0250d\"}", 0);
-    send_text(ch, big);
+    it_send(ch, big);
     expect_error(ch, "A topic is at most 200 characters");
-    send_text(ch, "{\"action\":\"topic\"}");
+    it_send(ch, "{\"action\":\"topic\"}");
     expect_error(ch, "Topic is required");
     /* A new viewer on instance a renders the stored topic. */
-    it_ws *live_a = open_ok(port_a, "/spark", NULL);
-    send_text(live_a, "{\"t\":\"join\",\"ref\":1,\"cid\":\"chat:topics\"}");
-    expect_free(live_a, "Topic: Release day");
+    it_ws *live_a = it_ws_open_ok(port_a, "/spark", NULL);
+    it_send(live_a, "{\"t\":\"join\",\"ref\":1,\"cid\":\"chat:topics\"}");
+    it_expect_free(live_a, "Topic: Release day");
     it_ws_close(live_a);
     it_ws_close(live);
     it_ws_close(ch);
@@ -536,8 +517,8 @@ static void page_of(const char *m, char *seqs, size_t cap, bool *more) {
 }
 
 static char *history(it_ws *ws, const char *request) {
-    send_text(ws, request);
-    return expect(ws, "\"type\":\"history\"");
+    it_send(ws, request);
+    return it_expect(ws, "\"type\":\"history\"");
 }
 
 /* The seqs of the room's shown messages, oldest first. */
@@ -573,8 +554,8 @@ START_TEST(load_history_pages_and_bounds) {
     PQclear(it_exec(pg, "SELECT spark.broadcast('chat:hist', jsonb_build_object('type', 'chat',"
                         " 'message', 'm' || i)) FROM generate_series(1, 7) i"));
     PQclear(it_exec(pg, "SELECT spark.broadcast('chat:hist', '{\"type\":\"audit\"}', 'audit')"));
-    it_ws *ws = open_ok(port_b, "/chat/hist", NULL);
-    expect_free(ws, "\"type\":\"user_joined\"");
+    it_ws *ws = it_ws_open_ok(port_b, "/chat/hist", NULL);
+    it_expect_free(ws, "\"type\":\"user_joined\"");
     /* The room's shown messages: the seven and ws's user_joined. */
     char all[512];
     it_query_value(pg,
@@ -620,7 +601,7 @@ START_TEST(load_history_pages_and_bounds) {
                          "{\"action\":\"load_history\",\"before\":-5}",
                          "{\"action\":\"load_history\",\"before\":\"x\"}"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        send_text(ws, bad[i]);
+        it_send(ws, bad[i]);
         char *e = it_ws_recv_match(ws, "\"type\":\"error\"", RECV_MS); /* past live ones */
         ck_assert_msg(e && strcmp(e, "{\"type\":\"error\",\"message\":\"Invalid history request: "
                                      "before is a seq, limit 1 to 100\"}") == 0,

@@ -866,15 +866,8 @@ END_TEST
 
 static it_pair pair;
 
-static it_ws *open_ok(int port, const char *target) {
-    int status;
-    it_ws *ws = it_ws_open(port, target, NULL, &status);
-    ck_assert_msg(ws, "upgrade of %s refused with %d", target, status);
-    return ws;
-}
-
 static it_ws *join_chat(int port, const char *target) {
-    it_ws *ws = open_ok(port, target);
+    it_ws *ws = it_ws_open_ok(port, target, NULL);
     char *m = it_ws_recv_match(ws, "\"user_joined\"", RECV_MS);
     ck_assert_msg(m, "no user_joined on %s", target);
     free(m);
@@ -962,8 +955,8 @@ END_TEST
 
 START_TEST(notify_user_from_sql_is_atomic_too) {
     it_pair_start(&pair, "sqlnotify");
-    it_ws *a = open_ok(pair.port[0], "/notifications/u9");
-    it_ws *b = open_ok(pair.port[1], "/notifications/u9");
+    it_ws *a = it_ws_open_ok(pair.port[0], "/notifications/u9", NULL);
+    it_ws *b = it_ws_open_ok(pair.port[1], "/notifications/u9", NULL);
     PGconn *pg = it_connect(pair.db);
     /* The joins are asynchronous: ping until both tabs have heard one. */
     char *ma = NULL, *mb = NULL;
