@@ -33,7 +33,10 @@
 # pgbench, default 20); BENCH_PGBENCH_CLIENTS (default "1 2 8");
 # BENCH_PGBENCH_SECONDS (default 10); BENCH_KEEP_DB=1 keeps the database;
 # BENCH_PERF=1 records a perf profile of instance A (and BENCH_PERF=b of B)
-# while spark_load runs, into $BENCH_OUT/perf-*.data;
+# while spark_load runs, into $BENCH_OUT/perf-*.data; BENCH_SYNC_COMMIT=off
+# sets synchronous_commit off for the bench database (pgbench and instances:
+# commits no longer wait for the disk, and a PostgreSQL crash may lose the
+# last acknowledged ones), to tell the disk's share of a latency from ours;
 # BENCH_SOURCE: the source tree whose sparkd, migrations, sql and web to use
 # (default: this checkout; e.g. a `git archive` of a commit to compare).
 set -euo pipefail
@@ -149,6 +152,13 @@ fi
 admin_url=$DATABASE_URL
 db_name=spark_bench_$$
 psql -q -v ON_ERROR_STOP=1 "$admin_url" -c "CREATE DATABASE \"$db_name\"" >/dev/null
+commits=durable
+if [[ ${BENCH_SYNC_COMMIT:-on} == off ]]; then
+  commits="asynchronous (synchronous_commit off)"
+  psql -q -v ON_ERROR_STOP=1 "$admin_url" \
+    -c "ALTER DATABASE \"$db_name\" SET synchronous_commit = off" >/dev/null
+  log "synchronous_commit off for $db_name: commits do not wait for the disk"
+fi
 export DATABASE_URL
 DATABASE_URL=$(with_db "$admin_url" "$db_name")
 log "database $db_name; migrating"
@@ -216,15 +226,23 @@ SQL
   # One event of sparkd's shape per transaction (bench/event.sql; pgbench
   # reads ":name" as a variable even inside quotes: hence chr(58) there).
   cp "$root/bench/event.sql" "$work/event.sql"
-  local c tps json="" best=0
+  local c tps p50 p99 max json="" best=0
   for c in $pgbench_clients; do
+    rm -f "$work/pgbench-log".*
     tps=$("$pgbench_bin" -n -M prepared -f "$work/event.sql" -D ncomp="$components" \
-      -c "$c" -j "$((c < 2 ? c : 2))" -T "$pgbench_seconds" "$DATABASE_URL" 2>&1 |
+      -c "$c" -j "$((c < 2 ? c : 2))" -T "$pgbench_seconds" \
+      -l --log-prefix "$work/pgbench-log" "$DATABASE_URL" 2>&1 |
       sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' || true)
     [[ -n $tps ]] || die "pgbench failed (clients $c)"
+    # Each transaction's latency (3rd field, µs) from pgbench's own log: the
+    # tail of a durable commit on this disk, with no sparkd in the path.
+    read -r p50 p99 max < <(awk '{ print $3 }' "$work/pgbench-log".* | sort -n |
+      awk '{ v[NR] = $1 } END { printf "%.2f %.2f %.2f\n",
+        v[int(NR * 0.50 + 0.5)] / 1000, v[int(NR * 0.99 + 0.5)] / 1000, v[NR] / 1000 }')
     log "pgbench: $c client(s): $tps events/s"
-    printf '  pgbench %2s client(s): %10.1f durable events/s (one per transaction)\n' "$c" "$tps"
-    json+="${json:+,}{\"clients\":$c,\"tps\":$tps}"
+    printf '  pgbench %2s client(s): %10.1f %s events/s (one per transaction); commit p50 %s, p99 %s, max %s ms\n' \
+      "$c" "$tps" "$commits" "$p50" "$p99" "$max"
+    json+="${json:+,}{\"clients\":$c,\"tps\":$tps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"max_ms\":$max}"
     best=$(awk -v a="$best" -v b="$tps" 'BEGIN { print (b > a) ? b : a }')
   done
   local events
