@@ -3,7 +3,8 @@
 # (build-asan/, ASan + UBSan), starts a fresh private PostgreSQL cluster and
 # runs the CTest suites of both trees against it. Two Release trees,
 # build-release/ (GCC) and build-clang/ (clang), prove that optimised builds
-# stay warning-free; the clang tree runs its unit suites. Every tree builds
+# stay warning-free; the clang tree runs its unit suites. build/ also runs
+# the unit suites under valgrind's memcheck (memcheck.*). Every tree builds
 # with -Werror (SPARK_WERROR=ON), which user builds leave off.
 #
 # Last, scripts/compose-test.sh runs docker-compose.yml for real on podman
