@@ -7,8 +7,9 @@
  * with two tabs stays online when one closes. A crowded room has no list:
  * its presence frames say "crowded" and how many users are present, and
  * the room sends its whole state again when it stops being crowded. Both
- * are read only from presence frames, which the runtime alone writes. Typing is ephemeral: an entry
- * lasts a few seconds unless renewed, and a message from that user ends it.
+ * are read only from presence frames, which the runtime alone writes.
+ * Typing is ephemeral: an entry lasts a few seconds unless renewed, and a
+ * message from that user ends it.
  * A recent message that makes way for a newer one stays with each viewer
  * that paged back (room_older.c), so that what it sees has no gap.
  */
@@ -204,7 +205,8 @@ static bool crowd(instance *in, json_object *o) {
     json_object *crowded = NULL, *count = NULL;
     json_object_object_get_ex(o, "crowded", &crowded);
     json_object_object_get_ex(o, "count", &count);
-    in->room.crowded = json_object_get_boolean(crowded);
+    in->room.crowded =
+        json_object_is_type(crowded, json_type_boolean) && json_object_get_boolean(crowded);
     lr->count = json_object_is_type(count, json_type_int) ? json_object_get_int64(count) : -1;
     return in->room.crowded;
 }
