@@ -1,8 +1,9 @@
 /*
  * test_channels.c - WebSocket channels across two sparkd instances on one
  * PostgreSQL: routing, the chat channel and its errors, delivery order and
- * exactly-once across instances, resume, presence after a kill -9,
- * notifications from SQL, every limit, and the 1001 goodbye on shutdown.
+ * exactly-once across instances, resume, presence (batched, counted in a
+ * crowded room, and after a kill -9), notifications from SQL, every limit,
+ * and the 1001 goodbye on shutdown.
  */
 #include "harness.h"
 #include "wsclient.h"

@@ -1,7 +1,8 @@
 /*
  * test_sql.c - Spark from SQL: the walk-through of docs/sql.md run as
  * written in psql, every inspection function and view on a real history,
- * revert, fork, replay and retention, append-only history, and SQL writes
+ * revert, fork, replay and retention, append-only history, presence
+ * batches and crowded rooms' counts, and SQL writes
  * (broadcast, notify_user, INSERT) reaching clients of two running sparkd
  * instances, with rolled-back ones reaching no one.
  */
