@@ -8,7 +8,7 @@
  * Out: user_joined, user_left, chat, typing, topic, history and error,
  * each with type, user and timestamp; user_joined and user_left only while
  * the room is not crowded (SPARK_CROWDED_ROOM presences, 100 by default),
- * past which presence alone tells joins and leaves. Messages live in the room
+ * past which presence tells joins and leaves, as a count of users. Messages live in the room
  * "chat:<room_id>", which the chat component of the same room reads too.
  */
 #include <spark/channel.h>

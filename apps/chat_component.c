@@ -1,7 +1,8 @@
 /*
  * chat_component.c - the seed's ChatComponent. Its messages are the room
  * "chat:<room>" that the /chat/:room_id channel posts to, so each sees
- * the other's messages; who is online comes from the room's presence;
+ * the other's messages; who is online comes from the room's presence (a
+ * crowded room shows how many instead);
  * typing is signalled to the room but never stored; "Load earlier
  * messages" pages back, for that viewer only. The topic is its
  * shared state, set from the chat channel ({"action":"topic"}): the
@@ -26,11 +27,16 @@ static void render(spark_html *h, const spark_view *v) {
         if (*topic) P(h, "class", "topic") {
                 spark_textf(h, "Topic: %s", topic);
             }
-        P(h, "class", "online") {
-            spark_textf(h, "Online (%zu):", online);
-            for (size_t i = 0; i < online; i++)
-                SPAN(h, "class", "user") { spark_textf(h, " %s", spark_room_online(v, i)); }
-        }
+        /* A crowded room has no list of who is online, only how many. */
+        if (spark_room_crowded(v)) P(h, "class", "online crowded") {
+                spark_textf(h, "%zu online", spark_room_online_count(v));
+            }
+        else
+            P(h, "class", "online") {
+                spark_textf(h, "Online (%zu):", online);
+                for (size_t i = 0; i < online; i++)
+                    SPAN(h, "class", "user") { spark_textf(h, " %s", spark_room_online(v, i)); }
+            }
         if (spark_room_has_older(v))
             BUTTON(h, "class", "load-history", "spark-click", "load_history") {
                 spark_text(h, "Load earlier messages");

@@ -671,6 +671,12 @@ SPARK_API const char *spark_room_online(const spark_view *v, size_t i) {
     return i < spark_room_online_len(v) ? v->room->online[i] : NULL;
 }
 
+SPARK_API size_t spark_room_online_count(const spark_view *v) {
+    return v->room ? v->room->online_count : 0;
+}
+
+SPARK_API bool spark_room_crowded(const spark_view *v) { return v->room && v->room->crowded; }
+
 SPARK_API size_t spark_room_typing_len(const spark_view *v) {
     return v->room ? v->room->ntyping : 0;
 }

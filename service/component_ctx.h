@@ -20,8 +20,10 @@
 /* What a room component's render sees of its room (owned by the runtime). */
 typedef struct {
     json_object *messages; /* array of payload objects, oldest first */
-    char **online;
+    char **online;         /* none in a crowded room: there is only the count */
     size_t nonline;
+    size_t online_count; /* users present, every instance (the runtime's "count") */
+    bool crowded;        /* the room is crowded (SPARK_CROWDED_ROOM) */
     char **typing;
     size_t ntyping;
     bool full; /* as many as it keeps: older ones may exist */

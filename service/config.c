@@ -99,8 +99,8 @@ static const setting settings[] = {
      "seconds a room message is kept, 0 for ever (default: 86400)"},
     {"SPARK_CROWDED_ROOM", "--crowded-room", K_COUNT, AT(crowded_room),
      "present connections above which a room is crowded: the chat channel's user_joined "
-     "and user_left are skipped there, joins and leaves told by presence only; 0 for none "
-     "(default: 100)"},
+     "and user_left are skipped there, and presence is a count of users, not a list; 0 for "
+     "none (default: 100)"},
     {"SPARK_PRESENCE_TIMEOUT", "--presence-timeout", K_SECONDS, AT(presence_timeout_ms),
      "seconds before a silent instance's presences expire (default: 30)"},
     {"SPARK_TOKEN_GRACE", "--token-grace", K_SECONDS, AT(token_grace_ms),

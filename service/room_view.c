@@ -4,8 +4,12 @@
  *
  * Who is online is kept as a count of presences per user, built from the
  * room's presence_state and moved by each presence_diff, so that a user
- * with two tabs stays online when one closes. Typing is ephemeral: an entry
- * lasts a few seconds unless renewed, and a message from that user ends it.
+ * with two tabs stays online when one closes. A crowded room has no list:
+ * its presence frames say "crowded" and how many users are present, and
+ * the room sends its whole state again when it stops being crowded. Both
+ * are read only from presence frames, which the runtime alone writes.
+ * Typing is ephemeral: an entry lasts a few seconds unless renewed, and a
+ * message from that user ends it.
  * A recent message that makes way for a newer one stays with each viewer
  * that paged back (room_older.c), so that what it sees has no gap.
  */
@@ -28,6 +32,7 @@ struct live_room {
     spark_room_peer peer;
     instance *in;
     json_object *presence; /* user id -> {"name":..,"n":presences} */
+    long long count;       /* users present, as the last presence frame said */
     typing_entry *typing;
     size_t ntyping;
     lws_sorted_usec_list_t typing_timer;
@@ -49,6 +54,7 @@ static int by_name(const void *a, const void *b) {
 static void rebuild_online(instance *in) {
     live_room *lr = in->room_state;
     size_t n = (size_t)json_object_object_length(lr->presence), k = 0;
+    in->room.online_count = lr->count >= 0 ? (size_t)lr->count : n;
     char **names = calloc(n ? n : 1, sizeof *names);
     if (names) {
         json_object_object_foreach(lr->presence, user, entry) {
@@ -183,6 +189,28 @@ static void add_message(instance *in, json_object *m) {
         drop_typing(lr, json_object_get_string(uid));
 }
 
+/* A stored presence message that is a whole state: a room that stopped
+ * being crowded sends one to every member. */
+static bool is_state(const char *kind, json_object *o) {
+    json_object *type = NULL;
+    return strcmp(kind, "presence") == 0 && json_object_object_get_ex(o, "type", &type) &&
+           json_object_is_type(type, json_type_string) &&
+           strcmp(json_object_get_string(type), "presence_state") == 0;
+}
+
+/* Takes a presence frame's "crowded" and "count" (-1 when it has none:
+ * the list's length is the count then). Returns whether it is crowded. */
+static bool crowd(instance *in, json_object *o) {
+    live_room *lr = in->room_state;
+    json_object *crowded = NULL, *count = NULL;
+    json_object_object_get_ex(o, "crowded", &crowded);
+    json_object_object_get_ex(o, "count", &count);
+    in->room.crowded =
+        json_object_is_type(crowded, json_type_boolean) && json_object_get_boolean(crowded);
+    lr->count = json_object_is_type(count, json_type_int) ? json_object_get_int64(count) : -1;
+    return in->room.crowded;
+}
+
 static void on_room_frame(spark_room_peer *p, const char *kind, const char *frame, size_t len) {
     live_room *lr = lws_container_of(p, live_room, peer);
     instance *in = lr->in;
@@ -196,16 +224,21 @@ static void on_room_frame(spark_room_peer *p, const char *kind, const char *fram
         spark_room_older_reset(in);
     } else if (strcmp(kind, "message") == 0 && json_object_is_type(o, json_type_object)) {
         add_message(in, o);
-    } else if (strcmp(kind, "presence_state") == 0) {
+    } else if (strcmp(kind, "presence_state") == 0 || is_state(kind, o)) {
         json_object_put(lr->presence);
         lr->presence = json_object_new_object();
-        if (json_object_object_get_ex(o, "state", &part)) count_presences(lr, part, 1);
+        if (!crowd(in, o) && json_object_object_get_ex(o, "state", &part))
+            count_presences(lr, part, 1);
         if (!lr->loaded && in->cs->hooks->room_loaded) {
             lr->loaded = true;
             in->cs->hooks->room_loaded(in);
         }
         lr->loaded = true;
     } else if (strcmp(kind, "presence") == 0) {
+        if (crowd(in, o)) {
+            json_object_put(lr->presence); /* no list while crowded */
+            lr->presence = json_object_new_object();
+        }
         if (json_object_object_get_ex(o, "joins", &part)) count_presences(lr, part, 1);
         if (json_object_object_get_ex(o, "leaves", &part)) count_presences(lr, part, -1);
     } else if (strcmp(kind, "ephemeral") == 0) {
@@ -230,6 +263,7 @@ void spark_room_view_open(instance *in) {
         return;
     }
     lr->in = in;
+    lr->count = -1;
     lr->peer = (spark_room_peer){.deliver = on_room_frame, .origin = "", .user_id = in->id};
     in->room_state = lr;
     spark_rooms_watch(in->cs->rooms, &lr->peer, in->id, SPARK_ROOM_VIEW_MESSAGES);
@@ -252,7 +286,8 @@ void spark_room_view_close(instance *in) {
     free_names(in->room.online, in->room.nonline);
     free_names(in->room.typing, in->room.ntyping);
     in->room.online = in->room.typing = NULL;
-    in->room.nonline = in->room.ntyping = 0;
+    in->room.nonline = in->room.ntyping = in->room.online_count = 0;
+    in->room.crowded = false;
 }
 
 void spark_room_view_detach(instance *in) {

@@ -120,6 +120,9 @@ struct spark_rooms {
     void *post_failed_ud;
     notify_mode notify;
     unsigned char notify_key[crypto_auth_KEYBYTES];
+    /* SPARK_CROWDED_ROOM as text: the p_most of every query that posts or
+     * reads presence, so that SQL judges crowded rooms (sql/30_channels). */
+    char most[16];
 };
 
 /* ---- the room table ------------------------------------------------------ */
@@ -330,13 +333,13 @@ static void deliver(room *r, long long seq, const char *payload, const char *ori
     spark_frame_unref(env);
 }
 
-/* {"type":"presence_state","room":R,"state":S}, built once for many. */
-static spark_frame *presence_frame(const char *room_name, const char *state) {
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "type", json_object_new_string("presence_state"));
-    json_object_object_add(o, "room", json_object_new_string(room_name));
-    json_object_object_add(o, "state", json_tokener_parse(state));
-    return frame_text(o);
+/* spark.presence_message's {"type":"presence_state","room":R,"state":S,
+ * ("crowded":true,)"count":U}, re-encoded compactly in its order, built
+ * once for many. Every key is the runtime's: the state's users are nested
+ * under "state". */
+static spark_frame *presence_frame(const char *message) {
+    json_object *o = json_tokener_parse(message);
+    return o ? frame_text(o) : NULL;
 }
 
 static void send_resume(member *m) {
@@ -499,7 +502,7 @@ static void start_streaming(spark_rooms *rooms, member *m, const PGresult *res, 
 static void start_watching(member *m, const PGresult *res, long long last) {
     const char *history = PQgetvalue(res, 0, 0);
     send_text_to(m, "history", history, strlen(history));
-    spark_frame *state = presence_frame(m->room->name, PQgetvalue(res, 0, 1));
+    spark_frame *state = presence_frame(PQgetvalue(res, 0, 1));
     send_to(m, "presence_state", state);
     spark_frame_unref(state);
     m->cursor = m->presence_after = last;
@@ -538,7 +541,7 @@ static void on_join_answer(void *ud, const PGresult *res, const char *error) {
 static void start_watch(spark_rooms *rooms, member *m) {
     char recent[16];
     snprintf(recent, sizeof recent, "%d", m->recent);
-    const char *params[] = {m->room->name, recent};
+    const char *params[] = {m->room->name, recent, rooms->most};
     m->state = M_JOINING;
     ticket *t = new_ticket(rooms, m->room, m, &m->stream_q);
     if (!t || query(rooms,
@@ -550,9 +553,9 @@ static void start_watch(spark_rooms *rooms, member *m) {
                     "          FROM (SELECT seq, payload FROM spark.messages"
                     "                 WHERE room = $1 AND kind = 'message'"
                     "                 ORDER BY seq DESC LIMIT $2::int) x)::text,"
-                    " spark.presence_state($1)::text,"
+                    " spark.presence_message($1, $3::int)::text,"
                     " coalesce((SELECT max(seq) FROM spark.messages WHERE room = $1), 0)",
-                    2, params, on_join_answer, t))
+                    3, params, on_join_answer, t))
         m->state = M_STALLED;
 }
 
@@ -704,9 +707,9 @@ int spark_rooms_history(spark_rooms *rooms, spark_room_peer *p, const char *name
 static void untrack(spark_rooms *rooms, spark_room_peer *p, const char *room_name) {
     char serial[24];
     snprintf(serial, sizeof serial, "%" PRIu64, p->serial);
-    const char *params[] = {rooms->cfg->instance, serial, room_name};
-    query_untracked(rooms, "SELECT spark.presence_untrack($1, $2, $3)", 3, params, log_failure,
-                    (void *)"presence_untrack");
+    const char *params[] = {rooms->cfg->instance, serial, room_name, rooms->most};
+    query_untracked(rooms, "SELECT spark.presence_untrack($1, $2, $3, $4::int)", 4, params,
+                    log_failure, (void *)"presence_untrack");
 }
 
 static void free_member(member *m) {
@@ -737,9 +740,9 @@ static void send_untracks(lws_sorted_usec_list_t *sul) {
     spark_rooms *rooms = lws_container_of(sul, spark_rooms, untrack_timer);
     if (!rooms->untracks_len) return;
     rooms->untracks[rooms->untracks_len - 1] = '}'; /* the last ',' */
-    const char *params[] = {rooms->cfg->instance, rooms->untracks};
-    query_untracked(rooms, "SELECT spark.presence_untrack_many($1, $2::bigint[])", 2, params,
-                    log_failure, (void *)"presence_untrack");
+    const char *params[] = {rooms->cfg->instance, rooms->untracks, rooms->most};
+    query_untracked(rooms, "SELECT spark.presence_untrack_many($1, $2::bigint[], NULL, $3::int)", 3,
+                    params, log_failure, (void *)"presence_untrack");
     rooms->untracks_len = 0;
 }
 
@@ -799,7 +802,7 @@ static void on_presence_state(void *ud, const PGresult *res, const char *error) 
     long long after = 0;
     if (!error) {
         after = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-        text = presence_frame(r->name, PQgetvalue(res, 0, 0));
+        text = presence_frame(PQgetvalue(res, 0, 0));
     }
     EACH_LINK(d, &r->presence_batch) {
         member *m = lws_container_of(d, member, in_presence);
@@ -823,13 +826,13 @@ static void query_presence(spark_rooms *rooms, room *r) {
         lws_dll2_remove(d);
         lws_dll2_add_tail(d, &r->presence_batch);
     }
-    const char *params[] = {r->name};
+    const char *params[] = {r->name, rooms->most};
     ticket *t = new_ticket(rooms, r, NULL, NULL);
     r->presence_querying = true;
     if (!t || query(rooms,
-                    "SELECT spark.presence_state($1)::text,"
+                    "SELECT spark.presence_message($1, $2::int)::text,"
                     " coalesce((SELECT max(seq) FROM spark.messages WHERE room = $1), 0)",
-                    1, params, on_presence_state, t)) {
+                    2, params, on_presence_state, t)) {
         r->presence_querying = false;
         EACH_LINK(d, &r->presence_batch) { lws_dll2_remove(d); }
     }
@@ -861,9 +864,11 @@ static void send_tracks(lws_sorted_usec_list_t *sul) {
             json_object_array_add(items, it);
         }
         const char *params[] = {rooms->cfg->instance,
-                                json_object_to_json_string_ext(items, JSON_C_TO_STRING_PLAIN)};
-        bool sent = query_untracked(rooms, "SELECT spark.presence_track_many($1, $2::jsonb)", 2,
-                                    params, log_failure, (void *)"presence_track") == 0;
+                                json_object_to_json_string_ext(items, JSON_C_TO_STRING_PLAIN),
+                                rooms->most};
+        bool sent =
+            query_untracked(rooms, "SELECT spark.presence_track_many($1, $2::jsonb, $3::int)", 3,
+                            params, log_failure, (void *)"presence_track") == 0;
         json_object_put(items);
         /* All of them wait first, so that each room's query answers all. */
         EACH_LINK(d, &batch) {
@@ -990,9 +995,7 @@ static int store_post(spark_rooms *rooms, const spark_room_peer *from, const cha
     p->rooms = rooms;
     p->sender = from ? from->serial : 0;
     strcpy(p->room, name);
-    char most[16];
-    snprintf(most, sizeof most, "%d", rooms->cfg->crowded_room);
-    const char *params[] = {name, kind, json, from ? from->user_id : NULL, origin, most};
+    const char *params[] = {name, kind, json, from ? from->user_id : NULL, origin, rooms->most};
     bool check = unless_crowded && rooms->cfg->crowded_room > 0;
     int r =
         query_untracked(rooms,
@@ -1166,13 +1169,13 @@ static void heartbeat(lws_sorted_usec_list_t *sul) {
     spark_rooms *rooms = lws_container_of(sul, spark_rooms, heartbeat_timer);
     char timeout[32];
     snprintf(timeout, sizeof timeout, "%d milliseconds", rooms->cfg->presence_timeout_ms);
-    const char *id[] = {rooms->cfg->instance}, *reap[] = {timeout};
+    const char *id[] = {rooms->cfg->instance}, *reap[] = {timeout, rooms->most};
     /* Ahead of any backlog (a storm of joins): a heartbeat that waits
      * longer than the timeout gets this instance's presences reaped. */
     spark_pg_query_first(rooms->db, "SELECT spark.instance_heartbeat($1)", 1, id, on_heartbeat,
                          rooms);
-    spark_pg_query(rooms->db, "SELECT spark.reap_instances($1::interval)", 1, reap, on_reaped,
-                   rooms);
+    spark_pg_query(rooms->db, "SELECT spark.reap_instances($1::interval, $2::int)", 2, reap,
+                   on_reaped, rooms);
     int every_ms = rooms->cfg->presence_timeout_ms / 3;
     lws_sul_schedule(rooms->ctx, 0, &rooms->heartbeat_timer, heartbeat,
                      (lws_usec_t)(every_ms > 100 ? every_ms : 100) * LWS_US_PER_MS);
@@ -1195,9 +1198,9 @@ static void prune(lws_sorted_usec_list_t *sul) {
 void spark_rooms_db_up(spark_rooms *rooms) {
     if (!rooms->started) {
         /* A restart under the same id first clears what the last life left. */
-        const char *id[] = {rooms->cfg->instance};
-        spark_pg_query(rooms->db, "SELECT spark.instance_start($1)", 1, id, log_failure,
-                       (void *)"instance_start");
+        const char *params[] = {rooms->cfg->instance, rooms->most};
+        spark_pg_query(rooms->db, "SELECT spark.instance_start($1, $2::int)", 2, params,
+                       log_failure, (void *)"instance_start");
         rooms->started = true;
         heartbeat(&rooms->heartbeat_timer);
         prune(&rooms->prune_timer);
@@ -1211,8 +1214,8 @@ void spark_rooms_stop(spark_rooms *rooms) {
     lws_sul_cancel(&rooms->track_timer); /* instance_stop removes every presence */
     lws_sul_cancel(&rooms->untrack_timer);
     rooms->untracks_len = 0;
-    const char *id[] = {rooms->cfg->instance};
-    spark_pg_query(rooms->db, "SELECT spark.instance_stop($1)", 1, id, log_failure,
+    const char *params[] = {rooms->cfg->instance, rooms->most};
+    spark_pg_query(rooms->db, "SELECT spark.instance_stop($1, $2::int)", 2, params, log_failure,
                    (void *)"instance_stop");
 }
 
@@ -1273,6 +1276,7 @@ spark_rooms *spark_rooms_new(struct lws_context *ctx, spark_pg *db, const spark_
     rooms->ctx = ctx;
     rooms->db = db;
     rooms->cfg = cfg;
+    snprintf(rooms->most, sizeof rooms->most, "%d", cfg->crowded_room);
     if (setup_notify_key(rooms)) {
         spark_rooms_free(rooms);
         return NULL;

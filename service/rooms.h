@@ -13,7 +13,8 @@
  * typing). Both are fed by the same cursors and the same fetches, and see
  * the same kinds of message:
  *   "message"         a stored message (spark_broadcast, spark.broadcast);
- *   "presence"        a stored presence_diff, to every member;
+ *   "presence"        a stored presence_diff (or, when a room stops being
+ *                     crowded, its presence_state), to every member;
  *   "presence_state"  the room's presence, to a member that tracked, and
  *                     to a watching component, once;
  *   "ephemeral"       an ephemeral message, never stored;

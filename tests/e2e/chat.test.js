@@ -1,7 +1,8 @@
 // Chat between two users on two instances through the chat channel
 // (/chat/:room_id, apps/chat_channel.c), with spark.js's chat box
 // (<div spark-chat-room>): messages both ways, who is online (a closed page
-// leaves), who is typing, and message text that stays text.
+// leaves), who is typing, message text that stays text, and a crowded room
+// that shows a count instead of names.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -103,4 +104,55 @@ test('a chat whose instance restarts catches up on what it missed, once each', a
     ['one', 'two'], "Bob's messages after reconnecting", 15000);
   await alice.close();
   await bob.close();
+});
+
+// Restarts both instances with SPARK_CROWDED_ROOM set (undefined: the
+// default), as a deployment would be configured.
+function restartWithCrowdedRoom(value) {
+  if (value === undefined) delete process.env.SPARK_CROWDED_ROOM;
+  else process.env.SPARK_CROWDED_ROOM = String(value);
+  for (const [name, port] of [['a', env.PORT_A], ['b', env.PORT_B]]) {
+    env.instance('stop', name);
+    env.instance('start', name, port);
+  }
+}
+
+test('a crowded room shows how many are online, and the list again once it is small', async () => {
+  restartWithCrowdedRoom(2);
+  try {
+    const room = env.uid('crowd');
+    const cid = `chat:${room}`;
+    const alice = await env.user(browser, 'Alice');
+    const bob = await env.user(browser, 'Bob');
+    const carol = await env.user(browser, 'Carol');
+    const pa = await chatPage(alice, env.A, room);
+    const pb = await chatPage(bob, env.B, room);
+    await env.untilEqual(() => online(pa), ['Alice', 'Bob'], "Alice's online list");
+    await env.untilEqual(() => online(pb), ['Alice', 'Bob'], "Bob's online list");
+    const title = (p) => p.locator('.spark-chat-online h3').textContent();
+    assert.equal(await title(pa), 'Online');
+
+    // Carol's chat page (the chat component) is a third presence: past 2,
+    // every box and the page show a count, no names.
+    const pc = await env.open(carol, `${env.B}/chat/${room}`);
+    await env.connected(pc, cid);
+    for (const [p, who] of [[pa, 'Alice'], [pb, 'Bob']]) {
+      await env.untilEqual(() => title(p), '3 online', `${who}'s count`);
+      assert.deepEqual(await online(p), [], `${who}'s list while crowded`);
+    }
+    await env.root(pc, cid).locator('p.online.crowded', { hasText: '3 online' }).waitFor({ timeout: 3000 });
+    assert.equal(await env.root(pc, cid).locator('p.online .user').count(), 0);
+    await env.screenshot(pb, 'chat-crowded');
+
+    // Carol leaves: the room is small again and the names come back.
+    await carol.close();
+    await env.untilEqual(() => online(pa), ['Alice', 'Bob'], "Alice's list after the room emptied");
+    await env.untilEqual(() => online(pb), ['Alice', 'Bob'], "Bob's list after the room emptied");
+    assert.equal(await title(pb), 'Online');
+    assert.deepEqual([...alice.problems, ...bob.problems], []);
+    await alice.close();
+    await bob.close();
+  } finally {
+    restartWithCrowdedRoom(undefined);
+  }
 });

@@ -1,8 +1,9 @@
 /*
  * test_channels.c - WebSocket channels across two sparkd instances on one
  * PostgreSQL: routing, the chat channel and its errors, delivery order and
- * exactly-once across instances, resume, presence after a kill -9,
- * notifications from SQL, every limit, and the 1001 goodbye on shutdown.
+ * exactly-once across instances, resume, presence (batched, counted in a
+ * crowded room, and after a kill -9), notifications from SQL, every limit,
+ * and the 1001 goodbye on shutdown.
  */
 #include "harness.h"
 #include "wsclient.h"
@@ -476,18 +477,23 @@ START_TEST(a_crowd_joining_together_each_gets_a_state) {
 }
 END_TEST
 
-/* How many users of instance a a presence diff's leaves hold: its keys
- * ("anon-a-N":{...}; a name is followed by no brace). */
-static int leaving_users(const char *m) {
+/* How many users whose ids start with `prefix` ("\"anon-a-") the text
+ * from `p` on holds as keys ("anon-a-N":{...}; a name is followed by no
+ * brace). */
+static int users_from(const char *p, const char *prefix) {
     int n = 0;
-    const char *p = strstr(m, "\"leaves\":");
-    while (p && (p = strstr(p, "\"anon-a-"))) {
+    while (p && (p = strstr(p, prefix))) {
         const char *end = strchr(p + 1, '"');
         if (!end) break;
         n += strncmp(end, "\":{", 3) == 0;
         p = end + 1;
     }
     return n;
+}
+
+/* How many users of instance a a presence diff's leaves hold. */
+static int leaving_users(const char *m) {
+    return users_from(strstr(m, "\"leaves\":"), "\"anon-a-");
 }
 
 /* Members who leave together (their sockets dropped at once, so the
@@ -545,15 +551,24 @@ static int typed_before(it_ws *ws, const char *until, const char *type, const ch
     }
 }
 
+/* The "count" of a presence frame, -1 without one. */
+static int count_of(const char *m) {
+    const char *p = m ? strstr(m, "\"count\":") : NULL;
+    return p ? atoi(p + strlen("\"count\":")) : -1;
+}
+
+/* How many users a presence frame lists. */
+static int listed_users(const char *m) { return users_from(m, "\"anon-"); }
+
 /* With SPARK_CROWDED_ROOM=2, joins and leaves are announced while at most
  * two others are present (on either instance); past that, presence diffs
- * alone tell them. */
+ * alone tell them, as a count. */
 START_TEST(a_crowded_room_tells_joins_and_leaves_by_presence_only) {
     setenv("SPARK_CROWDED_ROOM", "2", 1);
     start_two();
     enum { N = 4 };
     it_ws *ws[N];
-    char id[N][64], hello[N][16], joined[N][96], left[N][96];
+    char id[N][64], hello[N][16], left[N][96];
     for (int i = 0; i < N; i++) {
         ws[i] = it_ws_open_ok(i % 2 ? port_b : port_a, "/chat/crowded", NULL);
         /* Its state is read after its track: it is present before the next joins. */
@@ -563,21 +578,84 @@ START_TEST(a_crowded_room_tells_joins_and_leaves_by_presence_only) {
         char *m = it_expect(ws[i], hello[i]);
         user_id_of(m, id[i]);
         free(m);
-        snprintf(joined[i], sizeof joined[i], "\"joins\":{\"%s\"", id[i]);
         snprintf(left[i], sizeof left[i], "\"leaves\":{\"%s\"", id[i]);
     }
     /* ws[0] saw the joins of 1 and 2 announced (0 and 1 others present),
      * not that of 3 (3 others): only its presence diff. */
-    for (int i = 1; i < N; i++) {
-        ck_assert_int_eq(typed_before(ws[0], joined[i], "user_joined", id[i]), i < 3);
-        ck_assert_int_eq(typed_before(ws[0], hello[i], "user_joined", id[i]), 0);
-    }
+    for (int i = 1; i < N; i++)
+        ck_assert_int_eq(typed_before(ws[0], hello[i], "user_joined", id[i]), i < 3);
     /* Leaving, each is counted with the others still present: 3 and 2
-     * leave a crowded room, 1 leaves a room of two. */
+     * leave a crowded room (told by a count, then by the whole state of a
+     * room no longer crowded), 1 leaves a room of two. */
+    const char *told[] = {NULL, left[1], "\"type\":\"presence_state\"", "\"crowded\":true"};
     for (int i = N - 1; i >= 1; i--) {
         it_ws_close(ws[i]);
-        ck_assert_int_eq(typed_before(ws[0], left[i], "user_left", id[i]), i == 1);
+        ck_assert_int_eq(typed_before(ws[0], told[i], "user_left", id[i]), i == 1);
     }
+    it_ws_close(ws[0]);
+    stop_two();
+}
+END_TEST
+
+/* Past SPARK_CROWDED_ROOM connections (2 here, on either instance) a
+ * room's presence is a count: a joiner's state and every member's diffs
+ * carry "crowded":true and how many users are present, no list. A leave
+ * that takes the room back to 2 sends every member, on both instances,
+ * the whole state again. */
+START_TEST(a_crowded_room_counts_instead_of_listing) {
+    setenv("SPARK_CROWDED_ROOM", "2", 1);
+    start_two();
+    enum { N = 4 };
+    it_ws *ws[N];
+    for (int i = 0; i < N; i++) {
+        ws[i] = it_ws_open_ok(i % 2 ? port_b : port_a, "/chat/counted", NULL);
+        bool crowded = i + 1 > 2;
+        char *m = it_expect(ws[i], "\"type\":\"presence_state\"");
+        ck_assert_msg(count_of(m) == i + 1, "joiner %d: %s", i, m);
+        ck_assert_msg((strstr(m, "\"crowded\":true") != NULL) == crowded, "joiner %d: %s", i, m);
+        ck_assert_msg(listed_users(m) == (crowded ? 0 : i + 1), "joiner %d: %s", i, m);
+        free(m);
+        /* Every member before it, on either instance, is told its join. */
+        for (int k = 0; k < i; k++) {
+            m = it_expect(ws[k], "\"type\":\"presence_diff\"");
+            ck_assert_msg(count_of(m) == i + 1, "member %d of %d: %s", k, i + 1, m);
+            ck_assert_msg((strstr(m, "\"crowded\":true") != NULL) == crowded, "member %d: %s", k,
+                          m);
+            ck_assert_msg(listed_users(m) == !crowded, "member %d of %d: %s", k, i + 1, m);
+            free(m);
+        }
+    }
+    /* Data is never control: keys a client adds to its message stay out. */
+    it_send(ws[0], "{\"action\":\"chat\",\"message\":\"sneaky\",\"crowded\":false,"
+                   "\"count\":99}");
+    for (int k = 0; k < N; k++) {
+        char *m = it_expect(ws[k], "sneaky");
+        ck_assert_msg(!strstr(m, "crowded") && !strstr(m, "count"), "member %d: %s", k, m);
+        free(m);
+    }
+    /* 4 -> 3: still crowded, a count. */
+    it_ws_close(ws[3]);
+    for (int k = 0; k < 3; k++) {
+        char *m = it_expect(ws[k], "\"type\":\"presence_diff\"");
+        ck_assert_msg(count_of(m) == 3 && strstr(m, "\"crowded\":true") && !listed_users(m),
+                      "member %d: %s", k, m);
+        free(m);
+    }
+    /* 3 -> 2: no longer crowded: the whole state, to every member left. */
+    it_ws_close(ws[2]);
+    for (int k = 0; k < 2; k++) {
+        char *m = it_expect(ws[k], "\"type\":\"presence_state\"");
+        ck_assert_msg(count_of(m) == 2 && !strstr(m, "crowded") && listed_users(m) == 2,
+                      "member %d: %s", k, m);
+        ck_assert_msg(strstr(m, "\"seq\":"), "member %d: not the room's message: %s", k, m);
+        free(m);
+    }
+    /* 2 -> 1: a diff with the leave, as in any small room. */
+    it_ws_close(ws[1]);
+    char *m = it_expect(ws[0], "\"type\":\"presence_diff\"");
+    ck_assert_msg(count_of(m) == 1 && !strstr(m, "crowded") && strstr(m, "\"leaves\":{\"anon-b-"),
+                  "%s", m);
+    free(m);
     it_ws_close(ws[0]);
     stop_two();
 }
@@ -730,6 +808,7 @@ int main(void) {
     tcase_add_test(tc, a_crowd_joining_together_each_gets_a_state);
     tcase_add_test(tc, a_crowd_leaving_together_is_told_each_leave);
     tcase_add_test(tc, a_crowded_room_tells_joins_and_leaves_by_presence_only);
+    tcase_add_test(tc, a_crowded_room_counts_instead_of_listing);
     tcase_add_test(tc, presence_leaves_when_an_instance_is_killed);
     tcase_add_test(tc, oversized_binary_and_rate_limits);
     tcase_add_test(tc, connection_limit_refuses_cleanly);

@@ -3,7 +3,8 @@
  * PostgreSQL: pages, the /spark protocol and its errors, propagation as
  * patches, stored state and history, concurrent increments, joins at old
  * versions, view state isolation, SQL writes reaching clients, and the
- * chat component meeting the chat channel.
+ * chat component meeting the chat channel, in a small room and a crowded
+ * one.
  */
 #include "harness.h"
 #include "wsclient.h"
@@ -440,6 +441,48 @@ START_TEST(the_chat_component_and_the_chat_channel_see_each_other) {
 }
 END_TEST
 
+/* Reads `ws` up to the frame that has `needle`; none before it may have
+ * `never`. */
+static void expect_without(it_ws *ws, const char *needle, const char *never) {
+    for (;;) {
+        char *m = it_ws_recv(ws, RECV_MS);
+        ck_assert_msg(m, "never received %s", needle);
+        ck_assert_msg(!strstr(m, never), "received %s before %s: %s", never, needle, m);
+        bool found = strstr(m, needle) != NULL;
+        free(m);
+        if (found) return;
+    }
+}
+
+/* Past SPARK_CROWDED_ROOM connections (2: the component's viewer and two
+ * channel clients make 3) the chat component shows how many are online
+ * instead of who, and the list again once the room is small. Only the
+ * room's presence frames say so: a message shaped like one changes
+ * nothing. */
+START_TEST(the_chat_component_counts_a_crowded_room) {
+    setenv("SPARK_CROWDED_ROOM", "2", 1);
+    it_pair_start(&pair, "components-crowd");
+    it_ws *comp = open_spark(port_a);
+    char *render = join(comp, "chat:tally", 1);
+    free(render);
+    PGconn *pg = it_connect(db);
+    PQclear(it_exec(pg, "SELECT spark.broadcast('chat:tally', '{\"type\":\"presence_state\","
+                        "\"room\":\"chat:tally\",\"state\":{},\"crowded\":true,\"count\":99}')"));
+    PQclear(it_exec(pg, "SELECT spark.broadcast('chat:tally', '{\"type\":\"presence_diff\","
+                        "\"joins\":{},\"leaves\":{},\"crowded\":true,\"count\":98}')"));
+    it_ws *one = it_ws_open_ok(port_b, "/chat/tally", NULL);
+    expect_without(comp, "Online (2):", " online");
+    it_ws *two = it_ws_open_ok(port_b, "/chat/tally", NULL);
+    expect_without(comp, "3 online", "Online (");
+    it_ws_close(two);
+    expect_without(comp, "Online (2):", " online");
+    PQfinish(pg);
+    it_ws_close(one);
+    it_ws_close(comp);
+    it_pair_stop(&pair);
+}
+END_TEST
+
 /* While one group write waits on a row lock, the events of two other
  * components queue up; they then go together in the next group: one
  * transaction (one commit) for both, seen as one transaction start time
@@ -500,6 +543,7 @@ int main(void) {
     tcase_add_test(tc, view_state_never_leaks_to_another_viewer);
     tcase_add_test(tc, an_update_from_psql_reaches_a_client);
     tcase_add_test(tc, the_chat_component_and_the_chat_channel_see_each_other);
+    tcase_add_test(tc, the_chat_component_counts_a_crowded_room);
     suite_add_tcase(s, tc);
     return it_run_suite(s);
 }

@@ -1,7 +1,8 @@
 /*
  * test_sql.c - Spark from SQL: the walk-through of docs/sql.md run as
  * written in psql, every inspection function and view on a real history,
- * revert, fork, replay and retention, append-only history, and SQL writes
+ * revert, fork, replay and retention, append-only history, presence
+ * batches and crowded rooms' counts, and SQL writes
  * (broadcast, notify_user, INSERT) reaching clients of two running sparkd
  * instances, with rolled-back ones reaching no one.
  */
@@ -485,6 +486,59 @@ START_TEST(presence_track_many_posts_one_diff_per_room) {
              "r1:u1=2 r2:u2=1");
     ck_value(pg, "SELECT meta->>'a' FROM spark.presence WHERE conn = 3", "2");
     ck_value(pg, "SELECT count(*) FROM spark.presence WHERE instance = 'i1'", "3");
+    PQfinish(pg);
+}
+END_TEST
+
+/* Above p_most connections a room's presence messages are a count of its
+ * users, "crowded" and no list; leaves that take it back to p_most post
+ * the whole state. The runtime's keys are outside the metas, so a tracked
+ * meta cannot set them. p_most 0 (the default): never crowded. */
+START_TEST(presence_in_a_crowded_room_is_a_count) {
+    char name[64];
+    const char *db = it_create_migrated_database(name);
+    PGconn *pg = it_connect(db);
+    PQclear(it_exec(pg, "SELECT spark.instance_start('i1', 2)"));
+    const char *steps[] = {
+        "SELECT spark.presence_track_many('i1', '["
+        "{\"conn\": 1, \"room\": \"r\", \"user\": \"u1\", \"name\": \"Ann\","
+        " \"meta\": {\"crowded\": true, \"count\": 99}},"
+        "{\"conn\": 2, \"room\": \"r\", \"user\": \"u1\", \"name\": \"Ann\", \"meta\": {}}]', 2)",
+        "SELECT spark.presence_track_many('i1', '[{\"conn\": 3, \"room\": \"r\", \"user\": \"u2\","
+        " \"name\": \"Bo\", \"meta\": {}}]', 2)",
+        "SELECT spark.presence_untrack_many('i1', '{3}', NULL, 2)",
+        "SELECT spark.presence_untrack_many('i1', '{2}', NULL, 2)",
+        "SELECT spark.presence_track_many('i1', '["
+        "{\"conn\": 4, \"room\": \"r0\", \"user\": \"u1\", \"name\": \"Ann\", \"meta\": {}},"
+        "{\"conn\": 5, \"room\": \"r0\", \"user\": \"u2\", \"name\": \"Bo\", \"meta\": {}},"
+        "{\"conn\": 6, \"room\": \"r0\", \"user\": \"u3\", \"name\": \"Cy\", \"meta\": {}}]')",
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
+        PQclear(it_exec(pg, steps[i]));
+    /* room|type|crowded|count|joins|leaves|state of each message, in order */
+    ck_value(pg,
+             "SELECT string_agg(concat_ws('|', room, payload->>'type',"
+             " coalesce(payload->>'crowded', '-'), payload->>'count',"
+             " (SELECT coalesce(string_agg(k, ',' ORDER BY k), '') FROM jsonb_object_keys("
+             "   coalesce(payload->'joins', '{}')) k),"
+             " (SELECT coalesce(string_agg(k, ',' ORDER BY k), '') FROM jsonb_object_keys("
+             "   coalesce(payload->'leaves', '{}')) k),"
+             " (SELECT coalesce(string_agg(k, ',' ORDER BY k), '') FROM jsonb_object_keys("
+             "   coalesce(payload->'state', '{}')) k)), ' ; ' ORDER BY seq)"
+             " FROM spark.messages WHERE kind = 'presence'",
+             "r|presence_diff|-|1|u1|| ; r|presence_diff|true|2||| ; "
+             "r|presence_state|-|1|||u1 ; r|presence_diff|-|1||u1| ; "
+             "r0|presence_diff|-|3|u1,u2,u3||");
+    ck_value(pg,
+             "SELECT payload->'joins'->'u1'->'metas'->0->>'count' FROM spark.messages"
+             " WHERE kind = 'presence' ORDER BY seq LIMIT 1",
+             "99");
+    /* What a joiner is given, crowded or not. */
+    ck_value(pg, "SELECT spark.presence_message('r0', 2)::jsonb::text",
+             "{\"room\": \"r0\", \"type\": \"presence_state\", \"count\": 3, \"state\": {}, "
+             "\"crowded\": true}");
+    ck_value(pg, "SELECT spark.presence_message('r0')::jsonb - 'state'",
+             "{\"room\": \"r0\", \"type\": \"presence_state\", \"count\": 3}");
     PQfinish(pg);
 }
 END_TEST
@@ -994,6 +1048,7 @@ int main(void) {
     tcase_add_test(tc, jsonb_diff_patches_apply_exactly);
     tcase_add_test(tc, writes_revert_and_fork);
     tcase_add_test(tc, presence_track_many_posts_one_diff_per_room);
+    tcase_add_test(tc, presence_in_a_crowded_room_is_a_count);
     tcase_add_test(tc, apply_batch_isolates_each_component);
     tcase_add_test(tc, history_is_append_only_and_retention_keeps_current_state);
     tcase_add_test(tc, history_patches_rebuild_every_version);

@@ -1179,7 +1179,9 @@
     var c = {
       room: room,
       messages: [],       /* {type, user, user_id, message, timestamp, seq} */
-      online: {},         /* user id -> {name, metas: [...]} */
+      online: {},         /* user id -> {name, metas: [...]}; empty while crowded */
+      count: 0,           /* users online, every instance */
+      crowded: false,     /* a crowded room: a count, no list (the server's word) */
       typing: {},         /* user id -> {name, until} */
       state: "connecting",
       send: function (text) {
@@ -1237,6 +1239,8 @@
       onClose: function (ev) {
         c.state = ev.code === 4401 || ev.code === 4403 ? "closed" : "reconnecting";
         c.online = {};
+        c.count = 0;
+        c.crowded = false;
         changed();
       },
       onMessage: function (msg) {
@@ -1246,13 +1250,21 @@
           seen[msg.seq] = true;
         }
         switch (msg.type) {
+          /* A crowded room's presence is a count: the list goes, and comes
+           * back with the whole state when the room is no longer crowded. */
           case "presence_state":
             c.online = {};
-            Object.keys(msg.state || {}).forEach(function (u) { mergeMetas(c.online, u, msg.state[u], true); });
+            c.crowded = msg.crowded === true;
+            if (!c.crowded)
+              Object.keys(msg.state || {}).forEach(function (u) { mergeMetas(c.online, u, msg.state[u], true); });
+            c.count = typeof msg.count === "number" ? msg.count : Object.keys(c.online).length;
             break;
           case "presence_diff":
+            c.crowded = msg.crowded === true;
+            if (c.crowded) c.online = {};
             Object.keys(msg.leaves || {}).forEach(function (u) { mergeMetas(c.online, u, msg.leaves[u], false); });
             Object.keys(msg.joins || {}).forEach(function (u) { mergeMetas(c.online, u, msg.joins[u], true); });
+            c.count = typeof msg.count === "number" ? msg.count : Object.keys(c.online).length;
             break;
           case "typing":
             c.typing[msg.user_id || msg.user] = { name: msg.user, until: Date.now() + 3000 };
@@ -1331,6 +1343,9 @@
       onMessage: line,
       onChange: function () {
         box.setAttribute("data-state", c.state);
+        onlineTitle.textContent = c.crowded ? c.count + " online" : "Online";
+        online.setAttribute("data-count", String(c.count));
+        online.classList.toggle("spark-chat-crowded", c.crowded);
         onlineList.replaceChildren();
         Object.keys(c.online).sort().forEach(function (id) {
           var li = make("li", "", onlineList);

@@ -227,9 +227,12 @@ SPARK_API int spark_conn_event(spark_conn *c, const char *component_id, const ch
 
 /* Makes the connection present in `room` (it should have joined it) with
  * `meta_json` (an object, or NULL). Members of the room receive
- *     {"type":"presence_diff","joins":{"<user>":{"name":..,"metas":[..]}},"leaves":{}}
- * and this connection first gets {"type":"presence_state","room":R,"state":{..}}
- * with one key per user and one meta per connection. Presence ends when
+ *     {"type":"presence_diff","count":U,"joins":{"<user>":{"name":..,"metas":[..]}},"leaves":{}}
+ * and this connection first gets {"type":"presence_state","room":R,"state":{..},"count":U}
+ * with one key per user and one meta per connection, U users in all. In a
+ * crowded room (SPARK_CROWDED_ROOM) both carry "crowded":true and the count
+ * with no users listed, and a room that stops being crowded sends every
+ * member its presence_state again. Presence ends when
  * the connection closes, or within SPARK_PRESENCE_TIMEOUT when its instance
  * dies. Returns 0 or -1. */
 SPARK_API int spark_conn_track(spark_conn *c, const char *room, const char *meta_json);

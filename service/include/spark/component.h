@@ -267,9 +267,13 @@ SPARK_API int spark_room_load_older(spark_event *e, int limit);
  * SPARK_ROOM_OLDER_MAX. Before a first load: whether the recent messages
  * fill what a room component shows of them. */
 SPARK_API bool spark_room_has_older(const spark_view *v);
-/* Who is online (display names, one per user), and who is typing now. */
+/* Who is online (display names, one per user), and who is typing now.
+ * A crowded room (more than SPARK_CROWDED_ROOM connections present) has
+ * no list, only the count: spark_room_online_len is 0 there. */
 SPARK_API size_t spark_room_online_len(const spark_view *v);
 SPARK_API const char *spark_room_online(const spark_view *v, size_t i);
+SPARK_API size_t spark_room_online_count(const spark_view *v);
+SPARK_API bool spark_room_crowded(const spark_view *v);
 SPARK_API size_t spark_room_typing_len(const spark_view *v);
 SPARK_API const char *spark_room_typing(const spark_view *v, size_t i);
 
