@@ -1631,8 +1631,9 @@ static json_object *report_fanout(void) {
         window_s = (double)(f->cpu_t[1] - f->cpu_t[0]) / 1e6;
         per_delivery = (cpu_a + cpu_b) * 1e6 / (double)delivered;
         printf("  CPU over the measured window (%.2f s, until its last delivery): A %.2f s, "
-               "B %.2f s,\n  generator %.2f s; sparkd CPU per delivery (A + B): %.2f us\n",
-               window_s, cpu_a, cpu_b, cpu_self, per_delivery);
+               "B %.2f s,\n  generator %.2f s; sparkd CPU per delivery (A + B): %.2f us; "
+               "generator's: %.2f us\n",
+               window_s, cpu_a, cpu_b, cpu_self, per_delivery, cpu_self * 1e6 / (double)delivered);
     }
     long hwm_a = proc_kib(opt.pid_a, "VmHWM"), hwm_b = proc_kib(opt.pid_b, "VmHWM");
     if (opt.pid_a > 0 && opt.pid_b > 0)
@@ -1646,6 +1647,8 @@ static json_object *report_fanout(void) {
         json_object_object_add(o, "cpu_b_s", json_object_new_double(cpu_b));
         json_object_object_add(o, "cpu_generator_s", json_object_new_double(cpu_self));
         json_object_object_add(o, "cpu_per_delivery_us", json_object_new_double(per_delivery));
+        json_object_object_add(o, "cpu_generator_per_delivery_us",
+                               json_object_new_double(cpu_self * 1e6 / (double)delivered));
     }
     if (opt.pid_a > 0 && opt.pid_b > 0) {
         json_object_object_add(o, "peak_rss_a_kib", json_object_new_int64(hwm_a));
@@ -1771,12 +1774,14 @@ static int report(void) {
                proc_kib(opt.pid_b, "VmRSS"));
     printf("  frames: %lld received (%lld bytes), %lld sent\n", g.frames_rx, g.bytes_rx,
            g.frames_tx);
+    if (g.parse_errors) printf("  frames not understood: %lld\n", g.parse_errors);
     json_object_object_add(res, "connections_opened", json_object_new_int(g.opened));
     json_object_object_add(res, "connections_failed", json_object_new_int(g.failed));
     json_object_object_add(res, "connections_closed", json_object_new_int(g.closed));
     json_object_object_add(res, "close_codes", closes_json());
     json_object_object_add(res, "frames_received", json_object_new_int64(g.frames_rx));
     json_object_object_add(res, "frames_sent", json_object_new_int64(g.frames_tx));
+    json_object_object_add(res, "frames_not_understood", json_object_new_int64(g.parse_errors));
     json_object_object_add(res, "timed_out", json_object_new_boolean(g.timed_out));
     if (!opt.json_path) {
         json_object_put(res);
