@@ -35,7 +35,9 @@
 # BENCH_PERF=1 records a perf profile of instance A (and BENCH_PERF=b of B)
 # while spark_load runs, into $BENCH_OUT/perf-*.data;
 # BENCH_SOURCE: the source tree whose sparkd, migrations, sql and web to use
-# (default: this checkout; e.g. a `git archive` of a commit to compare).
+# (default: this checkout; e.g. a `git archive` of a commit to compare);
+# BENCH_LOAD: a spark_load binary to run instead of that tree's (another
+# generator against the same sparkd).
 set -euo pipefail
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -139,6 +141,7 @@ else
   load=$build/bench-standalone/spark_load
 fi
 sparkd=$build/sparkd
+load=${BENCH_LOAD:-$load}
 
 # ---- database --------------------------------------------------------------
 if [[ -z ${DATABASE_URL:-} ]]; then
