@@ -359,7 +359,8 @@ static struct {
     char first_failure[200];
     phase phase;
     int64_t t0, deadline, connect_start, all_open, all_ready, phase_start, last_rx;
-    int64_t own_checked; /* when the own client's handshakes were last checked */
+    int64_t own_checked;          /* when the own client's handshakes were last checked */
+    long long turns, turn_events; /* our own client's loop: its turns, the events served */
     long long frames_rx, bytes_rx, frames_tx, parse_errors;
     bool timed_out;
     long rss_a0, rss_b0, rss_a1, rss_b1, hwm_a1;
@@ -827,13 +828,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 static int tick_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len);
-static int own_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                        size_t len);
 
 static const struct lws_protocols protocols[] = {
     {"spark-load", callback, 0, 0, 0, NULL, 0},
     {"spark-load-tick", tick_callback, 0, 0, 0, NULL, 0},
-    {"spark-load-own", own_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -850,9 +848,9 @@ static const struct lws_protocols protocols[] = {
  * one read() of up to a megabyte per ready socket and whole frames parsed
  * in place. Fragmented messages, partial reads, pings and the server's
  * close are handled; anything else from the server is a protocol error that
- * closes the connection (1002), as lws does. lws still runs the loop: the
- * epoll descriptor is one of the two it polls (the other is the tick's
- * timerfd), so the phases and the tick are the same for both clients.
+ * closes the connection (1002), as lws does. The loop is then that epoll
+ * set, with the tick's timerfd in it: the phases and the tick are the same
+ * as under lws's loop.
  */
 
 #define OWN_HANDSHAKE_MAX 8192
@@ -1174,12 +1172,22 @@ static void own_read(conn *c) {
     }
 }
 
-/* The ready sockets of the epoll set, without waiting. */
+static void tick_fired(void);
+
+/* One turn of the loop: waits for the epoll set (the sockets and the
+ * tick's timerfd, whose entry has no connection), then serves what is
+ * ready. */
 static void own_service(void) {
     struct epoll_event evs[256];
-    int n = epoll_wait(own_epfd, evs, 256, 0);
+    int n = epoll_wait(own_epfd, evs, 256, -1);
+    g.turns++;
+    g.turn_events += n > 0 ? n : 0;
     for (int i = 0; i < n; i++) {
         conn *c = evs[i].data.ptr;
+        if (!c) {
+            tick_fired();
+            continue;
+        }
         if (c->fd < 0) continue;
         if (!c->requested) {
             own_connected(c);
@@ -1204,14 +1212,7 @@ static void own_timeouts(int64_t now) {
     }
 }
 
-static int own_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                        size_t len) {
-    (void)wsi, (void)user, (void)in, (void)len;
-    if (reason == LWS_CALLBACK_RAW_RX_FILE) own_service();
-    return 0;
-}
-
-/* The addresses of A and B, and the epoll set that lws watches. */
+/* The addresses of A and B, and the epoll set. */
 static int own_setup(void) {
     for (int inst = 0; inst < 2; inst++) {
         char port[16];
@@ -1227,13 +1228,7 @@ static int own_setup(void) {
     }
     own_seed ^= (uint64_t)now_us() * 0x2545f4914f6cdd1dULL;
     own_epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (own_epfd < 0) return -1;
-    lws_sock_file_fd_type fd;
-    fd.filefd = own_epfd;
-    return lws_adopt_descriptor_vhost(lws_get_vhost_by_name(g.ctx, "default"),
-                                      LWS_ADOPT_RAW_FILE_DESC, fd, "spark-load-own", NULL)
-               ? 0
-               : -1;
+    return own_epfd < 0 ? -1 : 0;
 }
 
 /* ---- connecting ---------------------------------------------------------- */
@@ -1465,13 +1460,15 @@ static void tick(void) {
     if (g.phase != P_DONE) schedule_tick(next_tick_us());
 }
 
+static void tick_fired(void) {
+    uint64_t expirations;
+    if (read(tick_fd, &expirations, sizeof expirations) == (ssize_t)sizeof expirations) tick();
+}
+
 static int tick_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len) {
     (void)wsi, (void)user, (void)in, (void)len;
-    uint64_t expirations;
-    if (reason == LWS_CALLBACK_RAW_RX_FILE &&
-        read(tick_fd, &expirations, sizeof expirations) == (ssize_t)sizeof expirations)
-        tick();
+    if (reason == LWS_CALLBACK_RAW_RX_FILE) tick_fired();
     return 0;
 }
 
@@ -1775,6 +1772,9 @@ static int report(void) {
     printf("  frames: %lld received (%lld bytes), %lld sent\n", g.frames_rx, g.bytes_rx,
            g.frames_tx);
     if (g.parse_errors) printf("  frames not understood: %lld\n", g.parse_errors);
+    if (g.turns)
+        printf("  own client: %lld turns of its loop, %.1f ready descriptors a turn\n", g.turns,
+               (double)g.turn_events / (double)g.turns);
     json_object_object_add(res, "connections_opened", json_object_new_int(g.opened));
     json_object_object_add(res, "connections_failed", json_object_new_int(g.failed));
     json_object_object_add(res, "connections_closed", json_object_new_int(g.closed));
@@ -2126,17 +2126,26 @@ int main(int argc, char **argv) {
     g.connect_start = now_us();
     g.last_rx = g.connect_start;
     g.phase = P_CONNECT;
+    /* Our own client's loop is its epoll set alone (lws then has no
+     * connection to serve); lws's client runs from lws's loop. */
     lws_sock_file_fd_type tfd;
     tfd.filefd = tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct epoll_event tev = {.events = EPOLLIN, .data.ptr = NULL};
     if (tick_fd < 0 ||
-        !lws_adopt_descriptor_vhost(lws_get_vhost_by_name(g.ctx, "default"),
-                                    LWS_ADOPT_RAW_FILE_DESC, tfd, "spark-load-tick", NULL)) {
+        (opt.own_client ? epoll_ctl(own_epfd, EPOLL_CTL_ADD, tick_fd, &tev) < 0
+                        : !lws_adopt_descriptor_vhost(lws_get_vhost_by_name(g.ctx, "default"),
+                                                      LWS_ADOPT_RAW_FILE_DESC, tfd,
+                                                      "spark-load-tick", NULL))) {
         fprintf(stderr, "spark_load: cannot watch a timerfd\n");
         return 1;
     }
     schedule_tick(1);
-    while (g.phase != P_DONE && !g.interrupted)
-        if (lws_service(g.ctx, 0) < 0) break;
+    while (g.phase != P_DONE && !g.interrupted) {
+        if (opt.own_client)
+            own_service();
+        else if (lws_service(g.ctx, 0) < 0)
+            break;
+    }
     if (opt.pid_a > 0) {
         g.rss_a1 = proc_kib(opt.pid_a, "VmRSS");
         g.hwm_a1 = proc_kib(opt.pid_a, "VmHWM");
