@@ -38,7 +38,9 @@
 # commits no longer wait for the disk, and a PostgreSQL crash may lose the
 # last acknowledged ones), to tell the disk's share of a latency from ours;
 # BENCH_SOURCE: the source tree whose sparkd, migrations, sql and web to use
-# (default: this checkout; e.g. a `git archive` of a commit to compare).
+# (default: this checkout; e.g. a `git archive` of a commit to compare);
+# BENCH_LOAD: a spark_load binary to run instead of that tree's (another
+# generator against the same sparkd).
 set -euo pipefail
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -142,6 +144,7 @@ else
   load=$build/bench-standalone/spark_load
 fi
 sparkd=$build/sparkd
+load=${BENCH_LOAD:-$load}
 
 # ---- database --------------------------------------------------------------
 if [[ -z ${DATABASE_URL:-} ]]; then

@@ -12,6 +12,10 @@
  *           observers on B (and the senders themselves on A) time each event
  *           until a patch carrying its version arrives; a series of rates.
  *
+ * Connections use either libwebsockets' client or our own (--client; see
+ * "our own WebSocket client" for why fanout uses its own by default); both
+ * feed the same handlers, so the figures mean the same.
+ *
  * Times are CLOCK_MONOTONIC in one process, so sender and receiver clocks
  * agree. Each send is timed from the moment it was scheduled, not from when
  * the socket took it, so a client that falls behind shows up as latency.
@@ -30,7 +34,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +83,8 @@ typedef struct {
     const char *json_path;
     double ceiling; /* events: pgbench transactions/s from the same run */
     bool quiet;
+    int client; /* -1: by scenario, 0: lws, 1: our own */
+    bool own_client;
 } options;
 
 static options opt = {
@@ -99,6 +110,7 @@ static options opt = {
     .event_data = "{}",
     .max_p99_ms = 100,
     .ready_on_frame = -1,
+    .client = -1,
 };
 
 static const char *scenario_name(scenario_kind s) {
@@ -152,6 +164,9 @@ static void usage(FILE *out) {
             "  --token-file FILE     one token per line, used round-robin\n"
             "  --ceiling TPS         events: pgbench transactions/s to compare against\n"
             "  --json FILE           write the results as JSON\n"
+            "  --client own|lws      WebSocket client: our own (epoll, whole frames; the\n"
+            "                        default for fanout) or libwebsockets' (the default\n"
+            "                        for idle and events)\n"
             "  --quiet               no progress lines on stderr\n"
             "  --help                this text\n");
 }
@@ -259,6 +274,19 @@ typedef struct conn {
     long long last_msg; /* fanout: last message id seen */
     int comp;           /* events: component index */
     long long cursor;   /* events: events of comp seen (version - base) */
+    /* Our own client ("our own WebSocket client", below), not lws: */
+    int fd;              /* our socket, or -1 (lws has the connection, or none) */
+    bool requested;      /* connected, and the upgrade request queued */
+    bool upgraded;       /* the server's 101 has been read */
+    bool want_out;       /* EPOLLOUT asked for: output waits */
+    bool in_msg;         /* a message's first frame came, not its last */
+    bool skip_fin;       /* the frame being skipped ends its message */
+    uint64_t skip;       /* payload bytes of an oversized frame to skip */
+    unsigned char *pend; /* bytes read, not yet a whole frame */
+    size_t pendlen, pendcap;
+    unsigned char *out; /* bytes not yet taken by the socket */
+    size_t outlen, outcap;
+    int64_t connect_t;
 } conn;
 
 /* ---- fanout state ---------------------------------------------------------- */
@@ -331,6 +359,8 @@ static struct {
     char first_failure[200];
     phase phase;
     int64_t t0, deadline, connect_start, all_open, all_ready, phase_start, last_rx;
+    int64_t own_checked;          /* when the own client's handshakes were last checked */
+    long long turns, turn_events; /* our own client's loop: its turns, the events served */
     long long frames_rx, bytes_rx, frames_tx, parse_errors;
     bool timed_out;
     long rss_a0, rss_b0, rss_a1, rss_b1, hwm_a1;
@@ -410,7 +440,10 @@ static const char *token_for(int idx) {
     return opt.token;
 }
 
+static int own_frame(conn *c, int opcode, const void *payload, size_t len);
+
 static int conn_send(conn *c, const char *text, size_t len) {
+    if (c->state == C_OPEN && c->fd >= 0) return own_frame(c, 1, text, len);
     if (c->state != C_OPEN || !c->wsi) return -1;
     outmsg *m = malloc(sizeof *m + LWS_PRE + len);
     if (!m) return -1;
@@ -661,6 +694,80 @@ static void conn_failed(conn *c, const char *why) {
     if (g.ready + g.failed + g.closed >= g.nconns && !g.all_ready) g.all_ready = now_us();
 }
 
+/* The handshake is done: lws's and our own client alike. */
+static void conn_opened(conn *c) {
+    c->state = C_OPEN;
+    g.inflight--;
+    g.opened++;
+    if (g.opened + g.failed >= g.nconns) g.all_open = now_us();
+    if (opt.scenario == SC_IDLE && !opt.ready_on_frame) mark_ready(c);
+    if (opt.scenario == SC_EVENTS) events_join(c);
+}
+
+/* The connection is gone (by the server, or by a protocol error). */
+static void conn_closed(conn *c) {
+    if (c->state == C_CONNECTING) {
+        conn_failed(c, "closed during the handshake");
+        return;
+    }
+    if (c->state == C_OPEN) {
+        c->state = C_CLOSED;
+        g.closed++;
+        if (!c->ready && g.ready + g.failed + g.closed >= g.nconns && !g.all_ready)
+            g.all_ready = now_us();
+    }
+}
+
+/* The server's close frame: its status code, if it has one. */
+static void count_close(const unsigned char *payload, size_t len) {
+    if (payload && len >= 2) {
+        int code = payload[0] << 8 | payload[1];
+        g.closes[code <= 5000 ? code : 0]++;
+    } else {
+        g.closes[0]++;
+    }
+}
+
+/* One frame's payload (or part of it) of a message: handed over in place
+ * when it is the whole message, else gathered in c->rx up to MAX_RX_BYTES;
+ * a larger message is counted, not parsed. -1: out of memory. */
+static int conn_rx(conn *c, const char *in, size_t len, bool first, bool final) {
+    if (first) c->rxlen = 0, c->rx_over = false;
+    if (final && c->rxlen == 0 && !c->rx_over) {
+        on_message(c, in, len);
+        return 0;
+    }
+    if (!c->rx_over) {
+        if (c->rxlen + len > MAX_RX_BYTES) {
+            c->rx_over = true;
+        } else if (len) {
+            if (c->rxlen + len > c->rxcap) {
+                size_t cap = c->rxcap ? c->rxcap : 8192;
+                while (cap < c->rxlen + len)
+                    cap *= 2;
+                char *rx = realloc(c->rx, cap);
+                if (!rx) return -1;
+                c->rx = rx, c->rxcap = cap;
+            }
+            memcpy(c->rx + c->rxlen, in, len);
+            c->rxlen += len;
+        }
+    }
+    if (final) {
+        if (!c->rx_over)
+            on_message(c, c->rx, c->rxlen);
+        else
+            g.frames_rx++;
+        c->rxlen = 0;
+        c->rx_over = false;
+        /* A crowded room's presence state (about 45 bytes a member) comes
+         * once to every member: its room is not kept for the small frames
+         * that follow. */
+        if (c->rxcap > 65536) free(c->rx), c->rx = NULL, c->rxcap = 0;
+    }
+    return 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len) {
     conn *c = user;
@@ -682,48 +789,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         if (!c || c->state != C_CONNECTING) break;
-        c->state = C_OPEN;
         c->wsi = wsi;
-        g.inflight--;
-        g.opened++;
-        if (g.opened + g.failed >= g.nconns) g.all_open = now_us();
-        if (opt.scenario == SC_IDLE && !opt.ready_on_frame) mark_ready(c);
-        if (opt.scenario == SC_EVENTS) events_join(c);
+        conn_opened(c);
         break;
-    case LWS_CALLBACK_CLIENT_RECEIVE: {
+    case LWS_CALLBACK_CLIENT_RECEIVE:
         if (!c) break;
-        bool final = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
-        if (lws_is_first_fragment(wsi)) c->rxlen = 0, c->rx_over = false;
-        if (final && c->rxlen == 0) {
-            on_message(c, in, len);
-            break;
-        }
-        if (!c->rx_over) {
-            if (c->rxlen + len > MAX_RX_BYTES) {
-                c->rx_over = true;
-            } else {
-                if (c->rxlen + len > c->rxcap) {
-                    size_t cap = c->rxcap ? c->rxcap : 8192;
-                    while (cap < c->rxlen + len)
-                        cap *= 2;
-                    char *rx = realloc(c->rx, cap);
-                    if (!rx) return -1;
-                    c->rx = rx, c->rxcap = cap;
-                }
-                memcpy(c->rx + c->rxlen, in, len);
-                c->rxlen += len;
-            }
-        }
-        if (final) {
-            if (!c->rx_over)
-                on_message(c, c->rx, c->rxlen);
-            else
-                g.frames_rx++;
-            c->rxlen = 0;
-            c->rx_over = false;
-        }
+        if (conn_rx(c, in, len, lws_is_first_fragment(wsi),
+                    lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)))
+            return -1;
         break;
-    }
     case LWS_CALLBACK_CLIENT_WRITEABLE: {
         if (!c) break;
         if (c->closing) {
@@ -742,26 +816,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     }
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (c && len >= 2) {
-            const unsigned char *b = in;
-            int code = b[0] << 8 | b[1];
-            g.closes[code >= 0 && code <= 5000 ? code : 0]++;
-        } else {
-            g.closes[0]++;
-        }
+        count_close(c ? in : NULL, c ? len : 0);
         break;
     case LWS_CALLBACK_CLIENT_CLOSED:
         if (!c) break;
-        if (c->state == C_CONNECTING) {
-            conn_failed(c, "closed during the handshake");
-            break;
-        }
-        if (c->state == C_OPEN) {
-            c->state = C_CLOSED;
-            g.closed++;
-            if (!c->ready && g.ready + g.failed + g.closed >= g.nconns && !g.all_ready)
-                g.all_ready = now_us();
-        }
+        conn_closed(c);
         c->wsi = NULL;
         conn_free_queue(c);
         break;
@@ -780,9 +839,409 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* ---- our own WebSocket client ------------------------------------------------
+ *
+ * Why not lws here: with 5,000 members a profile of this process put half
+ * its CPU in poll() (lws 4.1 hands the kernel every socket on every turn of
+ * its loop, and at 10 msg/s a turn finds a few of 5,000 ready) and a
+ * quarter in lws's client frame parser, which takes the payload a byte at a
+ * time; our own code was under 2 %. So, for the scenarios that use it
+ * (--client own; fanout's default), each connection is a plain socket on
+ * loopback in an epoll set of ours: the HTTP upgrade with the headers the
+ * lws client sends (the same Host, Origin, Authorization and version), then
+ * one read() of up to a megabyte per ready socket and whole frames parsed
+ * in place. Fragmented messages, partial reads, pings and the server's
+ * close are handled; anything else from the server is a protocol error that
+ * closes the connection (1002), as lws does. The loop is then that epoll
+ * set, with the tick's timerfd in it: the phases and the tick are the same
+ * as under lws's loop.
+ */
+
+#define OWN_HANDSHAKE_MAX 8192
+#define OWN_TIMEOUT_US    (30 * US_PER_SEC) /* as lws's timeout_secs below */
+
+static int own_epfd = -1;
+static struct sockaddr_storage own_addr[2]; /* A and B */
+static socklen_t own_addrlen[2];
+static uint64_t own_seed = 0x9e3779b97f4a7c15ULL;
+/* One read lands here: a whole frame of up to MAX_RX_BYTES and what came
+ * after it. A partial frame left at the end is kept in the connection. */
+static unsigned char own_buf[MAX_RX_BYTES + 65536];
+
+/* Masking keys (RFC 6455 5.3) need not be secret on loopback: xorshift. */
+static uint32_t own_random(void) {
+    own_seed ^= own_seed << 13;
+    own_seed ^= own_seed >> 7;
+    own_seed ^= own_seed << 17;
+    return (uint32_t)(own_seed >> 16);
+}
+
+static int own_reserve(unsigned char **buf, size_t *cap, size_t need) {
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 256;
+    while (n < need)
+        n *= 2;
+    unsigned char *b = realloc(*buf, n);
+    if (!b) return -1;
+    *buf = b, *cap = n;
+    return 0;
+}
+
+static void own_watch(conn *c, uint32_t events) {
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    epoll_ctl(own_epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Closes the socket and frees what the connection held. */
+static void own_drop(conn *c) {
+    if (c->fd >= 0) close(c->fd); /* leaves the epoll set with it */
+    c->fd = -1;
+    free(c->pend), c->pend = NULL, c->pendlen = c->pendcap = 0;
+    free(c->out), c->out = NULL, c->outlen = c->outcap = 0;
+    c->skip = 0, c->in_msg = c->want_out = false;
+}
+
+/* The socket failed or the server hung up without a close frame. */
+static void own_lost(conn *c) {
+    own_drop(c);
+    conn_closed(c); /* failed, if during the handshake */
+}
+
+/* Writes what is queued; what the socket does not take waits for EPOLLOUT.
+ * -1: the connection is gone. */
+static int own_flush(conn *c) {
+    size_t off = 0;
+    while (off < c->outlen) {
+        ssize_t n = send(c->fd, c->out + off, c->outlen - off, MSG_NOSIGNAL);
+        if (n > 0)
+            off += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        else
+            return -1;
+    }
+    memmove(c->out, c->out + off, c->outlen - off);
+    c->outlen -= off;
+    if ((c->outlen > 0) != c->want_out) {
+        c->want_out = c->outlen > 0;
+        own_watch(c, c->want_out ? EPOLLIN | EPOLLOUT : EPOLLIN);
+    }
+    return 0;
+}
+
+/* Queues one masked frame (a client's frames are masked) and writes it. */
+static int own_frame(conn *c, int opcode, const void *payload, size_t len) {
+    unsigned char head[14];
+    size_t h = 0;
+    head[h++] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        head[h++] = (unsigned char)(0x80 | len);
+    } else if (len <= 0xffff) {
+        head[h++] = 0x80 | 126;
+        head[h++] = (unsigned char)(len >> 8), head[h++] = (unsigned char)len;
+    } else {
+        head[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            head[h++] = (unsigned char)((uint64_t)len >> (8 * i));
+    }
+    uint32_t key = own_random();
+    memcpy(head + h, &key, 4);
+    const unsigned char *mask = head + h;
+    h += 4;
+    if (own_reserve(&c->out, &c->outcap, c->outlen + h + len)) return -1;
+    unsigned char *o = c->out + c->outlen;
+    memcpy(o, head, h);
+    for (size_t i = 0; i < len; i++)
+        o[h + i] = ((const unsigned char *)payload)[i] ^ mask[i & 3];
+    c->outlen += h + len;
+    return own_flush(c);
+}
+
+/* The connection ends here: a close frame if it was open (best effort),
+ * then the socket. */
+static void own_close(conn *c, int code) {
+    if (c->fd < 0) return;
+    if (c->upgraded && code) {
+        unsigned char b[2] = {(unsigned char)(code >> 8), (unsigned char)code};
+        own_frame(c, 8, b, sizeof b);
+    }
+    own_drop(c);
+}
+
+static void own_connect(conn *c) {
+    int inst = c->inst;
+    c->state = C_CONNECTING;
+    c->connect_t = now_us();
+    c->upgraded = c->requested = c->want_out = false;
+    g.inflight++;
+    c->fd = socket(own_addr[inst].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        conn_failed(c, strerror(errno));
+        return;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+    if ((connect(c->fd, (struct sockaddr *)&own_addr[inst], own_addrlen[inst]) < 0 &&
+         errno != EINPROGRESS) ||
+        epoll_ctl(own_epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+        char why[128];
+        snprintf(why, sizeof why, "connect: %s", strerror(errno));
+        own_drop(c);
+        conn_failed(c, why);
+    }
+}
+
+/* Connected: the upgrade request, as the lws client words it. */
+static void own_connected(conn *c) {
+    int err = 0;
+    socklen_t elen = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
+    if (err) {
+        char why[128];
+        snprintf(why, sizeof why, "connect: %s", strerror(err));
+        own_drop(c);
+        conn_failed(c, why);
+        return;
+    }
+    unsigned char nonce[16];
+    for (int i = 0; i < 16; i += 4) {
+        uint32_t r = own_random();
+        memcpy(nonce + i, &r, 4);
+    }
+    char key[32];
+    lws_b64_encode_string((const char *)nonce, sizeof nonce, key, sizeof key);
+    const char *token = token_for(c->idx);
+    char req[4096];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nPragma: no-cache\r\nCache-Control: no-cache\r\n"
+                     "Host: %s\r\nOrigin: http://%s\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                     c->path, opt.host, opt.host, key, token ? "authorization: Bearer " : "",
+                     token ? token : "", token ? "\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof req || own_reserve(&c->out, &c->outcap, (size_t)n)) {
+        own_drop(c);
+        conn_failed(c, "upgrade request too long");
+        return;
+    }
+    memcpy(c->out, req, (size_t)n);
+    c->outlen = (size_t)n;
+    c->requested = c->want_out = true;
+    own_watch(c, EPOLLIN | EPOLLOUT);
+    if (own_flush(c)) own_lost(c);
+}
+
+static void own_protocol_error(conn *c) {
+    g.parse_errors++;
+    own_close(c, 1002);
+    conn_closed(c);
+}
+
+/* Parses the whole frames at the start of b; returns the bytes used, or -1
+ * when the connection ended (closed by the server, or a protocol error). */
+static long own_frames(conn *c, const unsigned char *b, size_t len) {
+    size_t pos = 0;
+    while (pos < len) {
+        if (c->skip) { /* the rest of a frame too large to keep */
+            size_t n = len - pos < c->skip ? len - pos : (size_t)c->skip;
+            pos += n;
+            c->skip -= n;
+            if (!c->skip && c->skip_fin) conn_rx(c, "", 0, false, true);
+            continue;
+        }
+        size_t avail = len - pos, h = 2;
+        if (avail < 2) break;
+        const unsigned char *f = b + pos;
+        bool fin = f[0] & 0x80;
+        int opcode = f[0] & 0x0f;
+        uint64_t plen = f[1] & 0x7f;
+        if ((f[0] & 0x70) || (f[1] & 0x80)) { /* no extensions; a server does not mask */
+            own_protocol_error(c);
+            return -1;
+        }
+        if (plen == 126) {
+            if (avail < 4) break;
+            plen = (uint64_t)f[2] << 8 | f[3];
+            h = 4;
+        } else if (plen == 127) {
+            if (avail < 10) break;
+            plen = 0;
+            for (int i = 2; i < 10; i++)
+                plen = plen << 8 | f[i];
+            h = 10;
+        }
+        bool control = opcode & 8;
+        if (control ? (!fin || plen > 125 || opcode > 10)
+                    : (opcode > 2 || (opcode == 0) != c->in_msg)) {
+            own_protocol_error(c);
+            return -1;
+        }
+        if (!control && plen > MAX_RX_BYTES) { /* counted, not parsed */
+            if (opcode) c->rxlen = 0;
+            c->rx_over = true;
+            c->in_msg = !fin;
+            c->skip = plen;
+            c->skip_fin = fin;
+            pos += h;
+            continue;
+        }
+        if (avail - h < plen) break;
+        const unsigned char *p = f + h;
+        pos += h + (size_t)plen;
+        if (opcode == 8) { /* the server closes: answer, then hang up */
+            count_close(p, (size_t)plen);
+            own_close(c, 1000);
+            conn_closed(c);
+            return -1;
+        } else if (opcode == 9) {
+            if (own_frame(c, 10, p, (size_t)plen)) {
+                own_lost(c);
+                return -1;
+            }
+        } else if (!control) {
+            c->in_msg = !fin;
+            if (conn_rx(c, (const char *)p, (size_t)plen, opcode != 0, fin)) {
+                own_close(c, 1011);
+                conn_closed(c);
+                return -1;
+            }
+        }
+    }
+    return (long)pos;
+}
+
+/* The server's answer to the upgrade, at the start of b: the bytes it
+ * takes, 0 while incomplete, -1 when refused (the connection failed). */
+static long own_upgrade(conn *c, const unsigned char *b, size_t len) {
+    const unsigned char *end = memmem(b, len, "\r\n\r\n", 4);
+    if (!end) {
+        if (len < OWN_HANDSHAKE_MAX) return 0;
+        own_drop(c);
+        conn_failed(c, "upgrade response too long");
+        return -1;
+    }
+    if (len < 12 || memcmp(b, "HTTP/1.1 101", 12) != 0) {
+        char why[160];
+        size_t line = strcspn((const char *)b, "\r");
+        snprintf(why, sizeof why, "upgrade refused: %.*s", (int)(line < 100 ? line : 100), b);
+        own_drop(c);
+        conn_failed(c, why);
+        return -1;
+    }
+    c->upgraded = true;
+    conn_opened(c);
+    return end + 4 - b;
+}
+
+/* A readable socket: what was kept from before, then one read. */
+static void own_read(conn *c) {
+    size_t have = c->pendlen;
+    if (have) memcpy(own_buf, c->pend, have);
+    ssize_t n;
+    do
+        n = read(c->fd, own_buf + have, sizeof own_buf - have);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) { /* the server hung up without a close frame */
+        own_lost(c);
+        return;
+    }
+    size_t len = have + (size_t)n, pos = 0;
+    if (!c->upgraded) {
+        long used = own_upgrade(c, own_buf, len);
+        if (used <= 0) {
+            if (used == 0 && !own_reserve(&c->pend, &c->pendcap, len))
+                memcpy(c->pend, own_buf, len), c->pendlen = len;
+            return;
+        }
+        pos = (size_t)used;
+    }
+    long used = own_frames(c, own_buf + pos, len - pos);
+    if (used < 0) return;
+    pos += (size_t)used;
+    c->pendlen = 0;
+    if (pos < len) {
+        if (own_reserve(&c->pend, &c->pendcap, len - pos)) {
+            own_close(c, 1011);
+            conn_closed(c);
+            return;
+        }
+        memcpy(c->pend, own_buf + pos, len - pos);
+        c->pendlen = len - pos;
+    } else if (c->pendcap > 65536) { /* a large frame's room, not needed now */
+        free(c->pend), c->pend = NULL, c->pendcap = 0;
+    }
+}
+
+static void tick_fired(void);
+
+/* One turn of the loop: waits for the epoll set (the sockets and the
+ * tick's timerfd, whose entry has no connection), then serves what is
+ * ready. */
+static void own_service(void) {
+    struct epoll_event evs[256];
+    int n = epoll_wait(own_epfd, evs, 256, -1);
+    g.turns++;
+    g.turn_events += n > 0 ? n : 0;
+    for (int i = 0; i < n; i++) {
+        conn *c = evs[i].data.ptr;
+        if (!c) {
+            tick_fired();
+            continue;
+        }
+        if (c->fd < 0) continue;
+        if (!c->requested) {
+            own_connected(c);
+            continue;
+        }
+        if (evs[i].events & EPOLLOUT && own_flush(c)) {
+            own_lost(c);
+            continue;
+        }
+        if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) own_read(c);
+    }
+}
+
+/* Handshakes that took longer than lws would wait fail as they would. */
+static void own_timeouts(int64_t now) {
+    for (int i = 0; i < g.next_connect; i++) {
+        conn *c = &g.conns[i];
+        if (c->state == C_CONNECTING && c->fd >= 0 && now - c->connect_t > OWN_TIMEOUT_US) {
+            own_drop(c);
+            conn_failed(c, "timed out opening the connection");
+        }
+    }
+}
+
+/* The addresses of A and B, and the epoll set. */
+static int own_setup(void) {
+    for (int inst = 0; inst < 2; inst++) {
+        char port[16];
+        snprintf(port, sizeof port, "%d", inst ? opt.port_b : opt.port_a);
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+        if (getaddrinfo(opt.host, port, &hints, &ai) != 0) {
+            fprintf(stderr, "spark_load: cannot resolve %s\n", opt.host);
+            return -1;
+        }
+        memcpy(&own_addr[inst], ai->ai_addr, ai->ai_addrlen);
+        own_addrlen[inst] = ai->ai_addrlen;
+        freeaddrinfo(ai);
+    }
+    own_seed ^= (uint64_t)now_us() * 0x2545f4914f6cdd1dULL;
+    own_epfd = epoll_create1(EPOLL_CLOEXEC);
+    return own_epfd < 0 ? -1 : 0;
+}
+
 /* ---- connecting ---------------------------------------------------------- */
 
 static void start_connect(conn *c) {
+    if (opt.own_client) {
+        own_connect(c);
+        return;
+    }
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof ci);
     ci.context = g.ctx;
@@ -923,6 +1382,10 @@ static void tick(void) {
     switch (g.phase) {
     case P_CONNECT:
         pump_connects();
+        if (opt.own_client && now - g.own_checked >= US_PER_SEC) {
+            g.own_checked = now;
+            own_timeouts(now);
+        }
         /* Every connection live (or failed), or the settle bound passed since
          * the last handshake ended: go on with those that are ready. */
         if (g.all_ready || (g.next_connect >= g.nconns && g.inflight == 0 && g.all_open &&
@@ -1001,13 +1464,15 @@ static void tick(void) {
     if (g.phase != P_DONE) schedule_tick(next_tick_us());
 }
 
+static void tick_fired(void) {
+    uint64_t expirations;
+    if (read(tick_fd, &expirations, sizeof expirations) == (ssize_t)sizeof expirations) tick();
+}
+
 static int tick_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len) {
     (void)wsi, (void)user, (void)in, (void)len;
-    uint64_t expirations;
-    if (reason == LWS_CALLBACK_RAW_RX_FILE &&
-        read(tick_fd, &expirations, sizeof expirations) == (ssize_t)sizeof expirations)
-        tick();
+    if (reason == LWS_CALLBACK_RAW_RX_FILE) tick_fired();
     return 0;
 }
 
@@ -1052,6 +1517,7 @@ static int setup_conns(void) {
         conn *c = &g.conns[i];
         c->idx = i;
         c->last_msg = -1;
+        c->fd = -1;
         switch (opt.scenario) {
         case SC_FANOUT:
             /* Alternate A and B so both fill at the same pace. */
@@ -1166,12 +1632,15 @@ static json_object *report_fanout(void) {
         window_s = (double)(f->cpu_t[1] - f->cpu_t[0]) / 1e6;
         per_delivery = (cpu_a + cpu_b) * 1e6 / (double)delivered;
         printf("  CPU over the measured window (%.2f s, until its last delivery): A %.2f s, "
-               "B %.2f s,\n  generator %.2f s; sparkd CPU per delivery (A + B): %.2f us\n",
-               window_s, cpu_a, cpu_b, cpu_self, per_delivery);
+               "B %.2f s,\n  generator %.2f s; sparkd CPU per delivery (A + B): %.2f us; "
+               "generator's: %.2f us\n",
+               window_s, cpu_a, cpu_b, cpu_self, per_delivery, cpu_self * 1e6 / (double)delivered);
     }
     long hwm_a = proc_kib(opt.pid_a, "VmHWM"), hwm_b = proc_kib(opt.pid_b, "VmHWM");
+    long hwm_self = proc_kib(0, "VmHWM");
     if (opt.pid_a > 0 && opt.pid_b > 0)
-        printf("  sparkd peak RSS: A %ld KiB, B %ld KiB\n", hwm_a, hwm_b);
+        printf("  sparkd peak RSS: A %ld KiB, B %ld KiB; the generator's %ld KiB\n", hwm_a, hwm_b,
+               hwm_self);
     print_common();
 
     json_object *o = json_object_new_object();
@@ -1181,10 +1650,13 @@ static json_object *report_fanout(void) {
         json_object_object_add(o, "cpu_b_s", json_object_new_double(cpu_b));
         json_object_object_add(o, "cpu_generator_s", json_object_new_double(cpu_self));
         json_object_object_add(o, "cpu_per_delivery_us", json_object_new_double(per_delivery));
+        json_object_object_add(o, "cpu_generator_per_delivery_us",
+                               json_object_new_double(cpu_self * 1e6 / (double)delivered));
     }
     if (opt.pid_a > 0 && opt.pid_b > 0) {
         json_object_object_add(o, "peak_rss_a_kib", json_object_new_int64(hwm_a));
         json_object_object_add(o, "peak_rss_b_kib", json_object_new_int64(hwm_b));
+        json_object_object_add(o, "generator_peak_rss_kib", json_object_new_int64(hwm_self));
     }
     json_object_object_add(o, "members", json_object_new_int(g.nconns));
     json_object_object_add(o, "members_ready", json_object_new_int(g.ready));
@@ -1306,12 +1778,17 @@ static int report(void) {
                proc_kib(opt.pid_b, "VmRSS"));
     printf("  frames: %lld received (%lld bytes), %lld sent\n", g.frames_rx, g.bytes_rx,
            g.frames_tx);
+    if (g.parse_errors) printf("  frames not understood: %lld\n", g.parse_errors);
+    if (g.turns)
+        printf("  own client: %lld turns of its loop, %.1f ready descriptors a turn\n", g.turns,
+               (double)g.turn_events / (double)g.turns);
     json_object_object_add(res, "connections_opened", json_object_new_int(g.opened));
     json_object_object_add(res, "connections_failed", json_object_new_int(g.failed));
     json_object_object_add(res, "connections_closed", json_object_new_int(g.closed));
     json_object_object_add(res, "close_codes", closes_json());
     json_object_object_add(res, "frames_received", json_object_new_int64(g.frames_rx));
     json_object_object_add(res, "frames_sent", json_object_new_int64(g.frames_tx));
+    json_object_object_add(res, "frames_not_understood", json_object_new_int64(g.parse_errors));
     json_object_object_add(res, "timed_out", json_object_new_boolean(g.timed_out));
     if (!opt.json_path) {
         json_object_put(res);
@@ -1425,7 +1902,8 @@ static int parse_args(int argc, char **argv) {
         O_QUIET,
         O_HELP,
         O_SCENARIO,
-        O_READY
+        O_READY,
+        O_CLIENT
     };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, O_HOST},
@@ -1459,6 +1937,7 @@ static int parse_args(int argc, char **argv) {
         {"help", no_argument, NULL, O_HELP},
         {"scenario", required_argument, NULL, O_SCENARIO},
         {"ready", required_argument, NULL, O_READY},
+        {"client", required_argument, NULL, O_CLIENT},
         {NULL, 0, NULL, 0},
     };
     const char *scenario = NULL, *rates = "250,500,1000,2000";
@@ -1554,6 +2033,14 @@ static int parse_args(int argc, char **argv) {
         case O_SCENARIO:
             scenario = optarg;
             break;
+        case O_CLIENT:
+            if (!strcmp(optarg, "own") || !strcmp(optarg, "lws")) {
+                opt.client = !strcmp(optarg, "own");
+            } else {
+                fprintf(stderr, "spark_load: --client: own or lws, not '%s'\n", optarg);
+                rc = -1;
+            }
+            break;
         case 'h':
         case O_HELP:
             usage(stdout);
@@ -1587,6 +2074,7 @@ static int parse_args(int argc, char **argv) {
         fprintf(stderr, "spark_load: --rates: bad list '%s'\n", rates);
         return -1;
     }
+    opt.own_client = opt.client < 0 ? opt.scenario == SC_FANOUT : opt.client == 1;
     if (opt.ready_on_frame < 0) opt.ready_on_frame = strncmp(opt.path, "/chat/", 6) == 0;
     if (opt.clients < 0) opt.clients = opt.scenario == SC_EVENTS ? 20 : 1000;
     if (opt.scenario == SC_FANOUT && opt.senders > (opt.clients + 1) / 2) {
@@ -1633,6 +2121,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "spark_load: cannot create the libwebsockets context\n");
         return 1;
     }
+    if (opt.own_client && own_setup()) {
+        fprintf(stderr, "spark_load: cannot set up the own client's epoll set\n");
+        return 1;
+    }
     g.deadline = g.t0 + (int64_t)(opt.timeout * US_PER_SEC);
     g.rss_a0 = proc_kib(opt.pid_a, "VmRSS");
     g.rss_b0 = proc_kib(opt.pid_b, "VmRSS");
@@ -1641,17 +2133,26 @@ int main(int argc, char **argv) {
     g.connect_start = now_us();
     g.last_rx = g.connect_start;
     g.phase = P_CONNECT;
+    /* Our own client's loop is its epoll set alone (lws then has no
+     * connection to serve); lws's client runs from lws's loop. */
     lws_sock_file_fd_type tfd;
     tfd.filefd = tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct epoll_event tev = {.events = EPOLLIN, .data.ptr = NULL};
     if (tick_fd < 0 ||
-        !lws_adopt_descriptor_vhost(lws_get_vhost_by_name(g.ctx, "default"),
-                                    LWS_ADOPT_RAW_FILE_DESC, tfd, "spark-load-tick", NULL)) {
+        (opt.own_client ? epoll_ctl(own_epfd, EPOLL_CTL_ADD, tick_fd, &tev) < 0
+                        : !lws_adopt_descriptor_vhost(lws_get_vhost_by_name(g.ctx, "default"),
+                                                      LWS_ADOPT_RAW_FILE_DESC, tfd,
+                                                      "spark-load-tick", NULL))) {
         fprintf(stderr, "spark_load: cannot watch a timerfd\n");
         return 1;
     }
     schedule_tick(1);
-    while (g.phase != P_DONE && !g.interrupted)
-        if (lws_service(g.ctx, 0) < 0) break;
+    while (g.phase != P_DONE && !g.interrupted) {
+        if (opt.own_client)
+            own_service();
+        else if (lws_service(g.ctx, 0) < 0)
+            break;
+    }
     if (opt.pid_a > 0) {
         g.rss_a1 = proc_kib(opt.pid_a, "VmRSS");
         g.hwm_a1 = proc_kib(opt.pid_a, "VmHWM");
@@ -1660,9 +2161,11 @@ int main(int argc, char **argv) {
     int rc = report();
     lws_context_destroy(g.ctx);
     for (int i = 0; i < g.nconns; i++) {
+        own_close(&g.conns[i], 1001); /* going away */
         conn_free_queue(&g.conns[i]);
         free(g.conns[i].rx);
     }
+    if (own_epfd >= 0) close(own_epfd);
     free(g.conns);
     free(g.f.deliveries);
     if (g.e.comps)
