@@ -1997,6 +1997,16 @@ static int parse_args(int argc, char **argv) {
         case O_PATH:
             opt.path = optarg;
             break;
+        case O_READY:
+            if (!strcmp(optarg, "open")) {
+                opt.ready_on_frame = 0;
+            } else if (!strcmp(optarg, "frame")) {
+                opt.ready_on_frame = 1;
+            } else {
+                fprintf(stderr, "spark_load: --ready: open or frame, not '%s'\n", optarg);
+                rc = -1;
+            }
+            break;
         case O_TYPE:
             opt.type = optarg;
             break;
