@@ -4,12 +4,36 @@
 -- sparkd runs a component's handlers on the state it has cached, then
 -- stores the results of every event that arrived together in one call of
 -- spark.apply_events: one statement, so one transaction and one round
--- trip. Each event is its own UPDATE, so the triggers of 0001 give each its
--- own version, history row (event, data, actor, instance) and NOTIFY.
+-- trip. Each event gets its own version and history row (event, data,
+-- actor, instance): from the triggers of 0001, an UPDATE per event, or,
+-- when two or more of a component's events change its state, from one
+-- INSERT of their history rows and one UPDATE (0005), with one NOTIFY.
 
 -- The result types changed when event ids came (0003): drop and create.
 DROP FUNCTION IF EXISTS spark.apply_batch(jsonb, text);
 DROP FUNCTION IF EXISTS spark.apply_events(text, bigint, jsonb, text);
+DROP FUNCTION IF EXISTS spark._apply_events_at_once(text, bigint, jsonb, text);
+
+-- The rows of a batch of events on a component at p_expected with state
+-- p_state: each event with the state before it, whether it changes it,
+-- and the version it leaves the component at (an event that changes
+-- nothing makes no version, as a no-op UPDATE does).
+CREATE OR REPLACE FUNCTION spark._batch_rows(p_events jsonb, p_state jsonb, p_expected bigint)
+RETURNS TABLE (ord bigint, e jsonb, s jsonb, prev jsonb, changed boolean, version bigint)
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT x.ord, x.e, x.s, x.prev, x.changed,
+           p_expected + sum(x.changed::integer) OVER (ORDER BY x.ord)
+      FROM (SELECT y.ord, y.e, y.s, y.prev, y.s IS DISTINCT FROM y.prev AS changed
+              FROM (SELECT t.ord, t.e, t.e->'s' AS s,
+                           coalesce(lag(t.e->'s') OVER (ORDER BY t.ord), p_state) AS prev
+                      FROM jsonb_array_elements(p_events) WITH ORDINALITY AS t(e, ord)) y) x;
+$$;
+
+COMMENT ON FUNCTION spark._batch_rows(jsonb, jsonb, bigint) IS
+    'Internal (spark.apply_events): a batch''s events with the state before each, whether each '
+    'changes it, and the version each leaves.';
 
 -- p_expected: the version the handlers ran on (0: the component did not
 -- exist). p_events: [{"e": name, "d": data, "a": actor, "s": state after,
@@ -35,6 +59,9 @@ DECLARE
     v_version bigint := p_expected;
     v_new     bigint;
     v_dups    jsonb;
+    v_changed integer;
+    v_objects boolean;
+    v_every   integer := coalesce(nullif(current_setting('spark.snapshot_every', true), '')::integer, 32);
 BEGIN
     -- Under the row's lock, so that a concurrent writer of the same id
     -- waits for this one and then finds it.
@@ -51,6 +78,55 @@ BEGIN
                    (SELECT c.state FROM spark.components c WHERE c.id = p_id),
                    v_dups;
         RETURN;
+    END IF;
+    -- Two or more changes of the state at once (0005): their history rows
+    -- in one INSERT, the rows the triggers would write one by one, then one
+    -- UPDATE that moves the version past them all, which the BEFORE UPDATE
+    -- trigger accepts because each of those versions has its row by then;
+    -- the AFTER trigger notifies once. Fewer changes, a state that is not
+    -- an object (the table's check refuses it below, as it always did) or
+    -- a component not at p_expected (a conflict, met below) go one by one.
+    IF p_expected > 0 AND jsonb_array_length(p_events) > 1 THEN
+        SELECT count(*) FILTER (WHERE r.changed),
+               bool_and(coalesce(jsonb_typeof(r.s) = 'object', false))
+          INTO v_changed, v_objects
+          FROM spark.components c
+         CROSS JOIN LATERAL spark._batch_rows(p_events, c.state, p_expected) r
+         WHERE c.id = p_id AND c.version = p_expected;
+        IF v_changed >= 2 AND v_objects THEN
+            WITH r AS (
+                SELECT b.*
+                  FROM spark.components c
+                 CROSS JOIN LATERAL spark._batch_rows(p_events, c.state, p_expected) b
+                 WHERE c.id = p_id),
+            history AS (
+                INSERT INTO spark.events (component_id, version, event, data, actor, instance,
+                                          state, patch)
+                SELECT p_id, r.version,
+                       coalesce(nullif(r.e->>'e', ''), 'sql.update'),
+                       r.e->'d',
+                       coalesce(nullif(r.e->>'a', ''), session_user::text),
+                       nullif(p_instance, ''),
+                       CASE WHEN d.patch IS NULL THEN r.s END,
+                       d.patch
+                  FROM r
+                  -- a patch where the trigger would write one (0004's rule)
+                  CROSS JOIN LATERAL (
+                      SELECT CASE WHEN v_every > 1 AND r.version % v_every <> 0
+                                       AND pg_column_size(r.s) > 256
+                                  THEN spark._state_patch(r.prev, r.s) END AS patch) p
+                  CROSS JOIN LATERAL (
+                      SELECT CASE WHEN pg_column_size(p.patch) < pg_column_size(r.s)
+                                  THEN p.patch END AS patch) d
+                 WHERE r.changed)
+            INSERT INTO spark.event_ids (component_id, event_id, version)
+            SELECT p_id, r.e->>'i', r.version FROM r WHERE r.e ? 'i';
+            UPDATE spark.components AS c
+               SET state = p_events->-1->'s', version = p_expected + v_changed
+             WHERE c.id = p_id;
+            RETURN QUERY SELECT true, p_expected + v_changed, NULL::jsonb, NULL::jsonb;
+            RETURN;
+        END IF;
     END IF;
     FOR v_event IN SELECT t.e FROM jsonb_array_elements(p_events) AS t(e) LOOP
         -- One statement for the labels: each statement plpgsql runs costs
