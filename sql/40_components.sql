@@ -12,7 +12,6 @@
 -- The result types changed when event ids came (0003): drop and create.
 DROP FUNCTION IF EXISTS spark.apply_batch(jsonb, text);
 DROP FUNCTION IF EXISTS spark.apply_events(text, bigint, jsonb, text);
-DROP FUNCTION IF EXISTS spark._apply_events_at_once(text, bigint, jsonb, text);
 
 -- The rows of a batch of events on a component at p_expected with state
 -- p_state: each event with the state before it, whether it changes it,
@@ -60,7 +59,6 @@ DECLARE
     v_new     bigint;
     v_dups    jsonb;
     v_changed integer;
-    v_objects boolean;
     v_every   integer := coalesce(nullif(current_setting('spark.snapshot_every', true), '')::integer, 32);
 BEGIN
     -- Under the row's lock, so that a concurrent writer of the same id
@@ -86,41 +84,45 @@ BEGIN
     -- the AFTER trigger notifies once. Fewer changes, a state that is not
     -- an object (the table's check refuses it below, as it always did) or
     -- a component not at p_expected (a conflict, met below) go one by one.
+    -- One statement: the rows are worked out once, and written only when
+    -- they qualify (`go` is then their count of changes, else no row).
     IF p_expected > 0 AND jsonb_array_length(p_events) > 1 THEN
-        SELECT count(*) FILTER (WHERE r.changed),
-               bool_and(coalesce(jsonb_typeof(r.s) = 'object', false))
-          INTO v_changed, v_objects
-          FROM spark.components c
-         CROSS JOIN LATERAL spark._batch_rows(p_events, c.state, p_expected) r
-         WHERE c.id = p_id AND c.version = p_expected;
-        IF v_changed >= 2 AND v_objects THEN
-            WITH r AS (
-                SELECT b.*
-                  FROM spark.components c
-                 CROSS JOIN LATERAL spark._batch_rows(p_events, c.state, p_expected) b
-                 WHERE c.id = p_id),
-            history AS (
-                INSERT INTO spark.events (component_id, version, event, data, actor, instance,
-                                          state, patch)
-                SELECT p_id, r.version,
-                       coalesce(nullif(r.e->>'e', ''), 'sql.update'),
-                       r.e->'d',
-                       coalesce(nullif(r.e->>'a', ''), session_user::text),
-                       nullif(p_instance, ''),
-                       CASE WHEN d.patch IS NULL THEN r.s END,
-                       d.patch
-                  FROM r
-                  -- a patch where the trigger would write one (0004's rule)
-                  CROSS JOIN LATERAL (
-                      SELECT CASE WHEN v_every > 1 AND r.version % v_every <> 0
-                                       AND pg_column_size(r.s) > 256
-                                  THEN spark._state_patch(r.prev, r.s) END AS patch) p
-                  CROSS JOIN LATERAL (
-                      SELECT CASE WHEN pg_column_size(p.patch) < pg_column_size(r.s)
-                                  THEN p.patch END AS patch) d
-                 WHERE r.changed)
+        WITH r AS MATERIALIZED (
+            SELECT b.*
+              FROM spark.components c
+             CROSS JOIN LATERAL spark._batch_rows(p_events, c.state, p_expected) b
+             WHERE c.id = p_id AND c.version = p_expected),
+        go AS (
+            SELECT count(*) FILTER (WHERE r.changed)::integer AS changes
+              FROM r
+            HAVING count(*) FILTER (WHERE r.changed) >= 2
+               AND bool_and(coalesce(jsonb_typeof(r.s) = 'object', false))),
+        history AS (
+            INSERT INTO spark.events (component_id, version, event, data, actor, instance,
+                                      state, patch)
+            SELECT p_id, r.version,
+                   coalesce(nullif(r.e->>'e', ''), 'sql.update'),
+                   r.e->'d',
+                   coalesce(nullif(r.e->>'a', ''), session_user::text),
+                   nullif(p_instance, ''),
+                   CASE WHEN d.patch IS NULL THEN r.s END,
+                   d.patch
+              FROM r
+             CROSS JOIN go
+              -- a patch where the trigger would write one (0004's rule)
+             CROSS JOIN LATERAL (
+                  SELECT CASE WHEN v_every > 1 AND r.version % v_every <> 0
+                                   AND pg_column_size(r.s) > 256
+                              THEN spark._state_patch(r.prev, r.s) END AS patch) p
+             CROSS JOIN LATERAL (
+                  SELECT CASE WHEN pg_column_size(p.patch) < pg_column_size(r.s)
+                              THEN p.patch END AS patch) d
+             WHERE r.changed),
+        ids AS (
             INSERT INTO spark.event_ids (component_id, event_id, version)
-            SELECT p_id, r.e->>'i', r.version FROM r WHERE r.e ? 'i';
+            SELECT p_id, r.e->>'i', r.version FROM r CROSS JOIN go WHERE r.e ? 'i')
+        SELECT go.changes INTO v_changed FROM go;
+        IF v_changed IS NOT NULL THEN
             UPDATE spark.components AS c
                SET state = p_events->-1->'s', version = p_expected + v_changed
              WHERE c.id = p_id;
