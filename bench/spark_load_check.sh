@@ -10,17 +10,8 @@ set -euo pipefail
 
 load=$1
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
-failures=0
-check() {
-  local name=$1 want=$2 got=$3
-  if [[ $got == *"$want"* ]]; then
-    echo "ok: $name"
-  else
-    echo "FAILED: $name: wanted '$want' in:" >&2
-    echo "$got" >&2
-    failures=$((failures + 1))
-  fi
-}
+# shellcheck source=tests/support/check.sh
+source "$here/../tests/support/check.sh"
 
 declare -A report
 for client in own lws; do

@@ -16,16 +16,8 @@ sink=$1
 sql() { psql -Atq -v ON_ERROR_STOP=1 "$DATABASE_URL" "$@"; }
 tag=sink_test_$$
 marker="'end ' || (extract(epoch FROM clock_timestamp()) * 1e6)::bigint"
-failures=0
-check() {
-  local name=$1 want=$2 got=$3
-  if [[ $got == *"$want"* ]]; then
-    echo "ok: $name"
-  else
-    echo "FAILED: $name: wanted '$want' in: $got" >&2
-    failures=$((failures + 1))
-  fi
-}
+# shellcheck source=tests/support/check.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/../support/check.sh"
 
 # Starts the sink on fd 3 and waits for its ready line.
 start_sink() {
