@@ -16,6 +16,11 @@ for f in bin/sparkd include/spark/spark.h include/spark/page.h include/spark/rou
          share/spark/migrations/0001_schema.sql share/spark/web/js/spark.js; do
   [[ -e $prefix/$f ]] || { echo "install_test: $f was not installed" >&2; exit 1; }
 done
+# The installed sparkd finds its library in the prefix it was installed to.
+out=$(env -u LD_LIBRARY_PATH "$prefix/bin/sparkd" --version 2>&1) || {
+  echo "install_test: the installed sparkd does not run: $out" >&2
+  exit 1
+}
 pc=$(dirname "$(find "$prefix" -name spark.pc | head -n 1)")
 [[ -n $pc ]] || { echo "install_test: spark.pc was not installed" >&2; exit 1; }
 
