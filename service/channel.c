@@ -15,13 +15,15 @@
  *    not read is closed with 1008 and its queue freed, so one slow reader
  *    cannot grow the instance's memory.
  *
- * Sending follows lws's rule: enqueue, ask for WRITEABLE, write once per
- * WRITEABLE. When several messages wait, that one write carries them all
+ * Sending: a message is queued, and what a turn of the loop queued is
+ * written before the loop waits again (spark_channels_flush), one write a
+ * connection. When several messages wait, that one write carries them all
  * (up to COALESCE_BYTES), framed here: a room of thousands would otherwise
- * cost one poll round and one syscall per message per member. A message
- * larger than that leaves as fragments, one a write, so that lws never
- * holds more than one write's unsent rest. Closing from outside the
- * connection's callback works the same way: mark, ask for WRITEABLE,
+ * cost one syscall per message per member. A message larger than that
+ * leaves as fragments, one a write, so that lws never holds more than one
+ * write's unsent rest. A socket that is full, or whose rest lws still
+ * holds, waits for WRITEABLE instead, lws's rule. Closing from outside
+ * the connection's callback works that way too: mark, ask for WRITEABLE,
  * return -1 there.
  */
 #include "channel_internal.h"
@@ -74,7 +76,8 @@ struct spark_conn {
     bool counted;         /* in owner->open[channel_index] */
     struct lws *wsi;
     uint64_t serial;
-    lws_dll2_t link; /* in owner->conns */
+    lws_dll2_t link;       /* in owner->conns */
+    lws_dll2_t flush_link; /* in owner->to_flush while it has news to write */
     /* Fixed for the connection's life, in one allocation (names): each
      * connection sized to its own strings, since thousands sit idle. */
     char *names;
@@ -103,7 +106,7 @@ struct spark_conn {
     int strikes;
 
     /* closing */
-    bool upgrading, established, closing, kill;
+    bool upgrading, established, closing, kill, peer_closed;
     int close_code;
     char *close_reason; /* NULL until there is one */
 
@@ -118,6 +121,7 @@ struct spark_channels {
     spark_rooms *rooms;
     spark_sessions *sessions;
     lws_dll2_owner_t conns;
+    lws_dll2_owner_t to_flush; /* connections queued to this turn of the loop */
     size_t open[MAX_CHANNELS]; /* per channel: connections from on_connect to on_close */
     size_t upgrading;          /* accepted by the filter, not yet established */
     uint64_t next_serial;
@@ -338,7 +342,8 @@ static int enqueue_frame(spark_conn *c, spark_frame *f) {
     l->refs[l->end++] = spark_frame_ref(f);
     c->queued += f->len;
     spark_metric_add(SPARK_M_WS_QUEUED_BYTES, (int64_t)f->len);
-    lws_callback_on_writable(c->wsi);
+    if (lws_dll2_is_detached(&c->flush_link))
+        lws_dll2_add_tail(&c->flush_link, &c->owner->to_flush);
     return 0;
 }
 
@@ -421,12 +426,9 @@ static int write_coalesced(spark_conn *c) {
     return lws_write(c->wsi, out, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
 }
 
-static int on_writeable(spark_conn *c) {
-    if (c->kill || (c->closing && !c->head)) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)close_reason(c), strlen(close_reason(c)));
-        return -1;
-    }
+/* Writes the head of the queue: one message, or as many as one write
+ * carries. Asks for WRITEABLE if more is left. */
+static int write_queue(spark_conn *c) {
     spark_frame *f = queue_head(c);
     if (!f) return 0;
     if (!queue_second(c) && !c->head_sent && f->len + MAX_FRAME_HEADER <= COALESCE_BYTES) {
@@ -439,8 +441,41 @@ static int on_writeable(spark_conn *c) {
     } else if (write_coalesced(c)) {
         return -1;
     }
-    if (c->head || c->closing) lws_callback_on_writable(c->wsi);
+    if (c->head) lws_callback_on_writable(c->wsi);
     return 0;
+}
+
+static int on_writeable(spark_conn *c) {
+    if (c->kill || (c->closing && !c->head)) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)close_reason(c), strlen(close_reason(c)));
+        return -1;
+    }
+    if (write_queue(c)) return -1;
+    if (c->closing) lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+/* Writes what this turn of the loop queued, before the loop waits again.
+ * The socket nearly always has room: asking lws for WRITEABLE instead
+ * would cost every member of a fan-out another turn of the loop and, on
+ * an epoll loop, two changes of its interest set. A connection that is
+ * closing, whose socket is full, or whose last write lws still holds part
+ * of (lws_send_pipe_choked) waits for WRITEABLE as before. */
+void spark_channels_flush(spark_channels *channels) {
+    EACH_LINK(d, &channels->to_flush) {
+        spark_conn *c = lws_container_of(d, spark_conn, flush_link);
+        lws_dll2_remove(d);
+        if (!c->wsi) continue;
+        if (c->closing || c->kill || c->peer_closed || lws_send_pipe_choked(c->wsi)) {
+            lws_callback_on_writable(c->wsi);
+        } else if (write_queue(c)) {
+            /* The socket failed: lws closes it on its next turn. */
+            drop_queue(c);
+            c->closing = true;
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+    }
 }
 
 /* ---- the upgrade -------------------------------------------------------- */
@@ -588,6 +623,7 @@ static void upgrade_done(spark_conn *c) {
 
 static void free_conn(spark_conn *c) {
     upgrade_done(c);
+    if (!lws_dll2_is_detached(&c->flush_link)) lws_dll2_remove(&c->flush_link);
     lws_sul_cancel(&c->expiry);
     spark_identity_clear(&c->identity);
     free(c->names);
@@ -785,6 +821,7 @@ static int on_receive(spark_conn *c, struct lws *wsi, const void *in, size_t len
 
 /* The peer's close frame: a 2-byte code, then the reason. */
 static void on_peer_close(spark_conn *c, const unsigned char *in, size_t len) {
+    c->peer_closed = true; /* lws answers it; nothing more goes out directly */
     c->close_code = len >= 2 ? (in[0] << 8 | in[1]) : LWS_CLOSE_STATUS_NO_STATUS;
     set_close_reason(c, (const char *)in + 2 * (len >= 2), len > 2 ? len - 2 : 0);
 }

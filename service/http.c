@@ -30,6 +30,11 @@
 #define WRITE_CHUNK    16384
 #define MAX_BODY_BYTES 8192
 #define RX_CHUNK       1024
+/* What lws hands send() of one lws_write at most; the rest it keeps and
+ * sends on the next POLLOUT. Left 0, lws takes RX_CHUNK: every larger
+ * write, a file's WRITE_CHUNK or a channel's coalesced messages (16 KiB at
+ * most, channel.c), left in 1 KiB sends a turn of the loop apart. */
+#define TX_CHUNK 16384
 
 typedef struct {
     char *path;
@@ -527,7 +532,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 struct lws_protocols spark_http_protocol(spark_http *http) {
     /* rx_buffer_size is what lws gives each socket for reading; WebSocket
      * messages arrive in chunks of it and are joined by the channel layer. */
-    struct lws_protocols p = {"http", http_callback, sizeof(spark_http_request), RX_CHUNK, 0, http,
-                              0};
+    struct lws_protocols p = {"http", http_callback, sizeof(spark_http_request), RX_CHUNK, 0,
+                              http,   TX_CHUNK};
     return p;
 }

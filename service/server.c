@@ -376,8 +376,10 @@ int spark_serve(const spark_config *cfg) {
               (long)getpid());
     if (stop_requested) begin_drain(&s); /* a signal that came during startup */
 
-    while (!s.stopped && lws_service(s.ctx, 0) >= 0)
-        ;
+    while (!s.stopped) {
+        spark_channels_flush(s.channels);
+        if (lws_service(s.ctx, 0) < 0) break;
+    }
 
     signal_context = NULL;
     stop(&s);
