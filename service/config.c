@@ -83,6 +83,8 @@ static const setting settings[] = {
      "addresses/CIDRs whose X-Forwarded-Proto and Forwarded count (default: none)"},
     {"SPARK_DEMO_LOGIN", "--demo-login", K_BOOL, AT(demo_login),
      "1 turns sign-in on: sign-in routes such as the demo /login (default: 0)"},
+    {"SPARK_EPOLL", "--epoll", K_BOOL, AT(epoll),
+     "0 makes the event loop wait with poll() instead of epoll (default: 1)"},
     {"SPARK_SHUTDOWN_TIMEOUT", "--shutdown-timeout", K_SECONDS, AT(shutdown_timeout_ms),
      "seconds a graceful stop may take (default: 10)"},
     {"SPARK_MAX_MESSAGE", "--max-message", K_SIZE, AT(max_message_bytes),
@@ -439,6 +441,7 @@ int spark_config_load(spark_config *cfg, spark_command cmd, int argc, char **arg
     cfg->crowded_room = 100;
     cfg->presence_timeout_ms = 30000;
     cfg->auth = true;
+    cfg->epoll = true;
     cfg->db_timeout_s = 5;
     cfg->max_state_bytes = 1048576;
     cfg->max_components = 10000;

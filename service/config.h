@@ -36,6 +36,7 @@ typedef struct spark_config {
     char *trusted_proxies;   /* peers whose Forwarded/X-Forwarded-* count; NULL: none */
     bool demo_login;         /* /login issues session cookies */
     int shutdown_timeout_ms; /* bound on a graceful stop */
+    bool epoll;              /* the loop waits on epoll (poll_epoll.c); on by default */
 
     /* WebSocket limits; every one is counted in /metrics when it bites. */
     int max_message_bytes;   /* largest frame in, largest broadcast payload */

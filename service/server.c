@@ -21,6 +21,7 @@
 #include "history.h"
 #include "pages.h"
 #include "pg.h"
+#include "poll_epoll.h"
 #include "rooms.h"
 #include "routes.h"
 #include "session.h"
@@ -376,10 +377,13 @@ int spark_serve(const spark_config *cfg) {
               (long)getpid());
     if (stop_requested) begin_drain(&s); /* a signal that came during startup */
 
+    if (cfg->epoll && spark_poll_epoll_begin())
+        spark_log(SPARK_LOG_WARN, "loop.epoll", "no epoll set; waiting with poll()", NULL);
     while (!s.stopped) {
         spark_channels_flush(s.channels);
         if (lws_service(s.ctx, 0) < 0) break;
     }
+    spark_poll_epoll_end();
 
     signal_context = NULL;
     stop(&s);
