@@ -16,7 +16,7 @@
  *    cannot grow the instance's memory.
  *
  * Sending: a message is queued, and what a turn of the loop queued is
- * written before the loop waits again (spark_channels_flush), one write a
+ * written before the loop waits again (flush_due), one write a
  * connection. When several messages wait, that one write carries them all
  * (up to COALESCE_BYTES), framed here: a room of thousands would otherwise
  * cost one syscall per message per member. A message larger than that
@@ -121,9 +121,10 @@ struct spark_channels {
     spark_rooms *rooms;
     spark_sessions *sessions;
     lws_dll2_owner_t conns;
-    lws_dll2_owner_t to_flush; /* connections queued to this turn of the loop */
-    size_t open[MAX_CHANNELS]; /* per channel: connections from on_connect to on_close */
-    size_t upgrading;          /* accepted by the filter, not yet established */
+    lws_dll2_owner_t to_flush;    /* connections queued to this turn of the loop */
+    lws_sorted_usec_list_t flush; /* due at once while to_flush is not empty */
+    size_t open[MAX_CHANNELS];    /* per channel: connections from on_connect to on_close */
+    size_t upgrading;             /* accepted by the filter, not yet established */
     uint64_t next_serial;
     bool refusing;
     spark_components *components; /* serves the /spark route; opaque here */
@@ -223,6 +224,7 @@ size_t spark_channels_count(const spark_channels *channels) {
 }
 
 static int enqueue_frame(spark_conn *c, spark_frame *f);
+static void flush_soon(spark_conn *c);
 
 /* What the rooms deliver to a connection is what it is sent, whatever
  * the kind: a channel's client tells presence from messages by "type".
@@ -342,8 +344,7 @@ static int enqueue_frame(spark_conn *c, spark_frame *f) {
     l->refs[l->end++] = spark_frame_ref(f);
     c->queued += f->len;
     spark_metric_add(SPARK_M_WS_QUEUED_BYTES, (int64_t)f->len);
-    if (lws_dll2_is_detached(&c->flush_link))
-        lws_dll2_add_tail(&c->flush_link, &c->owner->to_flush);
+    if (lws_dll2_is_detached(&c->flush_link)) flush_soon(c);
     return 0;
 }
 
@@ -456,13 +457,16 @@ static int on_writeable(spark_conn *c) {
     return 0;
 }
 
-/* Writes what this turn of the loop queued, before the loop waits again.
- * The socket nearly always has room: asking lws for WRITEABLE instead
- * would cost every member of a fan-out another turn of the loop and, on
- * an epoll loop, two changes of its interest set. A connection that is
- * closing, whose socket is full, or whose last write lws still holds part
- * of (lws_send_pipe_choked) waits for WRITEABLE as before. */
-void spark_channels_flush(spark_channels *channels) {
+/* Writes what this turn of the loop queued, before the loop waits again:
+ * a timer due now, which lws runs before it polls, whether the messages
+ * came in a socket's callback (the turn before) or in another timer (just
+ * before). The socket nearly always has room: asking lws for WRITEABLE
+ * instead would cost every member of a fan-out another turn of the loop
+ * and, on an epoll loop, two changes of its interest set. A connection
+ * that is closing, whose socket is full, or whose last write lws still
+ * holds part of (lws_send_pipe_choked) waits for WRITEABLE as before. */
+static void flush_due(lws_sorted_usec_list_t *sul) {
+    spark_channels *channels = lws_container_of(sul, spark_channels, flush);
     EACH_LINK(d, &channels->to_flush) {
         spark_conn *c = lws_container_of(d, spark_conn, flush_link);
         lws_dll2_remove(d);
@@ -476,6 +480,13 @@ void spark_channels_flush(spark_channels *channels) {
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         }
     }
+}
+
+static void flush_soon(spark_conn *c) {
+    spark_channels *channels = c->owner;
+    if (!channels->to_flush.count)
+        lws_sul_schedule(lws_get_context(c->wsi), 0, &channels->flush, flush_due, 0);
+    lws_dll2_add_tail(&c->flush_link, &channels->to_flush);
 }
 
 /* ---- the upgrade -------------------------------------------------------- */
@@ -874,6 +885,7 @@ void spark_channels_free(spark_channels *channels) {
     spark_rooms_peer_gone(channels->rooms, &channels->all_plain);
     spark_rooms_peer_gone(channels->rooms, &channels->all_enveloped);
     if (serving == channels) serving = NULL;
+    lws_sul_cancel(&channels->flush);
     free(channels);
 }
 

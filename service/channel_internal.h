@@ -35,9 +35,6 @@ bool spark_channels_route_exists(const char *path);
 /* Open connections (accepted and not yet closed). */
 size_t spark_channels_count(const spark_channels *channels);
 
-/* Writes what the last turn of the loop queued; called before each wait. */
-void spark_channels_flush(spark_channels *channels);
-
 /* Refuses new upgrades and closes every connection with `code`. */
 void spark_channels_close_all(spark_channels *channels, int code, const char *reason);
 

@@ -379,10 +379,8 @@ int spark_serve(const spark_config *cfg) {
 
     if (cfg->epoll && spark_poll_epoll_begin())
         spark_log(SPARK_LOG_WARN, "loop.epoll", "no epoll set; waiting with poll()", NULL);
-    while (!s.stopped) {
-        spark_channels_flush(s.channels);
-        if (lws_service(s.ctx, 0) < 0) break;
-    }
+    while (!s.stopped && lws_service(s.ctx, 0) >= 0)
+        ;
     spark_poll_epoll_end();
 
     signal_context = NULL;
