@@ -21,8 +21,8 @@
  * (up to COALESCE_BYTES), framed here: a room of thousands would otherwise
  * cost one syscall per message per member. A message larger than that
  * leaves as fragments, one a write, so that lws never holds more than one
- * write's unsent rest. A socket that is full, or whose rest lws still
- * holds, waits for WRITEABLE instead, lws's rule. Closing from outside
+ * write's unsent rest. A connection whose rest lws still holds waits for
+ * WRITEABLE instead, lws's rule. Closing from outside
  * the connection's callback works that way too: mark, ask for WRITEABLE,
  * return -1 there.
  */
@@ -463,15 +463,17 @@ static int on_writeable(spark_conn *c) {
  * before). The socket nearly always has room: asking lws for WRITEABLE
  * instead would cost every member of a fan-out another turn of the loop
  * and, on an epoll loop, two changes of its interest set. A connection
- * that is closing, whose socket is full, or whose last write lws still
- * holds part of (lws_send_pipe_choked) waits for WRITEABLE as before. */
+ * that is closing, or whose last write lws still holds part of
+ * (lws_partial_buffered: its socket was full), waits for WRITEABLE as
+ * before. A socket that fills up with this write leaves its rest with lws,
+ * at most COALESCE_BYTES, as a write from WRITEABLE would. */
 static void flush_due(lws_sorted_usec_list_t *sul) {
     spark_channels *channels = lws_container_of(sul, spark_channels, flush);
     EACH_LINK(d, &channels->to_flush) {
         spark_conn *c = lws_container_of(d, spark_conn, flush_link);
         lws_dll2_remove(d);
         if (!c->wsi) continue;
-        if (c->closing || c->kill || c->peer_closed || lws_send_pipe_choked(c->wsi)) {
+        if (c->closing || c->kill || c->peer_closed || lws_partial_buffered(c->wsi)) {
             lws_callback_on_writable(c->wsi);
         } else if (write_queue(c)) {
             /* The socket failed: lws closes it on its next turn. */
