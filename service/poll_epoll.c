@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -89,8 +90,18 @@ static void give_up(const char *why) {
     free_set();
 }
 
+/* A child forked from the serving thread has a copy of the set's
+ * descriptor, which names the parent's set: its poll() is the kernel's. */
+static void forget_in_child(void) {
+    serving_thread = false;
+    free_set();
+}
+
 int spark_poll_epoll_begin(void) {
+    static bool fork_handled;
     if (set.epfd >= 0) return 0;
+    if (!fork_handled && pthread_atfork(NULL, NULL, forget_in_child)) return -1;
+    fork_handled = true;
     set.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (set.epfd < 0) return -1;
     serving_thread = true;

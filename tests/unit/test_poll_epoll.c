@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -208,6 +209,33 @@ START_TEST(a_dropped_descriptor_is_not_reported) {
 }
 END_TEST
 
+/* A child forked from the serving thread shares the set's descriptor
+ * (and so the set) with its parent: its polls must not change the set. */
+START_TEST(a_forked_child_leaves_the_set_alone) {
+    ck_assert_int_eq(spark_poll_epoll_begin(), 0);
+    open_pair(0);
+    open_pair(1);
+    struct pollfd fds[2] = {{.fd = ends[0], .events = POLLIN}, {.fd = ends[1], .events = POLLIN}};
+    ck_assert_int_eq(poll(fds, 2, 0), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) { /* asks for writability on the same descriptors */
+        struct pollfd out[2] = {{.fd = ends[0], .events = POLLOUT},
+                                {.fd = ends[1], .events = POLLOUT}};
+        _exit(poll(out, 2, 0) == 2 ? 0 : 1);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(write(peers[0], "x", 1), 1);
+    ck_assert_int_eq(poll(fds, 2, 2000), 1);
+    ck_assert_int_eq(fds[0].revents, POLLIN);
+    close_pair(0);
+    close_pair(1);
+    spark_poll_epoll_end();
+}
+END_TEST
+
 static Suite *poll_epoll_suite(void) {
     Suite *s = suite_create("poll_epoll");
     TCase *tc = tcase_create("core");
@@ -215,6 +243,7 @@ static Suite *poll_epoll_suite(void) {
     tcase_add_test(tc, a_reused_number_is_watched);
     tcase_add_test(tc, a_closed_dup_leaves_the_set);
     tcase_add_test(tc, a_dropped_descriptor_is_not_reported);
+    tcase_add_test(tc, a_forked_child_leaves_the_set_alone);
     suite_add_tcase(s, tc);
     return s;
 }
