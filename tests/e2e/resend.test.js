@@ -93,7 +93,11 @@ for (const lose of ['request', 'reply']) {
     // Applied once: one version, one history row, one id; the resend of an
     // event already stored was answered from its id.
     assert.deepEqual(stored(cid), { count: 1, version: 1, events: 1, ids: 1 });
-    assert.equal(await page.evaluate(() => window.Spark.pending), 0);
+    // The rejoin shows Count: 1 before the resent event's answer is back:
+    // wait for that answer, which leaves nothing pending.
+    await env.until(async () => (await page.evaluate(() => window.Spark.pending)) === 0,
+      'the resent event answered', 5000);
+    assert.deepEqual(stored(cid), { count: 1, version: 1, events: 1, ids: 1 });
 
     // And the page goes on: the next click is applied, once.
     await env.root(page, cid).getByRole('button', { name: '+', exact: true }).click();
