@@ -10,6 +10,12 @@
  * spark_main() parses the command (serve, migrate, --help, --version) and the
  * configuration from the environment and flags, then runs until the command
  * is done or, for serve, until SIGTERM/SIGINT.
+ *
+ * Serving runs on the calling thread. libspark defines poll() and close()
+ * for the whole program: on that thread, while it serves, poll() over more
+ * than one descriptor is answered from an epoll set, and close() takes a
+ * descriptor out of it; elsewhere both are the system's (SPARK_EPOLL=0
+ * turns the set off; docs/architecture.md says why).
  */
 #ifndef SPARK_SPARK_H
 #define SPARK_SPARK_H
