@@ -131,14 +131,22 @@ START_TEST(answers_what_the_kernel_answers) {
 }
 END_TEST
 
-/* A closed socket leaves the kernel's set by itself, so a new one given
- * the same number, asking for the same events, must be added again. */
-START_TEST(a_reused_number_is_watched) {
+/* Starts the set on pairs 0 and 1, both watched for reading, neither
+ * readable yet. */
+static void watch_two(struct pollfd fds[2]) {
     ck_assert_int_eq(spark_poll_epoll_begin(), 0);
     open_pair(0);
     open_pair(1);
-    struct pollfd fds[2] = {{.fd = ends[0], .events = POLLIN}, {.fd = ends[1], .events = POLLIN}};
+    fds[0] = (struct pollfd){.fd = ends[0], .events = POLLIN};
+    fds[1] = (struct pollfd){.fd = ends[1], .events = POLLIN};
     ck_assert_int_eq(poll(fds, 2, 0), 0);
+}
+
+/* A closed socket leaves the kernel's set by itself, so a new one given
+ * the same number, asking for the same events, must be added again. */
+START_TEST(a_reused_number_is_watched) {
+    struct pollfd fds[2];
+    watch_two(fds);
     int old = ends[1];
     close(ends[1]);
     int sv[2]; /* the lowest free number: the one just closed */
@@ -212,11 +220,8 @@ END_TEST
 /* A child forked from the serving thread shares the set's descriptor
  * (and so the set) with its parent: its polls must not change the set. */
 START_TEST(a_forked_child_leaves_the_set_alone) {
-    ck_assert_int_eq(spark_poll_epoll_begin(), 0);
-    open_pair(0);
-    open_pair(1);
-    struct pollfd fds[2] = {{.fd = ends[0], .events = POLLIN}, {.fd = ends[1], .events = POLLIN}};
-    ck_assert_int_eq(poll(fds, 2, 0), 0);
+    struct pollfd fds[2];
+    watch_two(fds);
     pid_t child = fork();
     ck_assert_int_ge(child, 0);
     if (child == 0) { /* asks for writability on the same descriptors */
