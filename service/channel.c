@@ -60,8 +60,11 @@
  * (frame.h), oldest first. A room's message is one frame that every
  * member's queue points to: a delivery adds a reference, not a copy of the
  * text, and a link serves QUEUE_LINK deliveries. Every link in a queue
- * holds at least one frame; an emptied link is freed at once, so an idle
- * connection keeps none. */
+ * holds at least one frame. Each connection has one link of its own
+ * (spark_conn.own_link), used whenever it is free: a fan-out round queues
+ * and writes a frame or a few for every member, and a link allocated and
+ * freed per member per round was most of an instance's time in malloc.
+ * Further links are allocated, and freed once emptied. */
 #define QUEUE_LINK 14
 typedef struct frame {
     struct frame *next;
@@ -97,6 +100,8 @@ struct spark_conn {
 
     /* sending */
     frame *head, *tail;
+    frame own_link; /* in the queue while own_link_used */
+    bool own_link_used;
     size_t queued;
     size_t head_sent; /* bytes of the head frame out already, as fragments */
 
@@ -277,7 +282,10 @@ static void queue_pop(spark_conn *c) {
     if (l->first < l->end) return;
     c->head = l->next;
     if (!c->head) c->tail = NULL;
-    free(l);
+    if (l == &c->own_link)
+        c->own_link_used = false;
+    else
+        free(l);
 }
 
 static void drop_queue(spark_conn *c) {
@@ -321,6 +329,13 @@ static void close_slow_consumer(spark_conn *c) {
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, SLOW_KILL_SECS);
 }
 
+/* A free link for the tail of the queue: the connection's own, if free. */
+static frame *new_link(spark_conn *c) {
+    if (c->own_link_used) return malloc(sizeof(frame));
+    c->own_link_used = true;
+    return &c->own_link;
+}
+
 /* Queues a reference to `f` (the caller keeps its own). The limit counts
  * each queued message whole, shared or not: it bounds how far behind a
  * client may fall, whatever the frames cost the instance. */
@@ -332,7 +347,7 @@ static int enqueue_frame(spark_conn *c, spark_frame *f) {
     }
     frame *l = c->tail;
     if (!l || l->end == QUEUE_LINK) {
-        if (!(l = malloc(sizeof *l))) return -1;
+        if (!(l = new_link(c))) return -1;
         l->next = NULL;
         l->first = l->end = 0;
         if (c->tail)
