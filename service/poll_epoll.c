@@ -49,11 +49,14 @@
 
 /* What the set knows of one descriptor number. */
 typedef struct {
-    uint32_t call;  /* the last call whose array held it */
-    uint32_t index; /* its place in that array */
+    uint32_t index; /* its place in the array when last seen there */
     short events;   /* what the set asks for it, while in_set */
     bool in_set;
 } slot;
+
+/* An array entry's descriptor and events, without its revents: what the
+ * pass compares with the last call's entry at the same place. */
+typedef uint64_t entry_key;
 
 static struct {
     int epfd; /* -1: not answering from a set */
@@ -61,7 +64,8 @@ static struct {
     size_t nslots; /* slots[fd] for 0 <= fd < nslots */
     struct epoll_event *ready;
     size_t nready;
-    uint32_t call;
+    entry_key *last; /* the last call's array, entry by entry */
+    size_t nlast;
 } set = {.epfd = -1};
 
 /* The thread whose calls the set answers (the serving loop's). */
@@ -76,11 +80,12 @@ static void free_set(void) {
     if (set.epfd >= 0) syscall(SYS_close, set.epfd);
     free(set.slots);
     free(set.ready);
+    free(set.last);
     set.epfd = -1;
     set.slots = NULL;
     set.ready = NULL;
-    set.nslots = set.nready = 0;
-    set.call = 0;
+    set.last = NULL;
+    set.nslots = set.nready = set.nlast = 0;
 }
 
 static void give_up(const char *why) {
@@ -125,36 +130,56 @@ static bool grow_slots(int fd) {
     return true;
 }
 
+static entry_key key_of(const struct pollfd *p) {
+    return (uint32_t)p->fd | (uint64_t)(uint16_t)p->events << 32;
+}
+
+/* Whether fds holds `fd` where its slot says (its place when last seen). */
+static bool in_array(const struct pollfd *fds, nfds_t nfds, int fd) {
+    const slot *s = &set.slots[fd];
+    return s->index < nfds && fds[s->index].fd == fd;
+}
+
+/* An entry not as the last call left it: its slot learns its place, and
+ * the set its events. Returns NULL, or why it could not. */
+static const char *sync_entry(struct pollfd *fds, nfds_t nfds, nfds_t i) {
+    int fd = fds[i].fd;
+    if (fd < 0) return NULL; /* poll skips these */
+    if ((size_t)fd >= set.nslots && !grow_slots(fd)) return "out of memory";
+    slot *s = &set.slots[fd];
+    if (s->index != i && in_array(fds, nfds, fd)) return "a descriptor twice in one array";
+    s->index = (uint32_t)i;
+    if (s->in_set && s->events == fds[i].events) return NULL;
+    struct epoll_event ev = {.events = (uint16_t)fds[i].events, .data.fd = fd};
+    if (epoll_ctl(set.epfd, s->in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev))
+        return strerror(errno);
+    s->in_set = true;
+    s->events = fds[i].events;
+    return NULL;
+}
+
 /* Makes the set ask for what the array asks for, and clears the array's
- * revents. Returns NULL, or why it could not. */
+ * revents. Between two calls lws changes a few entries at most, so the
+ * pass compares each with the last call's entry at its place, and looks
+ * further only where they differ. Returns NULL, or why it could not. */
 static const char *sync_set(struct pollfd *fds, nfds_t nfds) {
     if (set.nready < nfds) {
         struct epoll_event *r = realloc(set.ready, nfds * sizeof *r);
-        if (!r) return "out of memory";
-        set.ready = r;
+        entry_key *l = r ? realloc(set.last, nfds * sizeof *l) : NULL;
+        if (r) set.ready = r;
+        if (!l) return "out of memory";
+        set.last = l;
         set.nready = nfds;
     }
-    if (++set.call == 0) { /* wrapped: no slot may look seen by this call */
-        for (size_t i = 0; i < set.nslots; i++)
-            set.slots[i].call = 0;
-        set.call = 1;
-    }
     for (nfds_t i = 0; i < nfds; i++) {
-        int fd = fds[i].fd;
+        entry_key key = key_of(&fds[i]);
         fds[i].revents = 0;
-        if (fd < 0) continue; /* poll skips these */
-        if ((size_t)fd >= set.nslots && !grow_slots(fd)) return "out of memory";
-        slot *s = &set.slots[fd];
-        if (s->call == set.call) return "a descriptor twice in one array";
-        s->call = set.call;
-        s->index = (uint32_t)i;
-        if (s->in_set && s->events == fds[i].events) continue;
-        struct epoll_event ev = {.events = (uint16_t)fds[i].events, .data.fd = fd};
-        if (epoll_ctl(set.epfd, s->in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev))
-            return strerror(errno);
-        s->in_set = true;
-        s->events = fds[i].events;
+        if (i < set.nlast && set.last[i] == key) continue;
+        const char *why = sync_entry(fds, nfds, i);
+        if (why) return why;
+        set.last[i] = key;
     }
+    set.nlast = nfds;
     return NULL;
 }
 
@@ -174,7 +199,7 @@ static int wait_set(struct pollfd *fds, nfds_t nfds, int timeout_ms) {
         for (int k = 0; k < n; k++) {
             int fd = set.ready[k].data.fd;
             slot *s = &set.slots[fd];
-            if (s->call != set.call) { /* left the array but not closed */
+            if (!in_array(fds, nfds, fd)) { /* left the array but not closed */
                 epoll_ctl(set.epfd, EPOLL_CTL_DEL, fd, NULL);
                 s->in_set = false;
                 continue;
@@ -205,8 +230,13 @@ INTERPOSED int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms) {
 INTERPOSED int close(int fd) {
     if (serving_thread && set.epfd >= 0 && fd >= 0 && (size_t)fd < set.nslots &&
         set.slots[fd].in_set) {
+        slot *s = &set.slots[fd];
         epoll_ctl(set.epfd, EPOLL_CTL_DEL, fd, NULL);
-        set.slots[fd].in_set = false;
+        s->in_set = false;
+        /* The number may come back at the same place with the same events;
+         * the pass must not take it for the closed one. */
+        if (s->index < set.nlast && (int)(uint32_t)set.last[s->index] == fd)
+            set.last[s->index] = (entry_key)-1;
     }
     return (int)syscall(SYS_close, fd);
 }
