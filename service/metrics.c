@@ -114,6 +114,9 @@ char *spark_metrics_render(const spark_metrics_live *live, const char *instance,
                   live->database_up);
     append_metric(&t, "spark_listener_up", "gauge", "1 when the LISTEN connection is listening.",
                   instance, live->listener_up);
+    append_metric(&t, "spark_loop_epoll", "gauge",
+                  "1 while the event loop waits on its epoll set, 0 when it waits in poll().",
+                  instance, live->loop_epoll);
     append_metric(&t, "spark_uptime_seconds", "gauge", "Seconds since the server started.",
                   instance, live->uptime_seconds);
     if (t.failed) {

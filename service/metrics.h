@@ -45,6 +45,7 @@ int64_t spark_metric_get(spark_metric m);
 typedef struct {
     int database_up;
     int listener_up;
+    int loop_epoll; /* 1 while the loop waits on its epoll set (poll_epoll.h) */
     double uptime_seconds;
 } spark_metrics_live;
 

@@ -118,6 +118,8 @@ void spark_poll_epoll_end(void) {
     free_set();
 }
 
+bool spark_poll_epoll_active(void) { return set.epfd >= 0; }
+
 static bool grow_slots(int fd) {
     size_t n = set.nslots ? set.nslots : 256;
     while (n <= (size_t)fd)

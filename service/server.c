@@ -156,6 +156,7 @@ static void metrics(spark_http_request *req, void *ud) {
     spark_metrics_live live = {
         .database_up = spark_pg_get_state(s->db) == SPARK_PG_UP,
         .listener_up = spark_bus_is_listening(s->bus),
+        .loop_epoll = spark_poll_epoll_active(),
         .uptime_seconds = uptime_seconds(s),
     };
     size_t len = 0;

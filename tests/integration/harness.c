@@ -292,6 +292,15 @@ pid_t it_start_sparkd(const char *db, int port, const char *instance, const char
     return pid;
 }
 
+/* The instance waits as the suite asked: on its epoll set, or in the
+ * kernel's poll() under SPARK_EPOLL=0 (the loop as lws runs it alone). */
+static void assert_loop(int port, const char *log) {
+    const char *epoll = getenv("SPARK_EPOLL");
+    double want = epoll && strcmp(epoll, "0") == 0 ? 0 : 1;
+    ck_assert_msg(it_metric(port, "spark_loop_epoll") == want,
+                  "spark_loop_epoll is not %g (see %s)", want, log);
+}
+
 void it_pair_start(it_pair *pair, const char *tag) {
     char name[64];
     pair->db = it_create_migrated_database(name);
@@ -302,9 +311,11 @@ void it_pair_start(it_pair *pair, const char *tag) {
                  instance);
         pair->pid[i] = it_start_sparkd(pair->db, pair->port[i], instance, pair->log[i]);
     }
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         ck_assert_msg(it_wait_status(pair->port[i], "/healthz", 200, 15000),
                       "instance %c never healthy (see %s)", 'a' + i, pair->log[i]);
+        assert_loop(pair->port[i], pair->log[i]);
+    }
     /* The instances reach PostgreSQL as the suite asked, as the harness does. */
     PGconn *pg = it_connect(pair->db);
     assert_transport(pg, "the instances",
