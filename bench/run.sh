@@ -22,6 +22,12 @@
 #   pgbench  only the ceiling: one event per transaction of the same shape as
 #            sparkd's writes (set the event settings, update the component;
 #            its triggers insert the history row and notify)
+#   floor    the fanout scenario (same defaults) against bench/floor_relay
+#            instead of sparkd: two processes that relay each chat message
+#            to every member with one send() each, and nothing else (no
+#            database). What the generator and loopback cost here.
+#            BENCH_FLOOR_PACE_MS=50 sends them together every 50 ms instead,
+#            one send() a member, as sparkd's rounds do in a busy room.
 #   notify   that transaction's commit rate with NOTIFY as 1 to 32 instances
 #            listen, without it, and with logical decoding consumers
 #            instead (bench/notify_scale.sh, which has its own settings)
@@ -66,13 +72,13 @@ usage() {
 scenario=$1
 shift
 case $scenario in
-  fanout | idle | events | pgbench | diff) ;;
+  fanout | idle | events | pgbench | diff | floor) ;;
   notify) exec bash "$root/bench/notify_scale.sh" "$@" ;;
   -h | --help)
     usage
     exit 0
     ;;
-  *) die "unknown scenario '$scenario' (fanout, idle, events, pgbench, diff or notify)" ;;
+  *) die "unknown scenario '$scenario' (fanout, idle, events, pgbench, diff, floor or notify)" ;;
 esac
 
 port_a=${BENCH_PORT_A:-28471}
@@ -145,6 +151,25 @@ else
 fi
 sparkd=$build/sparkd
 load=${BENCH_LOAD:-$load}
+
+# ---- the floor: the fanout scenario against floor_relay -------------------------
+if [[ $scenario == floor ]]; then
+  relay=$(dirname -- "$load")/floor_relay
+  [[ -x $relay ]] || relay=$build/bench/floor_relay
+  cmake --build "$build" -j2 --target floor_relay >/dev/null 2>&1 ||
+    cmake --build "$build/bench-standalone" -j2 --target floor_relay >/dev/null
+  [[ -x $relay ]] || relay=$build/bench-standalone/floor_relay
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  mkfifo "$work/relay-pids"
+  "$relay" "$port_a" "$port_b" "${BENCH_FLOOR_PACE_MS:-0}" >"$work/relay-pids" 2>"$out/floor-relay-$stamp.log" &
+  pids+=("$!")
+  read -r pid_a pid_b _ <"$work/relay-pids" || die "floor_relay did not start; see $out/floor-relay-$stamp.log"
+  log "floor_relay a (pid $pid_a, port $port_a) and b (pid $pid_b, port $port_b) are up"
+  rc=0
+  "$load" fanout --port-a "$port_a" --port-b "$port_b" --pid-a "$pid_a" --pid-b "$pid_b" \
+    --clients 5000 --rate 10 --duration 20 --warmup 5 --json "$out/floor-$stamp.json" "$@" || rc=$?
+  exit "$rc"
+fi
 
 # ---- database --------------------------------------------------------------
 if [[ -z ${DATABASE_URL:-} ]]; then
