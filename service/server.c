@@ -357,6 +357,10 @@ static void stop(server *s) {
     spark_sessions_free(s->sessions);
 }
 
+/* lws has a connection that needs service at once (buffered input it must
+ * hand over): its poll() without a wait is meant (poll_epoll.h). */
+static bool lws_work_pending(void *ctx) { return lws_service_adjust_timeout(ctx, 1, 0) == 0; }
+
 int spark_serve(const spark_config *cfg) {
     server s = {.cfg = cfg, .started_at = lws_now_usecs()};
     struct lws_protocols protocols[] = {
@@ -378,7 +382,7 @@ int spark_serve(const spark_config *cfg) {
               (long)getpid());
     if (stop_requested) begin_drain(&s); /* a signal that came during startup */
 
-    if (cfg->epoll && spark_poll_epoll_begin())
+    if (cfg->epoll && spark_poll_epoll_begin(lws_work_pending, s.ctx))
         spark_log(SPARK_LOG_WARN, "loop.epoll", "no epoll set; waiting with poll()", NULL);
     while (!s.stopped && lws_service(s.ctx, 0) >= 0)
         ;

@@ -69,7 +69,7 @@ static void fill(int fd) {
 
 START_TEST(answers_what_the_kernel_answers) {
     static const short choices[] = {POLLIN, POLLOUT, POLLIN | POLLOUT, 0};
-    ck_assert_int_eq(spark_poll_epoll_begin(), 0);
+    ck_assert_int_eq(spark_poll_epoll_begin(NULL, NULL), 0);
     /* Entry k of the array watches pair which[k] for events[k], or is
      * dropped (fd -1, which poll skips). */
     int which[PAIRS];
@@ -134,7 +134,7 @@ END_TEST
 /* Starts the set on pairs 0 and 1, both watched for reading, neither
  * readable yet. */
 static void watch_two(struct pollfd fds[2]) {
-    ck_assert_int_eq(spark_poll_epoll_begin(), 0);
+    ck_assert_int_eq(spark_poll_epoll_begin(NULL, NULL), 0);
     open_pair(0);
     open_pair(1);
     fds[0] = (struct pollfd){.fd = ends[0], .events = POLLIN};
@@ -167,7 +167,7 @@ END_TEST
  * set holds the socket, which the other number keeps open): what the old
  * socket does must not show on the number's next owner. */
 START_TEST(a_closed_dup_leaves_the_set) {
-    ck_assert_int_eq(spark_poll_epoll_begin(), 0);
+    ck_assert_int_eq(spark_poll_epoll_begin(NULL, NULL), 0);
     open_pair(0);
     open_pair(1);
     int watched = dup(ends[1]);
@@ -194,7 +194,7 @@ END_TEST
 /* A descriptor dropped from the array while ready is not reported, and
  * the wait still lasts its timeout. */
 START_TEST(a_dropped_descriptor_is_not_reported) {
-    ck_assert_int_eq(spark_poll_epoll_begin(), 0);
+    ck_assert_int_eq(spark_poll_epoll_begin(NULL, NULL), 0);
     open_pair(0);
     open_pair(1);
     open_pair(2);
@@ -213,6 +213,55 @@ START_TEST(a_dropped_descriptor_is_not_reported) {
     ck_assert_int_eq(fds[2].revents, POLLIN);
     for (int i = 0; i < 3; i++)
         close_pair(i);
+    spark_poll_epoll_end();
+}
+END_TEST
+
+static long long now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool no_work(void *asked) {
+    ++*(int *)asked;
+    return false;
+}
+
+static bool work(void *asked) {
+    ++*(int *)asked;
+    return true;
+}
+
+/* lws asks poll() for no wait when its next timer is due within the
+ * millisecond (it rounds its wait down). With no work pending, such a
+ * call waits up to that millisecond for a descriptor, instead of coming
+ * back at once to be called again; with work pending, it does not wait. */
+START_TEST(no_wait_without_work_waits_the_millisecond) {
+    struct pollfd fds[2];
+    watch_two(fds);
+    int asked = 0;
+    ck_assert_int_eq(spark_poll_epoll_begin(no_work, &asked), 0);
+    long long t0 = now_us();
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(poll(fds, 2, 0), 0);
+    ck_assert_int_ge(now_us() - t0, 2900); /* a millisecond each */
+    ck_assert_int_eq(asked, 3);
+    ck_assert_int_eq(write(peers[1], "x", 1), 1); /* a ready descriptor: no wait */
+    ck_assert_int_eq(poll(fds, 2, 0), 1);
+    ck_assert_int_eq(fds[1].revents, POLLIN);
+    char byte;
+    ck_assert_int_eq(read(ends[1], &byte, 1), 1);
+
+    asked = 0;
+    ck_assert_int_eq(spark_poll_epoll_begin(work, &asked), 0);
+    t0 = now_us();
+    for (int i = 0; i < 200; i++)
+        ck_assert_int_eq(poll(fds, 2, 0), 0);
+    ck_assert_int_lt(now_us() - t0, 150000); /* 200 ms if each waited */
+    ck_assert_int_eq(asked, 200);
+    close_pair(0);
+    close_pair(1);
     spark_poll_epoll_end();
 }
 END_TEST
@@ -249,6 +298,7 @@ static Suite *poll_epoll_suite(void) {
     tcase_add_test(tc, a_closed_dup_leaves_the_set);
     tcase_add_test(tc, a_dropped_descriptor_is_not_reported);
     tcase_add_test(tc, a_forked_child_leaves_the_set_alone);
+    tcase_add_test(tc, no_wait_without_work_waits_the_millisecond);
     suite_add_tcase(s, tc);
     return s;
 }
