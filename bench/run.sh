@@ -142,7 +142,7 @@ fi
 log "building sparkd (release) and spark_load"
 cmake --build "$build" -j2 --target sparkd >/dev/null
 if cmake --build "$build" --target help | grep '\bspark_load\b' >/dev/null; then
-  cmake --build "$build" -j2 --target spark_load >/dev/null
+  cmake --build "$build" -j2 --target spark_load floor_relay >/dev/null
   load=$build/bench/spark_load
 else
   cmake -S "$root/bench" -B "$build/bench-standalone" -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -150,15 +150,11 @@ else
   load=$build/bench-standalone/spark_load
 fi
 sparkd=$build/sparkd
+relay=$(dirname -- "$load")/floor_relay
 load=${BENCH_LOAD:-$load}
 
 # ---- the floor: the fanout scenario against floor_relay -------------------------
 if [[ $scenario == floor ]]; then
-  relay=$(dirname -- "$load")/floor_relay
-  [[ -x $relay ]] || relay=$build/bench/floor_relay
-  cmake --build "$build" -j2 --target floor_relay >/dev/null 2>&1 ||
-    cmake --build "$build/bench-standalone" -j2 --target floor_relay >/dev/null
-  [[ -x $relay ]] || relay=$build/bench-standalone/floor_relay
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   mkfifo "$work/relay-pids"
   "$relay" "$port_a" "$port_b" "${BENCH_FLOOR_PACE_MS:-0}" >"$work/relay-pids" 2>"$out/floor-relay-$stamp.log" &
