@@ -457,6 +457,7 @@ static int write_queue(spark_conn *c) {
     } else if (write_coalesced(c)) {
         return -1;
     }
+    if (lws_partial_buffered(c->wsi)) spark_metric_add(SPARK_M_WS_WRITES_PARTIAL, 1);
     if (c->head) lws_callback_on_writable(c->wsi);
     return 0;
 }

@@ -26,6 +26,9 @@ static const struct {
                                  "WebSocket messages sent."},
     [SPARK_M_WS_WRITES] = {"spark_ws_writes_total", "counter",
                            "Socket writes that carried them (queued messages go together)."},
+    [SPARK_M_WS_WRITES_PARTIAL] = {"spark_ws_writes_partial_total", "counter",
+                                   "Socket writes the socket took only part of; the rest "
+                                   "waits for it to drain."},
     [SPARK_M_DB_QUERIES] = {"spark_db_queries_total", "counter", "PostgreSQL queries completed."},
     [SPARK_M_DB_QUERY_ERRORS] = {"spark_db_query_errors_total", "counter",
                                  "PostgreSQL queries that failed."},

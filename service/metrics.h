@@ -19,6 +19,7 @@ typedef enum {
     SPARK_M_WS_MESSAGES_IN,      /* WebSocket messages received */
     SPARK_M_WS_MESSAGES_OUT,     /* WebSocket messages sent */
     SPARK_M_WS_WRITES,           /* socket writes that carried them */
+    SPARK_M_WS_WRITES_PARTIAL,   /* of which the socket took part: lws keeps the rest */
     SPARK_M_DB_QUERIES,          /* queries completed */
     SPARK_M_DB_QUERY_ERRORS,     /* queries that failed */
     SPARK_M_NOTIFICATIONS,       /* notifications received by the bus */

@@ -24,6 +24,11 @@ it_ws *it_ws_open(int port, const char *target, const char *headers, int *status
 it_ws *it_ws_open_bearer(int port, const char *target, const char *token, const char *extra,
                          int *status);
 
+/* The same, as a client on a narrow link: 536-byte segments and a 4 KiB
+ * receive buffer, so that the server's socket to it holds little and a
+ * large write fills it. */
+it_ws *it_ws_open_narrow(int port, const char *target);
+
 int it_ws_send(it_ws *ws, int opcode, const void *data, size_t len);
 int it_ws_send_text(it_ws *ws, const char *text);
 
