@@ -104,6 +104,7 @@ struct spark_conn {
     bool own_link_used;
     size_t queued;
     size_t head_sent; /* bytes of the head frame out already, as fragments */
+    bool lws_holds;   /* lws keeps part of the last write: wait for WRITEABLE */
 
     /* rate limit */
     double tokens;
@@ -457,12 +458,15 @@ static int write_queue(spark_conn *c) {
     } else if (write_coalesced(c)) {
         return -1;
     }
-    if (lws_partial_buffered(c->wsi)) spark_metric_add(SPARK_M_WS_WRITES_PARTIAL, 1);
+    /* Read while lws's object is still in cache from the write. */
+    c->lws_holds = lws_partial_buffered(c->wsi);
+    if (c->lws_holds) spark_metric_add(SPARK_M_WS_WRITES_PARTIAL, 1);
     if (c->head) lws_callback_on_writable(c->wsi);
     return 0;
 }
 
 static int on_writeable(spark_conn *c) {
+    c->lws_holds = false; /* lws calls WRITEABLE only once it has sent all it held */
     if (c->kill || (c->closing && !c->head)) {
         lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
                          (unsigned char *)close_reason(c), strlen(close_reason(c)));
@@ -473,6 +477,18 @@ static int on_writeable(spark_conn *c) {
     return 0;
 }
 
+/* A hint, never a read: a prefetch of an address does not fault. lws's
+ * connection object is opaque; the fields lws_write() reads are in its
+ * first WSI_HOT_BYTES (lws 4.1), and the wsi pointer is read from `c`,
+ * which the previous pass of this loop asked for. */
+#define WSI_HOT_BYTES 1024
+static void prefetch_conn(const spark_conn *c, const spark_conn *after) {
+    for (size_t at = 0; c->wsi && at < WSI_HOT_BYTES; at += 64)
+        __builtin_prefetch((const char *)c->wsi + at);
+    for (size_t at = 0; after && at < sizeof *after; at += 64)
+        __builtin_prefetch((const char *)after + at);
+}
+
 /* Writes what this turn of the loop queued, before the loop waits again:
  * a timer due now, which lws runs before it polls, whether the messages
  * came in a socket's callback (the turn before) or in another timer (just
@@ -480,16 +496,26 @@ static int on_writeable(spark_conn *c) {
  * instead would cost every member of a fan-out another turn of the loop
  * and, on an epoll loop, two changes of its interest set. A connection
  * that is closing, or whose last write lws still holds part of
- * (lws_partial_buffered: its socket was full), waits for WRITEABLE as
- * before. A socket that fills up with this write leaves its rest with lws,
- * at most COALESCE_BYTES, as a write from WRITEABLE would. */
+ * (lws_holds: its socket was full), waits for WRITEABLE as before. A
+ * socket that fills up with this write leaves its rest with lws, at most
+ * COALESCE_BYTES, as a write from WRITEABLE would. (lws may also hold
+ * part of a control frame of its own, a pong or a close: a write then
+ * goes behind it in lws's buffer, in order.)
+ *
+ * A round writes to hundreds or thousands of connections, and each send
+ * runs the kernel's TCP path, which evicts what the loop had in cache: so
+ * the next connection is fetched ahead while this one is sent. */
 static void flush_due(lws_sorted_usec_list_t *sul) {
     spark_channels *channels = lws_container_of(sul, spark_channels, flush);
     EACH_LINK(d, &channels->to_flush) {
         spark_conn *c = lws_container_of(d, spark_conn, flush_link);
+        if (d_next)
+            prefetch_conn(lws_container_of(d_next, spark_conn, flush_link),
+                          d_next->next ? lws_container_of(d_next->next, spark_conn, flush_link)
+                                       : NULL);
         lws_dll2_remove(d);
         if (!c->wsi) continue;
-        if (c->closing || c->kill || c->peer_closed || lws_partial_buffered(c->wsi)) {
+        if (c->closing || c->kill || c->peer_closed || c->lws_holds) {
             lws_callback_on_writable(c->wsi);
         } else if (write_queue(c)) {
             /* The socket failed: lws closes it on its next turn. */
