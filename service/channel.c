@@ -52,7 +52,7 @@
 /* What one write hands lws at most, and so what lws may have to keep of a
  * write that a full socket took only part of: per connection, when
  * thousands fall behind at once (a join storm). */
-#define COALESCE_BYTES   16384
+#define COALESCE_BYTES   SPARK_FRAME_WRITE_MAX
 #define SPARK_LIVE_ROUTE "/spark"
 #define ALL_ROOM         "spark:all"
 
@@ -234,6 +234,7 @@ static void flush_soon(spark_conn *c);
 
 /* What the rooms deliver to a connection is what it is sent, whatever
  * the kind: a channel's client tells presence from messages by "type".
+ * A round of messages framed already (frame.h) is queued the same way.
  * For an enveloped channel (/spark) the rooms module has already wrapped
  * it as {"t":"msg",...}: it is sent as it is too. Either way the queue
  * takes a reference to the frame the room built once for all members. */
@@ -376,36 +377,16 @@ static int enqueue(spark_conn *c, const char *text, size_t len) {
 
 /* The head frame is out: unqueue it. */
 static void sent(spark_conn *c) {
+    unsigned messages = queue_head(c)->framed;
     queue_pop(c);
     c->head_sent = 0;
-    spark_metric_add(SPARK_M_WS_MESSAGES_OUT, 1);
+    spark_metric_add(SPARK_M_WS_MESSAGES_OUT, messages ? messages : 1);
 }
 
-#define MAX_FRAME_HEADER 10
+#define MAX_FRAME_HEADER SPARK_FRAME_HEADER_MAX
 #define WS_FIN           0x80
 #define WS_TEXT          0x1
 #define WS_CONTINUATION  0x0
-
-/* An unmasked frame's header (RFC 6455, 5.2) with first byte `b0` (FIN
- * and opcode), as lws would write it without extensions. Returns its
- * length. */
-static size_t frame_header(unsigned char *h, unsigned char b0, size_t len) {
-    h[0] = b0;
-    if (len < 126) {
-        h[1] = (unsigned char)len;
-        return 2;
-    }
-    if (len <= 0xffff) {
-        h[1] = 126;
-        h[2] = (unsigned char)(len >> 8);
-        h[3] = (unsigned char)len;
-        return 4;
-    }
-    h[1] = 127;
-    for (int i = 0; i < 8; i++)
-        h[2 + i] = (unsigned char)(len >> (56 - 8 * i));
-    return MAX_FRAME_HEADER;
-}
 
 /* Queued messages, each framed, in one raw write of at most COALESCE_BYTES.
  * lws passes raw writes on a ws connection through as they are, and keeps
@@ -420,11 +401,18 @@ static int write_coalesced(spark_conn *c) {
     unsigned char *out = buf + LWS_PRE;
     size_t n = 0;
     for (spark_frame *f = queue_head(c); f; f = queue_head(c)) {
+        if (f->framed) { /* a round, framed already: it fits in one write */
+            if (n + f->len > COALESCE_BYTES) break;
+            memcpy(out + n, spark_frame_text(f), f->len);
+            n += f->len;
+            sent(c);
+            continue;
+        }
         const char *rest = spark_frame_text(f) + c->head_sent;
         size_t left = f->len - c->head_sent;
         unsigned char op = c->head_sent ? WS_CONTINUATION : WS_TEXT;
         if (n + MAX_FRAME_HEADER + left <= COALESCE_BYTES) {
-            n += frame_header(out + n, WS_FIN | op, left);
+            n += spark_frame_header(out + n, WS_FIN | op, left);
             memcpy(out + n, rest, left);
             n += left;
             sent(c);
@@ -432,7 +420,7 @@ static int write_coalesced(spark_conn *c) {
         }
         if (n == 0) { /* larger than a write: its next fragment */
             size_t part = COALESCE_BYTES - MAX_FRAME_HEADER;
-            n += frame_header(out, op, part);
+            n += spark_frame_header(out, op, part);
             memcpy(out + n, rest, part);
             n += part;
             c->head_sent += part;
@@ -448,7 +436,12 @@ static int write_coalesced(spark_conn *c) {
 static int write_queue(spark_conn *c) {
     spark_frame *f = queue_head(c);
     if (!f) return 0;
-    if (!queue_second(c) && !c->head_sent && f->len + MAX_FRAME_HEADER <= COALESCE_BYTES) {
+    if (!queue_second(c) && f->framed) {
+        /* A round alone: its bytes are the write. */
+        if (lws_write(c->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_RAW) < (int)f->len) return -1;
+        spark_metric_add(SPARK_M_WS_WRITES, 1);
+        sent(c);
+    } else if (!queue_second(c) && !c->head_sent && f->len + MAX_FRAME_HEADER <= COALESCE_BYTES) {
         /* One message alone: lws writes the header into the headroom in
          * front of the text, the same bytes for every holder of a shared
          * frame, and nothing is copied. */
@@ -661,7 +654,8 @@ static spark_conn *accept_upgrade(spark_channels *channels, struct lws *wsi) {
                                 .serial = c->serial,
                                 .user_id = c->user_id,
                                 .user_name = c->user_name,
-                                .enveloped = is_enveloped(channel)};
+                                .enveloped = is_enveloped(channel),
+                                .takes_rounds = true};
     c->tokens = channels->cfg->rate_limit;
     c->refilled_at = lws_now_usecs();
     c->close_code = CLOSE_ABNORMAL;

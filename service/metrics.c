@@ -52,6 +52,8 @@ static const struct {
                             "Messages posted to rooms by this instance."},
     [SPARK_M_ROOM_DELIVERIES] = {"spark_room_deliveries_total", "counter",
                                  "Room messages delivered to local connections."},
+    [SPARK_M_ROOM_ROUNDS] = {"spark_room_rounds_total", "counter",
+                             "Fetches of several messages given to members as one frame."},
     [SPARK_M_PRESENCE_REAPED] = {"spark_presence_reaped_total", "counter",
                                  "Dead instances whose presences this instance removed."},
     [SPARK_M_DB_STALLS] = {"spark_db_stalls_total", "counter",

@@ -32,6 +32,7 @@ typedef enum {
     SPARK_M_WS_QUEUED_BYTES,     /* bytes waiting in send queues now (gauge) */
     SPARK_M_ROOM_POSTS,          /* messages posted to rooms by this instance */
     SPARK_M_ROOM_DELIVERIES,     /* room messages delivered to local connections */
+    SPARK_M_ROOM_ROUNDS,         /* fetches given to members as one frame each */
     SPARK_M_PRESENCE_REAPED,     /* dead instances whose presences this one removed */
     SPARK_M_DB_STALLS,           /* queries that timed out or stayed unanswered too long */
     SPARK_M_DB_BUSY,             /* queries refused because the queue was full */

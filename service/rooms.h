@@ -66,7 +66,10 @@ struct spark_room_peer {
     const char *origin; /* "instance/serial": SPARK_EXCLUDE_SELF posts skip it */
     uint64_t serial;    /* names its presence, unique in the instance */
     const char *user_id, *user_name;
-    bool enveloped;               /* wrap deliveries as {"t":"msg",...} (above) */
+    bool enveloped; /* wrap deliveries as {"t":"msg",...} (above) */
+    /* deliver_frame also takes a round: several messages in one frame,
+     * framed already (frame.h, spark_frame_join), written as they are. */
+    bool takes_rounds;
     lws_dll2_owner_t memberships; /* the rooms module's */
     lws_dll2_owner_t requests;    /* the rooms module's: history pages asked for */
 };

@@ -345,7 +345,9 @@ static int count_until(it_ws *ws, const char *prefix, const char *last) {
  * here, so 30 ms for 300) are delivered in rounds: each member gets the
  * messages of a round in one write, exactly once and in order. Without the
  * pace, each message would be fetched and written on its own (about one
- * write per message: measured with the pace set to 0). */
+ * write per message: measured with the pace set to 0). A round goes to
+ * every member as one frame, its messages framed once for the room
+ * (spark_room_rounds_total). */
 START_TEST(a_busy_room_is_delivered_in_rounds) {
     start_two();
     enum { N = 300, K = 30 };
@@ -362,6 +364,7 @@ START_TEST(a_busy_room_is_delivered_in_rounds) {
         count_until(ws[i], "-", "settled"); /* past every join announcement and diff */
     double messages0 = it_metric(port_b, "spark_ws_messages_out_total");
     double writes0 = it_metric(port_b, "spark_ws_writes_total");
+    double rounds0 = it_metric(port_b, "spark_room_rounds_total");
     /* One statement, so one commit and one notification, each, 5 ms
      * apart: further apart than a round takes, closer than the pace. */
     for (int k = 0; k <= K; k++) {
@@ -384,6 +387,7 @@ START_TEST(a_busy_room_is_delivered_in_rounds) {
     double writes = it_metric(port_b, "spark_ws_writes_total") - writes0;
     ck_assert_msg(messages >= N * (K + 1) && writes * 2 < messages, "%.0f messages in %.0f writes",
                   messages, writes);
+    ck_assert_double_ge(it_metric(port_b, "spark_room_rounds_total") - rounds0, 1);
     for (int i = 0; i < N; i++)
         it_ws_close(ws[i]);
     stop_two();

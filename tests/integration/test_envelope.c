@@ -150,6 +150,65 @@ START_TEST(a_user_message_reaches_spark_only_inside_an_envelope) {
 }
 END_TEST
 
+/* Reads `ws` until "burst-<last>", failing on a burst message out of
+ * order or twice; returns how many burst messages came. */
+static int count_bursts(it_ws *ws, int last) {
+    char end[32];
+    snprintf(end, sizeof end, "burst-%d\"", last);
+    int n = 0;
+    for (;;) {
+        char *m = it_ws_recv(ws, RECV_MS);
+        ck_assert_msg(m, "no burst-%d after %d", last, n);
+        const char *b = strstr(m, "burst-");
+        if (b) {
+            ck_assert_msg(atoi(b + 6) == n, "expected burst-%d, got %s", n, m);
+            n++;
+        }
+        bool done = strstr(m, end) != NULL;
+        free(m);
+        if (done) return n;
+    }
+}
+
+/* One fetch of several messages for a room whose members on one instance
+ * take different shapes: the channel's tab gets them as one round, framed
+ * once, the /spark socket an envelope each, and each gets every message
+ * once and in order. */
+START_TEST(a_round_and_envelopes_in_one_room) {
+    use_keys();
+    it_pair_start(&pair, "envelope");
+    it_ws *spark = open_as(port_b, "/spark", "alice");
+    it_ws *tab = open_as(port_b, "/notifications/alice", "alice");
+    free(it_expect(tab, "\"type\":\"connected\""));
+    ck_assert_int_eq(
+        it_ws_send_text(spark, "{\"t\":\"join\",\"ref\":1,\"cid\":\"counter:envelope\"}"), 0);
+    free(it_expect(spark, "\"ref\":1,\"ok\":true"));
+    /* The user room is joined asynchronously: post until both have one. */
+    PGconn *pg = it_connect(db);
+    char *ms = NULL, *mt = NULL;
+    long long deadline = it_now_ms() + RECV_MS;
+    while ((!ms || !mt) && it_now_ms() < deadline) {
+        PQclear(it_exec(pg, "SELECT spark.notify_user('alice', '{\"n\":\"ready\"}')"));
+        if (!ms) ms = it_ws_recv_match(spark, "ready", 200);
+        if (!mt) mt = it_ws_recv_match(tab, "ready", 200);
+    }
+    ck_assert_msg(ms && mt, "the user room was not joined by both");
+    free(ms);
+    free(mt);
+    double rounds0 = it_metric(port_b, "spark_room_rounds_total");
+    /* One statement: one commit, one notification, one fetch of eight. */
+    PQclear(it_exec(pg, "SELECT count(spark.notify_user('alice', jsonb_build_object('n',"
+                        " 'burst-' || i))) FROM generate_series(0, 7) i"));
+    ck_assert_int_eq(count_bursts(tab, 7), 8);
+    ck_assert_int_eq(count_bursts(spark, 7), 8);
+    ck_assert_double_ge(it_metric(port_b, "spark_room_rounds_total") - rounds0, 1);
+    PQfinish(pg);
+    it_ws_close(spark);
+    it_ws_close(tab);
+    it_pair_stop(&pair);
+}
+END_TEST
+
 START_TEST(a_channel_keeps_the_runtime_seq) {
     it_pair_start(&pair, "envelope-seq");
     it_ws *a = join_chat(port_a, "/chat/seq", NULL);
@@ -225,6 +284,7 @@ int main(void) {
     TCase *tc = tcase_create("two instances");
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, a_user_message_reaches_spark_only_inside_an_envelope);
+    tcase_add_test(tc, a_round_and_envelopes_in_one_room);
     tcase_add_test(tc, a_channel_keeps_the_runtime_seq);
     tcase_add_test(tc, a_forged_ephemeral_notify_is_dropped_and_counted);
     tcase_add_test(tc, a_malformed_notify_key_stops_sparkd);
