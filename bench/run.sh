@@ -39,7 +39,9 @@
 # pgbench, default 20); BENCH_PGBENCH_CLIENTS (default "1 2 8");
 # BENCH_PGBENCH_SECONDS (default 10); BENCH_KEEP_DB=1 keeps the database;
 # BENCH_PERF=1 records a perf profile of instance A (and BENCH_PERF=b of B)
-# while spark_load runs, into $BENCH_OUT/perf-*.data; BENCH_SYNC_COMMIT=off
+# while spark_load runs, into $BENCH_OUT/perf-*.data, at BENCH_PERF_HZ
+# samples a second (499) with BENCH_PERF_CALLS (-g; e.g. "--call-graph
+# dwarf" for the callers of libraries built without frame pointers); BENCH_SYNC_COMMIT=off
 # sets synchronous_commit off for the bench database (pgbench and instances:
 # commits no longer wait for the disk, and a PostgreSQL crash may lose the
 # last acknowledged ones), to tell the disk's share of a latency from ours;
@@ -283,7 +285,8 @@ start_perf() {
   [[ -n ${BENCH_PERF:-} && ${BENCH_PERF:-0} != 0 ]] || return 0
   local target=$pid_a name=a
   if [[ $BENCH_PERF == b ]]; then target=$pid_b name=b; fi
-  perf record -q -F 499 -g -o "$out/perf-$name-$stamp.data" -p "$target" 2>/dev/null &
+  # shellcheck disable=SC2086 # BENCH_PERF_CALLS is a list of options
+  perf record -q -F "${BENCH_PERF_HZ:-499}" ${BENCH_PERF_CALLS:--g} -o "$out/perf-$name-$stamp.data" -p "$target" 2>/dev/null &
   perf_pid=$!
   log "perf recording instance $name into $out/perf-$name-$stamp.data"
 }

@@ -126,7 +126,8 @@ static void usage(FILE *out) {
             "Scenarios:\n"
             "  fanout   one chat room (/chat/ROOM), --clients members split across A and B;\n"
             "           --senders on A post --rate messages/s; delivery latency per receiver\n"
-            "           (remote = members on B, local = members on A), deliveries/s\n"
+            "           (remote = members on B, local = members on A), and of each\n"
+            "           message's first and last delivery; deliveries/s\n"
             "  idle     --clients connections to A (--path); time to open them all and A's\n"
             "           RSS per connection (needs --pid-a)\n"
             "  events   --clients components TYPE:bench-K, one sender each on A and\n"
@@ -296,6 +297,10 @@ typedef struct {
     long long sent;
     int64_t start;        /* schedule of id k: start + k / rate */
     uint32_t *deliveries; /* per message id */
+    /* Per message id, the latency of its first and its last delivery: the
+     * first tells the time before a round's sends begin, the last when the
+     * round ended; UINT32_MAX and 0 until one arrives. */
+    uint32_t *first_us, *last_us;
     samples remote, local, all;
     long long dups, stray;
     int64_t measure_start, measure_end;
@@ -535,6 +540,9 @@ static void fanout_receive(conn *c, const char *msg, size_t len) {
     if (id < f->warm) return;
     samples_add(c->inst ? &f->remote : &f->local, now - t);
     samples_add(&f->all, now - t);
+    uint32_t us = now - t < 0 ? 0 : now - t > UINT32_MAX ? UINT32_MAX : (uint32_t)(now - t);
+    if (us < f->first_us[id]) f->first_us[id] = us;
+    if (us > f->last_us[id]) f->last_us[id] = us;
 }
 
 /* ---- events ---------------------------------------------------------------- */
@@ -1544,7 +1552,11 @@ static int setup_conns(void) {
         g.f.total = (long long)((opt.warmup + opt.duration) * opt.rate);
         g.f.warm = (long long)(opt.warmup * opt.rate);
         g.f.deliveries = calloc((size_t)g.f.total + 1, sizeof *g.f.deliveries);
-        if (!g.f.deliveries) return -1;
+        g.f.first_us = malloc(((size_t)g.f.total + 1) * sizeof *g.f.first_us);
+        g.f.last_us = calloc((size_t)g.f.total + 1, sizeof *g.f.last_us);
+        if (!g.f.deliveries || !g.f.first_us || !g.f.last_us) return -1;
+        for (long long id = 0; id <= g.f.total; id++)
+            g.f.first_us[id] = UINT32_MAX;
     }
     if (opt.scenario == SC_EVENTS) {
         g.e.comps = calloc((size_t)opt.clients, sizeof *g.e.comps);
@@ -1603,6 +1615,12 @@ static json_object *report_fanout(void) {
     }
     long long expected = measured * g.ready;
     double per_s = (double)delivered / opt.duration;
+    samples first = {0}, last = {0};
+    for (long long id = f->warm; id < f->total; id++) {
+        if (f->first_us[id] == UINT32_MAX) continue;
+        samples_add(&first, f->first_us[id]);
+        samples_add(&last, f->last_us[id]);
+    }
     int64_t join_us = (g.all_ready ? g.all_ready : now_us()) - g.connect_start;
 
     printf("\nfanout: room %s, %d members (%d on A, %d on B), %d sender(s) on A, %.0f msg/s,\n"
@@ -1613,6 +1631,8 @@ static json_object *report_fanout(void) {
     print_row("remote (members on B)", &f->remote);
     print_row("local (members on A)", &f->local);
     print_row("all members", &f->all);
+    print_row("first of each message", &first);
+    print_row("last of each message", &last);
     printf("  messages measured: %lld; deliveries %lld of %lld (%.0f/s); missing %lld; "
            "duplicates %lld\n",
            measured, delivered, expected, per_s, expected - delivered, f->dups);
@@ -1673,6 +1693,10 @@ static json_object *report_fanout(void) {
     json_object_object_add(o, "latency_remote", samples_json(&f->remote));
     json_object_object_add(o, "latency_local", samples_json(&f->local));
     json_object_object_add(o, "latency_all", samples_json(&f->all));
+    json_object_object_add(o, "latency_first", samples_json(&first));
+    json_object_object_add(o, "latency_last", samples_json(&last));
+    free(first.v);
+    free(last.v);
     return o;
 }
 
@@ -2178,6 +2202,8 @@ int main(int argc, char **argv) {
     if (own_epfd >= 0) close(own_epfd);
     free(g.conns);
     free(g.f.deliveries);
+    free(g.f.first_us);
+    free(g.f.last_us);
     if (g.e.comps)
         for (int k = 0; k < opt.clients; k++)
             free(g.e.comps[k].idx);

@@ -34,6 +34,11 @@ for client in own lws; do
   check "$client: the member closed before it was live is not counted" \
     "6 asked, 6 opened, 5 ready, 0 failed, 1 closed by the server" "$out"
   check "$client: its close code" "close code 4001: 1" "$out"
+  check "$client: each message's first and last delivery, one of each a message" "20 20" \
+    "$(awk '/^  (first|last) of each message /{printf "%s%s", sep, $5; sep=" "}' <<<"$out")"
+  check "$client: the first deliveries come no later than the last" "ok" \
+    "$(awk '/^  first of each message /{split($0, f)} /^  last of each message /{split($0, l)}
+            END{print (f[6] <= l[6] && f[9] <= l[9]) ? "ok" : "first " f[6] " last " l[6]}' <<<"$out")"
   check "$client: every member answered both pings" "5 5" \
     "$(grep -c '^pong from [0-4] hi$' <<<"$room_log") $(grep -c '^pong from [0-4] $' <<<"$room_log")"
   check "$client: sent its token" "upgrade 5 authorization" "$room_log"
