@@ -30,6 +30,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "poll_epoll.h"
 #include "rooms.h"
 #include "router.h"
 #include "session.h"
@@ -521,8 +522,10 @@ static void flush_due(lws_sorted_usec_list_t *sul) {
 
 static void flush_soon(spark_conn *c) {
     spark_channels *channels = c->owner;
-    if (!channels->to_flush.count)
+    if (!channels->to_flush.count) {
         lws_sul_schedule(lws_get_context(c->wsi), 0, &channels->flush, flush_due, 0);
+        spark_poll_epoll_due_now();
+    }
     lws_dll2_add_tail(&c->flush_link, &channels->to_flush);
 }
 

@@ -19,6 +19,7 @@
 #include "instance.h"
 
 #include "log.h"
+#include "poll_epoll.h"
 #include "store.h"
 
 #include <stdlib.h>
@@ -42,7 +43,9 @@ void spark_components_arm(spark_components *cs, lws_sorted_usec_list_t *sul, sul
     /* lws polls with a timeout in whole ms, rounded down: a wait of a
      * fraction of a ms would spin the loop until it is due. */
     if (us > 0) us = (us + LWS_US_PER_MS - 1) / LWS_US_PER_MS * LWS_US_PER_MS;
-    if (!cs->detached) lws_sul_schedule(cs->ctx, 0, sul, cb, us);
+    if (cs->detached) return;
+    lws_sul_schedule(cs->ctx, 0, sul, cb, us);
+    if (us <= 0) spark_poll_epoll_due_now();
 }
 
 spark_live spark_instance_context(instance *in, viewer *v, json_object *state, json_object *local) {

@@ -28,6 +28,7 @@
 #include "each_link.h"
 #include "html_tree.h"
 #include "log.h"
+#include "poll_epoll.h"
 #include "router.h"
 
 #include <spark/route.h>
@@ -254,6 +255,7 @@ static void wake_pages(void *ud, const char *id) {
             if (strcmp(a->roots[i].id, id) == 0) {
                 lws_sul_schedule(lws_get_context(spark_http_request_wsi(req)), 0, &a->sul,
                                  retry_answer, 0);
+                spark_poll_epoll_due_now();
                 break;
             }
     }

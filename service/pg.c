@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "poll_epoll.h"
 #include "pg_target.h"
 
 #include <fcntl.h>
@@ -100,6 +101,7 @@ static void lookup_due(lws_sorted_usec_list_t *sul);
 
 static void schedule(spark_pg *pg, lws_sorted_usec_list_t *timer, sul_cb_t cb, lws_usec_t us) {
     lws_sul_schedule(pg->context, 0, timer, cb, us);
+    if (us == 0) spark_poll_epoll_due_now();
 }
 
 static void ask_for_writable(lws_sorted_usec_list_t *sul) {

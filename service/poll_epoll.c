@@ -33,6 +33,13 @@
  * (14,000 a second against 400 that found anything). So a call asked not
  * to wait, while lws has no work it must do at once, waits up to the
  * millisecond it rounded away: the timer runs up to 1 ms late instead.
+ * Except a timer due now: lws runs the timers that were due when its pass
+ * over them began, then polls, so one scheduled inside that pass (a
+ * render's timer that queues the patches, whose write is a timer due at
+ * once) is left for the next turn, and lws asks for no wait because of
+ * it. Waiting then made every such write 1 ms late. Whoever schedules a
+ * timer due at once says so (spark_poll_epoll_due_now), and the next call
+ * does not wait.
  *
  * Anything unexpected (a descriptor twice in the array, one epoll cannot
  * watch, a failed allocation) ends it: the set is freed, the call and
@@ -77,6 +84,7 @@ static struct {
     size_t nlast;
     spark_poll_work_fn work_pending;
     void *work_ud;
+    bool timer_due_now; /* spark_poll_epoll_due_now() since the last call */
 } set = {.epfd = -1};
 
 /* The thread whose calls the set answers (the serving loop's). */
@@ -117,6 +125,7 @@ int spark_poll_epoll_begin(spark_poll_work_fn work_pending, void *ud) {
     static bool fork_handled;
     set.work_pending = work_pending;
     set.work_ud = ud;
+    set.timer_due_now = false;
     if (set.epfd >= 0) return 0;
     if (!fork_handled && pthread_atfork(NULL, NULL, forget_in_child)) return -1;
     fork_handled = true;
@@ -233,10 +242,15 @@ static int wait_set(struct pollfd *fds, nfds_t nfds, int timeout_ms) {
  * close() here rather than in the C library. */
 #define INTERPOSED __attribute__((visibility("default")))
 
+void spark_poll_epoll_due_now(void) { set.timer_due_now = true; }
+
 /* A call that need not return at once: lws asked for no wait only because
- * its next timer is due within the millisecond. */
+ * its next timer is due within the millisecond, and that timer is not one
+ * due now. */
 static bool timer_within_ms(int timeout_ms) {
-    return timeout_ms == 0 && set.work_pending && !set.work_pending(set.work_ud);
+    bool due_now = set.timer_due_now;
+    set.timer_due_now = false;
+    return timeout_ms == 0 && !due_now && set.work_pending && !set.work_pending(set.work_ud);
 }
 
 INTERPOSED int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms) {

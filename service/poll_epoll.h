@@ -21,6 +21,13 @@ typedef bool (*spark_poll_work_fn)(void *ud);
  * then stays the kernel's). */
 int spark_poll_epoll_begin(spark_poll_work_fn work_pending, void *ud);
 
+/* A timer due at once was just scheduled: the next poll() asked not to wait
+ * does not wait. (lws runs the timers due when its pass over them began;
+ * one scheduled inside that pass waits for the next turn, and lws asks
+ * poll() not to wait for it.) Call it after every lws_sul_schedule() of a
+ * timer due at once on the serving thread. */
+void spark_poll_epoll_due_now(void);
+
 /* Frees the set; this thread's poll() is the kernel's again. */
 void spark_poll_epoll_end(void);
 

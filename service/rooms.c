@@ -32,6 +32,7 @@
 #include "json_read.h"
 #include "log.h"
 #include "metrics.h"
+#include "poll_epoll.h"
 #include "table.h"
 
 #include <inttypes.h>
@@ -835,8 +836,10 @@ static void schedule_untrack(spark_rooms *rooms, spark_room_peer *p) {
     if (!rooms->untracks_len) rooms->untracks[rooms->untracks_len++] = '{';
     memcpy(rooms->untracks + rooms->untracks_len, serial, (size_t)n + 1);
     rooms->untracks_len += (size_t)n;
-    if (lws_dll2_is_detached(&rooms->untrack_timer.list))
+    if (lws_dll2_is_detached(&rooms->untrack_timer.list)) {
         lws_sul_schedule(rooms->ctx, 0, &rooms->untrack_timer, send_untracks, 0);
+        spark_poll_epoll_due_now();
+    }
 }
 
 void spark_rooms_peer_gone(spark_rooms *rooms, spark_room_peer *p) {
@@ -960,8 +963,10 @@ static void send_tracks(lws_sorted_usec_list_t *sul) {
 static void schedule_track(spark_rooms *rooms, member *m) {
     lws_dll2_remove(&m->in_track);
     lws_dll2_add_tail(&m->in_track, &rooms->to_track);
-    if (lws_dll2_is_detached(&rooms->track_timer.list))
+    if (lws_dll2_is_detached(&rooms->track_timer.list)) {
         lws_sul_schedule(rooms->ctx, 0, &rooms->track_timer, send_tracks, 0);
+        spark_poll_epoll_due_now();
+    }
 }
 
 int spark_rooms_track(spark_rooms *rooms, spark_room_peer *p, const char *name,

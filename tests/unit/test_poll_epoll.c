@@ -233,15 +233,26 @@ static bool work(void *asked) {
     return true;
 }
 
+/* watch_two, with a loop that never has work to do at once. */
+static void watch_two_without_work(struct pollfd fds[2], int *asked) {
+    watch_two(fds);
+    ck_assert_int_eq(spark_poll_epoll_begin(no_work, asked), 0);
+}
+
+static void unwatch_two(void) {
+    close_pair(0);
+    close_pair(1);
+    spark_poll_epoll_end();
+}
+
 /* lws asks poll() for no wait when its next timer is due within the
  * millisecond (it rounds its wait down). With no work pending, such a
  * call waits up to that millisecond for a descriptor, instead of coming
  * back at once to be called again; with work pending, it does not wait. */
 START_TEST(no_wait_without_work_waits_the_millisecond) {
     struct pollfd fds[2];
-    watch_two(fds);
     int asked = 0;
-    ck_assert_int_eq(spark_poll_epoll_begin(no_work, &asked), 0);
+    watch_two_without_work(fds, &asked);
     long long t0 = now_us();
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(poll(fds, 2, 0), 0);
@@ -260,9 +271,29 @@ START_TEST(no_wait_without_work_waits_the_millisecond) {
         ck_assert_int_eq(poll(fds, 2, 0), 0);
     ck_assert_int_lt(now_us() - t0, 150000); /* 200 ms if each waited */
     ck_assert_int_eq(asked, 200);
-    close_pair(0);
-    close_pair(1);
-    spark_poll_epoll_end();
+    unwatch_two();
+}
+END_TEST
+
+/* A timer due now, scheduled inside lws's pass over its timers, runs on
+ * the next turn, and lws asks poll() not to wait for it: once told
+ * (spark_poll_epoll_due_now), that call does not wait, and the flag is
+ * spent on it. */
+START_TEST(a_timer_due_now_is_not_made_to_wait) {
+    struct pollfd fds[2];
+    int asked = 0;
+    watch_two_without_work(fds, &asked);
+    long long t0 = now_us();
+    for (int i = 0; i < 200; i++) {
+        spark_poll_epoll_due_now();
+        ck_assert_int_eq(poll(fds, 2, 0), 0);
+    }
+    ck_assert_int_lt(now_us() - t0, 150000); /* 200 ms if each waited */
+    t0 = now_us();
+    ck_assert_int_eq(poll(fds, 2, 0), 0);
+    ck_assert_int_ge(now_us() - t0, 900); /* spent: this one waits the millisecond */
+    ck_assert_int_eq(asked, 1);           /* the 200 did not ask: they were told */
+    unwatch_two();
 }
 END_TEST
 
@@ -299,6 +330,7 @@ static Suite *poll_epoll_suite(void) {
     tcase_add_test(tc, a_dropped_descriptor_is_not_reported);
     tcase_add_test(tc, a_forked_child_leaves_the_set_alone);
     tcase_add_test(tc, no_wait_without_work_waits_the_millisecond);
+    tcase_add_test(tc, a_timer_due_now_is_not_made_to_wait);
     suite_add_tcase(s, tc);
     return s;
 }
