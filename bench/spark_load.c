@@ -489,9 +489,11 @@ static void fanout_send(long long id) {
     int64_t t = f->start + (int64_t)((double)id * US_PER_SEC / opt.rate);
     int sender = (int)(id % opt.senders) * 2; /* even indexes are on A */
     char text[160];
-    int n =
-        snprintf(text, sizeof text,
-                 "{\"action\":\"chat\",\"message\":\"" FANOUT_MARKER "%lld#%" PRId64 "#\"}", id, t);
+    /* The due time has a fixed width: a message's length (and so the bytes
+     * every member receives) must not depend on how long the clock has run. */
+    int n = snprintf(text, sizeof text,
+                     "{\"action\":\"chat\",\"message\":\"" FANOUT_MARKER "%lld#%019" PRId64 "#\"}",
+                     id, t);
     if (conn_send(&g.conns[sender], text, (size_t)n) == 0) g.frames_tx++;
 }
 
