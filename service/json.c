@@ -99,9 +99,13 @@ static bool representable(json_object *v) {
 }
 
 bool spark_json_read(const char *text, size_t len, json_object **out) {
+    return spark_json_read_nested(text, len, SPARK_JSON_MAX_DEPTH, out);
+}
+
+bool spark_json_read_nested(const char *text, size_t len, int depth, json_object **out) {
     *out = NULL;
-    if (!text || len > (size_t)INT32_MAX) return false;
-    json_tokener *tok = json_tokener_new();
+    if (!text || len > (size_t)INT32_MAX || depth < 1) return false;
+    json_tokener *tok = json_tokener_new_ex(depth);
     if (!tok) return false;
     /* Strict: no leading zeros, cut exponents, trailing commas, which
      * json-c otherwise reads and writes back as other numbers. */
@@ -210,11 +214,12 @@ SPARK_API int spark_json_set_bool(spark_json *json, const char *key, bool value)
 }
 
 SPARK_API int spark_json_set_raw(spark_json *json, const char *key, const char *json_text) {
-    if (!json_text) return -1;
-    spark_json *parsed = spark_json_parse(json_text, strlen(json_text));
-    if (!parsed) return -1;
-    json_object *value = json_object_get(parsed->value);
-    spark_json_free(parsed);
+    json_object *value;
+    /* One level less than a parse reads: the object it goes in is one more,
+     * and what spark_json_text writes must parse again. */
+    if (!json_text ||
+        !spark_json_read_nested(json_text, strlen(json_text), SPARK_JSON_MAX_DEPTH - 1, &value))
+        return -1;
     if (!spark_json_is_object(json) || !key) {
         json_object_put(value);
         return -1;

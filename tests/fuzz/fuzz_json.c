@@ -48,14 +48,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(spark_json_int(in, "since", &got) && got == since);
         check_text_round_trip(in);
     }
-    /* The input as a raw field value: accepted exactly when it parsed
-     * (the text has no NUL inside, or set_raw sees less of it). */
+    /* The input as a raw field value: accepted exactly when it still
+     * parses inside an object (it parsed alone; inside, it is one level
+     * deeper), if the text has no NUL inside (set_raw would see less). */
     spark_json *out = spark_json_object();
     FUZZ_CHECK(out);
     char *text = fuzz_cstr(data, size);
     if (strlen(text) == size) {
-        FUZZ_CHECK(spark_json_set_raw(out, "data", text) == 0);
-        check_text_round_trip(out);
+        char *inside = malloc(size + sizeof "{\"data\":}");
+        FUZZ_CHECK(inside);
+        int n = sprintf(inside, "{\"data\":%s}", text);
+        spark_json *whole = spark_json_parse(inside, (size_t)n);
+        FUZZ_CHECK((spark_json_set_raw(out, "data", text) == 0) == (whole != NULL));
+        if (whole) check_text_round_trip(out);
+        spark_json_free(whole);
+        free(inside);
     }
     free(text);
     spark_json_free(out);

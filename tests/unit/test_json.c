@@ -76,6 +76,39 @@ START_TEST(objects_and_fields) {
 }
 END_TEST
 
+/* "[[...]]" nested `levels` deep, in a buffer the caller frees. */
+static char *nested_arrays(int levels) {
+    char *text = malloc((size_t)levels * 2 + 1);
+    ck_assert_ptr_nonnull(text);
+    for (int i = 0; i < levels; i++)
+        text[i] = '[', text[levels * 2 - 1 - i] = ']';
+    text[levels * 2] = '\0';
+    return text;
+}
+
+/* A raw value goes one level deeper than it was: set_raw takes what still
+ * parses once inside the object, and what spark_json_text then writes
+ * parses again. */
+START_TEST(a_raw_value_nests_no_deeper_than_a_parse_reads) {
+    char *deepest = nested_arrays(31), *too_deep = nested_arrays(32);
+    spark_json *whole = spark_json_parse(too_deep, strlen(too_deep));
+    ck_assert_ptr_nonnull(whole); /* alone, 32 levels read */
+    spark_json_free(whole);
+    spark_json *j = spark_json_object();
+    ck_assert_int_eq(spark_json_set_raw(j, "data", too_deep), -1);
+    ck_assert(!spark_json_has(j, "data"));
+    ck_assert_int_eq(spark_json_set_raw(j, "data", deepest), 0);
+    size_t len = 0;
+    const char *text = spark_json_text(j, &len);
+    whole = spark_json_parse(text, len);
+    ck_assert_ptr_nonnull(whole);
+    spark_json_free(whole);
+    spark_json_free(j);
+    free(deepest);
+    free(too_deep);
+}
+END_TEST
+
 /* Numbers read from numbers and from strings that are numbers, as
  * browsers send form values; anything else is absent. */
 START_TEST(numbers_from_numbers_and_numeric_strings) {
@@ -109,6 +142,7 @@ int main(void) {
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, scalars_at_the_end_of_the_text);
     tcase_add_test(tc, objects_and_fields);
+    tcase_add_test(tc, a_raw_value_nests_no_deeper_than_a_parse_reads);
     tcase_add_test(tc, numbers_that_would_change_are_refused);
     tcase_add_test(tc, numbers_from_numbers_and_numeric_strings);
     suite_add_tcase(s, tc);

@@ -52,8 +52,10 @@ SPARK_API bool spark_json_double(const spark_json *json, const char *key, double
 SPARK_API bool spark_json_bool(const spark_json *json, const char *key, bool *out);
 
 /* Setting fields of an object (replacing any old value). set_raw parses
- * `json_text` and returns -1 if it is not JSON; the others return 0, or -1
- * when `json` is not an object (or the double is not finite). */
+ * `json_text` and returns -1 if it is not JSON, or nests more than 31
+ * levels deep (with the object around it, 32: the most a parse reads); the
+ * others return 0, or -1 when `json` is not an object (or the double is
+ * not finite). */
 SPARK_API int spark_json_set_str(spark_json *json, const char *key, const char *value);
 SPARK_API int spark_json_set_int(spark_json *json, const char *key, long long value);
 SPARK_API int spark_json_set_double(spark_json *json, const char *key, double value);
